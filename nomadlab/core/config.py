@@ -1,0 +1,500 @@
+"""The config file: where it is, what it may say, and a clear message when it is wrong.
+
+``load_config`` reads TOML with tomllib and validates every key it knows; an unknown
+key is an error with a suggestion (a typo would otherwise be silently ignored). All
+problems of a file are reported at once, each with its key path and, where the
+scanner finds it, its line.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import os
+import re
+import tomllib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from nomadlab.core import paths, tomlpos
+
+T = TypeVar("T")
+
+PANE_KINDS = ("fleet", "logs", "focus", "papers", "board")
+LAYOUTS = ("columns", "rows", "grid", "main-left", "main-top")
+SORT_KEYS = ("name", "state", "utilization", "memory", "cost")
+RESERVED_HOST_NAMES = ("local",)
+
+
+class ConfigError(Exception):
+    """A config file that cannot be used, with every problem found in it."""
+
+    def __init__(self, source: Path | None, problems: list[str]) -> None:
+        self.source = source
+        self.problems = problems
+        where = str(source) if source is not None else "config"
+        if len(problems) == 1:
+            text = f"{where}: {problems[0]}"
+        else:
+            text = f"{where}: {len(problems)} problems\n" + "\n".join(f"  {p}" for p in problems)
+        super().__init__(text)
+
+
+# --------------------------------------------------------------------------- values
+
+
+_DURATION = re.compile(r"^\s*(?:(\d+(?:\.\d+)?)\s*d)?\s*(?:(\d+(?:\.\d+)?)\s*h)?\s*"
+                       r"(?:(\d+(?:\.\d+)?)\s*m(?!s))?\s*(?:(\d+(?:\.\d+)?)\s*s)?\s*"
+                       r"(?:(\d+(?:\.\d+)?)\s*ms)?\s*$")
+
+
+def parse_duration(value: object) -> float:
+    """'90s', '15m', '1h30m', '2d', '250ms' or a number of seconds -> seconds."""
+    if isinstance(value, bool):
+        raise ValueError("expected a duration such as \"15m\" or a number of seconds")
+    if isinstance(value, int | float):
+        if value < 0 or not math.isfinite(value):
+            raise ValueError("expected a duration of zero or more")
+        return float(value)
+    if isinstance(value, str):
+        match = _DURATION.match(value)
+        if match and any(match.groups()):
+            d, h, m, s, ms = (float(g) if g else 0.0 for g in match.groups())
+            return d * 86400 + h * 3600 + m * 60 + s + ms / 1000
+    raise ValueError(f"expected a duration such as \"15m\" or \"90s\", got {value!r}")
+
+
+def format_duration(seconds: float) -> str:
+    seconds = float(seconds)
+    if seconds and seconds % 3600 == 0:
+        return f"{seconds / 3600:g}h"
+    if seconds and seconds % 60 == 0:
+        return f"{seconds / 60:g}m"
+    return f"{seconds:g}s"
+
+
+# --------------------------------------------------------------------------- reader
+
+
+class _Problems:
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.items: list[str] = []
+        self.labels: dict[str, str] = {}  # "hosts[1]" -> 'hosts[1] ("b")'
+
+    def add(self, path: str, message: str) -> None:
+        line = tomlpos.line_of(self.text, path) if self.text else None
+        where = f"line {line}: " if line is not None else ""
+        shown = path
+        for prefix, label in self.labels.items():
+            if shown == prefix or shown.startswith(prefix + "."):
+                shown = label + shown[len(prefix):]
+                break
+        self.items.append(f"{where}{shown}: {message}")
+
+
+_MISSING: Any = object()
+_TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "true or false"}
+
+
+class Table:
+    """Reads one TOML table, checking types, and reports keys nobody read."""
+
+    def __init__(self, data: dict[str, Any], path: str, problems: _Problems) -> None:
+        self.data = data
+        self.path = path
+        self.problems = problems
+        self.seen: set[str] = set()
+
+    def _key_path(self, key: str) -> str:
+        return f"{self.path}.{key}" if self.path else key
+
+    def problem(self, key: str | None, message: str) -> None:
+        self.problems.add(self._key_path(key) if key else self.path, message)
+
+    def value(self, key: str, kind: type[T], default: T, *, minimum: float | None = None,
+              maximum: float | None = None, choices: Iterable[str] | None = None,
+              required: bool = False) -> T:
+        self.seen.add(key)
+        if key not in self.data:
+            if required:
+                self.problem(key, f"missing; expected {_TYPE_NAMES.get(kind, kind.__name__)}")
+            return default
+        raw = self.data[key]
+        ok = isinstance(raw, kind) and not (kind is int and isinstance(raw, bool))
+        if kind is float and isinstance(raw, int) and not isinstance(raw, bool):
+            raw, ok = float(raw), True
+        if not ok:
+            self.problem(key, f"expected {_TYPE_NAMES.get(kind, kind.__name__)}, got {_show(raw)}")
+            return default
+        if isinstance(raw, int | float) and not isinstance(raw, bool):
+            if kind is float and not math.isfinite(raw):
+                self.problem(key, f"expected a finite number, got {raw}")
+                return default
+            if minimum is not None and raw < minimum:
+                self.problem(key, f"must be at least {minimum:g}, got {raw:g}")
+                return default
+            if maximum is not None and raw > maximum:
+                self.problem(key, f"must be at most {maximum:g}, got {raw:g}")
+                return default
+        if choices is not None and isinstance(raw, str):
+            options = list(choices)
+            if raw not in options:
+                self.problem(key, f"expected one of {', '.join(options)}; got {raw!r}"
+                             + _suggest(raw, options))
+                return default
+        return raw  # type: ignore[no-any-return]
+
+    def text(self, key: str, default: str | None = None, *, required: bool = False,
+             choices: Iterable[str] | None = None) -> str | None:
+        value = self.value(key, str, _MISSING if default is None else default,
+                           required=required, choices=choices)
+        if value is _MISSING:
+            return None
+        if required and not value.strip():
+            self.problem(key, "must not be empty")
+        if any(ord(c) < 32 or 0x7F <= ord(c) < 0xA0 for c in value):
+            self.problem(key, "must not contain control characters")
+        return value
+
+    def string_list(self, key: str, default: list[str]) -> list[str]:
+        self.seen.add(key)
+        if key not in self.data:
+            return list(default)
+        raw = self.data[key]
+        if isinstance(raw, str):
+            return [raw]
+        if not isinstance(raw, list) or not all(isinstance(v, str) for v in raw):
+            self.problem(key, f"expected a list of strings, got {_show(raw)}")
+            return list(default)
+        return list(raw)
+
+    def duration(self, key: str, default: float, *, minimum: float = 0.0) -> float:
+        self.seen.add(key)
+        if key not in self.data:
+            return default
+        try:
+            seconds = parse_duration(self.data[key])
+        except ValueError as exc:
+            self.problem(key, str(exc))
+            return default
+        if seconds < minimum:
+            self.problem(key, f"must be at least {format_duration(minimum)}")
+            return default
+        return seconds
+
+    def table(self, key: str) -> Table:
+        self.seen.add(key)
+        raw = self.data.get(key, {})
+        if not isinstance(raw, dict):
+            self.problem(key, f"expected a table ([{self._key_path(key)}]), got {_show(raw)}")
+            raw = {}
+        return Table(raw, self._key_path(key), self.problems)
+
+    def tables(self, key: str) -> list[Table]:
+        """An array of tables ([[key]])."""
+        self.seen.add(key)
+        raw = self.data.get(key, [])
+        if not isinstance(raw, list) or not all(isinstance(v, dict) for v in raw):
+            self.problem(key, f"expected one or more [[{self._key_path(key)}]] tables")
+            return []
+        out = []
+        for i, v in enumerate(raw):
+            path = f"{self._key_path(key)}[{i}]"
+            if isinstance(v.get("name"), str):
+                self.problems.labels[path] = f"{path} ({v['name']!r})"
+            out.append(Table(v, path, self.problems))
+        return out
+
+    def finish(self) -> None:
+        known = sorted(self.seen)
+        for key in self.data:
+            if key not in self.seen:
+                self.problem(key, "unknown key" + _suggest(key, known))
+
+
+def _show(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return f"the string {value!r}"
+    if isinstance(value, dict):
+        return "a table"
+    if isinstance(value, list):
+        return "a list"
+    return repr(value)
+
+
+def _suggest(word: str, options: list[str]) -> str:
+    close = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+# --------------------------------------------------------------------------- the schema
+
+
+@dataclass(slots=True)
+class HostConfig:
+    name: str
+    hostname: str
+    user: str | None = None
+    port: int | None = None
+    identity_file: str | None = None
+    jump: str | None = None
+    known_hosts: str | None = None
+    hourly_cost: float | None = None
+    python: str = "python3"
+    enabled: bool = True
+    tags: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class SshSettings:
+    connect_timeout: float = 15.0
+    login_timeout: float = 30.0
+    keepalive_interval: float = 10.0
+    keepalive_count_max: int = 2
+    backoff_initial: float = 1.0
+    backoff_max: float = 60.0
+    config_file: str = "~/.ssh/config"
+    known_hosts: str = "~/.ssh/known_hosts"
+
+
+@dataclass(slots=True)
+class Thresholds:
+    temperature_warn: float = 80.0
+    temperature_crit: float = 88.0
+    memory_warn: float = 85.0  # percent
+    memory_crit: float = 95.0
+    power_warn: float = 95.0  # percent of the limit
+    free_utilization: float = 5.0  # percent: at most this busy to count as free
+    free_memory_mib: float = 1024.0
+
+
+@dataclass(slots=True)
+class FleetSettings:
+    interval: float = 1.0
+    history: float = 600.0  # seconds of sparkline history kept per GPU
+    stale_after: float | None = None  # default: max(5 s, 3 intervals)
+    sort: str = "name"
+    thresholds: Thresholds = field(default_factory=Thresholds)
+
+    @property
+    def stale_seconds(self) -> float:
+        if self.stale_after is not None:
+            return self.stale_after
+        return max(5.0, 3 * self.interval)
+
+
+@dataclass(slots=True)
+class WorkspaceConfig:
+    panes: list[str] = field(default_factory=lambda: list(PANE_KINDS))
+    layout: str = "grid"
+    main: str = "fleet"
+    sizes: dict[str, int] = field(default_factory=dict)
+    narrow_width: int = 100
+    narrow_height: int = 30
+    remember: bool = True
+
+
+@dataclass(slots=True)
+class Config:
+    source: Path | None = None  # None: defaults, no file
+    show_local: bool = True
+    data_dir: Path = field(default_factory=paths.data_dir)
+    hosts: list[HostConfig] = field(default_factory=list)
+    ssh: SshSettings = field(default_factory=SshSettings)
+    fleet: FleetSettings = field(default_factory=FleetSettings)
+    workspace: WorkspaceConfig = field(default_factory=WorkspaceConfig)
+
+    def host(self, name: str) -> HostConfig | None:
+        for host in self.hosts:
+            if host.name == name:
+                return host
+        return None
+
+    @property
+    def database(self) -> Path:
+        return self.data_dir / "nomadlab.db"
+
+
+_NAME_OK = re.compile(r"^[^\x00-\x1f\x7f-\x9f]{1,64}$")
+
+
+def _read_host(t: Table) -> HostConfig | None:
+    name = t.text("name", required=True)
+    hostname = t.text("hostname", required=True)
+    host = HostConfig(
+        name=name or "",
+        hostname=hostname or "",
+        user=t.text("user"),
+        port=t.value("port", int, None, minimum=1, maximum=65535),  # type: ignore[arg-type]
+        identity_file=t.text("identity_file"),
+        jump=t.text("jump"),
+        known_hosts=t.text("known_hosts"),
+        hourly_cost=t.value("hourly_cost", float, None, minimum=0),  # type: ignore[arg-type]
+        python=t.text("python", "python3") or "python3",
+        enabled=t.value("enabled", bool, True),
+        tags=t.string_list("tags", []),
+    )
+    t.finish()
+    if name and not _NAME_OK.match(name):
+        t.problem("name", "must be 1 to 64 printable characters")
+    if name in RESERVED_HOST_NAMES:
+        t.problem("name", f"{name!r} is reserved for this machine; choose another name")
+    if not name or not hostname:
+        return None
+    return host
+
+
+def _read_thresholds(t: Table) -> Thresholds:
+    d = Thresholds()
+    out = Thresholds(
+        temperature_warn=t.value("temperature_warn", float, d.temperature_warn, minimum=0),
+        temperature_crit=t.value("temperature_crit", float, d.temperature_crit, minimum=0),
+        memory_warn=t.value("memory_warn", float, d.memory_warn, minimum=0, maximum=100),
+        memory_crit=t.value("memory_crit", float, d.memory_crit, minimum=0, maximum=100),
+        power_warn=t.value("power_warn", float, d.power_warn, minimum=0, maximum=200),
+        free_utilization=t.value("free_utilization", float, d.free_utilization,
+                                 minimum=0, maximum=100),
+        free_memory_mib=t.value("free_memory_mib", float, d.free_memory_mib, minimum=0),
+    )
+    t.finish()
+    return out
+
+
+def _read_fleet(t: Table) -> FleetSettings:
+    d = FleetSettings()
+    stale = t.duration("stale_after", -1.0, minimum=0.5) if "stale_after" in t.data else None
+    out = FleetSettings(
+        interval=t.duration("interval", d.interval, minimum=0.1),
+        history=t.duration("history", d.history, minimum=60),
+        stale_after=stale if stale is not None and stale >= 0 else None,
+        sort=t.text("sort", d.sort, choices=SORT_KEYS) or d.sort,
+        thresholds=_read_thresholds(t.table("thresholds")),
+    )
+    t.finish()
+    return out
+
+
+def _read_ssh(t: Table) -> SshSettings:
+    d = SshSettings()
+    out = SshSettings(
+        connect_timeout=t.duration("connect_timeout", d.connect_timeout, minimum=1),
+        login_timeout=t.duration("login_timeout", d.login_timeout, minimum=1),
+        keepalive_interval=t.duration("keepalive_interval", d.keepalive_interval, minimum=1),
+        keepalive_count_max=t.value("keepalive_count_max", int, d.keepalive_count_max,
+                                    minimum=1, maximum=100),
+        backoff_initial=t.duration("backoff_initial", d.backoff_initial, minimum=0.1),
+        backoff_max=t.duration("backoff_max", d.backoff_max, minimum=1),
+        config_file=t.text("config_file", d.config_file) or d.config_file,
+        known_hosts=t.text("known_hosts", d.known_hosts) or d.known_hosts,
+    )
+    t.finish()
+    return out
+
+
+def _read_workspace(t: Table) -> WorkspaceConfig:
+    d = WorkspaceConfig()
+    panes = t.string_list("panes", d.panes)
+    for pane in panes:
+        if pane not in PANE_KINDS:
+            t.problem("panes", f"unknown pane {pane!r}; panes are {', '.join(PANE_KINDS)}"
+                      + _suggest(pane, list(PANE_KINDS)))
+    panes = [p for p in panes if p in PANE_KINDS] or list(d.panes)
+    sizes_table = t.table("sizes")
+    sizes: dict[str, int] = {}
+    for pane in list(sizes_table.data):
+        if pane not in PANE_KINDS:
+            sizes_table.seen.add(pane)
+            sizes_table.problem(pane, "unknown pane" + _suggest(pane, list(PANE_KINDS)))
+            continue
+        sizes[pane] = sizes_table.value(pane, int, 1, minimum=1, maximum=12)
+    sizes_table.finish()
+    out = WorkspaceConfig(
+        panes=panes,
+        layout=t.text("layout", d.layout, choices=LAYOUTS) or d.layout,
+        main=t.text("main", d.main, choices=PANE_KINDS) or d.main,
+        sizes=sizes,
+        narrow_width=t.value("narrow_width", int, d.narrow_width, minimum=20, maximum=1000),
+        narrow_height=t.value("narrow_height", int, d.narrow_height, minimum=5, maximum=1000),
+        remember=t.value("remember", bool, d.remember),
+    )
+    t.finish()
+    return out
+
+
+def parse_config(data: dict[str, Any], text: str = "", source: Path | None = None) -> Config:
+    problems = _Problems(text)
+    root = Table(data, "", problems)
+    hosts: list[HostConfig] = []
+    for table in root.tables("hosts"):
+        host = _read_host(table)
+        if host is not None:
+            hosts.append(host)
+    names: dict[str, int] = {}
+    for index, host in enumerate(hosts):
+        if host.name in names:
+            problems.add(f"hosts[{index}].name",
+                         f"duplicate host name {host.name!r} (also hosts[{names[host.name]}])")
+        names.setdefault(host.name, index)
+    for index, host in enumerate(hosts):
+        if host.jump is not None and host.jump == host.name:
+            problems.add(f"hosts[{index}].jump", "a host cannot be its own jump host")
+    data_dir_text = root.text("data_dir")
+    config = Config(
+        source=source,
+        show_local=root.value("show_local", bool, True),
+        data_dir=Path(os.path.expanduser(data_dir_text)) if data_dir_text else paths.data_dir(),
+        hosts=hosts,
+        ssh=_read_ssh(root.table("ssh")),
+        fleet=_read_fleet(root.table("fleet")),
+        workspace=_read_workspace(root.table("workspace")),
+    )
+    root.finish()
+    if problems.items:
+        raise ConfigError(source, problems.items)
+    return config
+
+
+def load_config_text(text: str, source: Path | None = None) -> Config:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        message = str(exc)
+        match = re.search(r"\(at line (\d+), column (\d+)\)", message)
+        if match:
+            message = message[: match.start()].strip()
+            raise ConfigError(source, [f"line {match.group(1)}, column {match.group(2)}: "
+                                       f"TOML syntax: {message}"]) from None
+        raise ConfigError(source, [f"TOML syntax: {message}"]) from None
+    return parse_config(data, text, source)
+
+
+def config_path(explicit: str | os.PathLike[str] | None = None) -> tuple[Path, bool]:
+    """The config file to use and whether the user named it (then it must exist)."""
+    if explicit:
+        return Path(os.path.expanduser(os.fspath(explicit))), True
+    env = os.environ.get("NOMADLAB_CONFIG")
+    if env:
+        return Path(os.path.expanduser(env)), True
+    return paths.config_dir() / "config.toml", False
+
+
+def load_config(explicit: str | os.PathLike[str] | None = None) -> Config:
+    path, named = config_path(explicit)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        if named:
+            raise ConfigError(path, ["no such file"]) from None
+        return Config(source=None)
+    except OSError as exc:
+        raise ConfigError(path, [f"cannot read: {exc.strerror or exc}"]) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(path, [f"not UTF-8 text (byte {exc.start})"]) from None
+    return load_config_text(text, path)

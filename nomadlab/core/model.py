@@ -1,0 +1,154 @@
+"""The domain: plain dataclasses shared by every layer. No I/O, no Textual."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+
+@dataclass(slots=True, frozen=True)
+class GpuProcess:
+    pid: int
+    user: str
+    command: str
+    memory_mib: float | None
+
+
+@dataclass(slots=True)
+class GpuSample:
+    index: int
+    name: str
+    uuid: str
+    utilization: float | None
+    memory_used_mib: float | None
+    memory_total_mib: float | None
+    temperature_c: float | None
+    power_w: float | None
+    power_limit_w: float | None
+    processes: list[GpuProcess] = field(default_factory=list)
+
+    @property
+    def memory_fraction(self) -> float | None:
+        if self.memory_used_mib is None or not self.memory_total_mib:
+            return None
+        return self.memory_used_mib / self.memory_total_mib
+
+    def is_free(self, max_utilization: float, max_memory_mib: float) -> bool:
+        """Idle enough to hand to a new job: low utilization, little memory, no process."""
+        util = self.utilization if self.utilization is not None else 0.0
+        used = self.memory_used_mib if self.memory_used_mib is not None else 0.0
+        return util <= max_utilization and used <= max_memory_mib and not self.processes
+
+
+@dataclass(slots=True)
+class HostSample:
+    host: str
+    time: float  # wall clock, seconds since the epoch (the host's clock when remote)
+    cpu_percent: float | None
+    memory_used_mib: float | None
+    memory_total_mib: float | None
+    load1: float | None
+    gpus: list[GpuSample] = field(default_factory=list)
+    received: float = 0.0  # wall clock on this machine when the sample arrived
+
+
+class GpuSource(enum.StrEnum):
+    NVML = "nvml"
+    NVIDIA_SMI = "nvidia-smi"
+    NONE = "none"
+
+
+@dataclass(slots=True, frozen=True)
+class AgentInfo:
+    """What the agent's first line said about its host."""
+
+    hostname: str
+    agent_version: int
+    python: str | None
+    source: GpuSource
+    driver: str | None
+    gpu_count: int
+    reason: str | None = None  # why there are no GPUs, when there are none
+
+
+class HostState(enum.StrEnum):
+    CONNECTING = "connecting"
+    LIVE = "live"
+    STALE = "stale"
+    RECONNECTING = "reconnecting"
+    AUTH_FAILED = "auth failed"
+    PASSPHRASE = "passphrase needed"
+    HOSTKEY_UNKNOWN = "host key unknown"
+    HOSTKEY_CHANGED = "host key changed"
+    STOPPED = "stopped"
+
+    @property
+    def waits_for_user(self) -> bool:
+        return self in _WAITS_FOR_USER
+
+    @property
+    def is_problem(self) -> bool:
+        return self not in (HostState.LIVE, HostState.CONNECTING)
+
+
+_WAITS_FOR_USER = frozenset(
+    {
+        HostState.AUTH_FAILED,
+        HostState.PASSPHRASE,
+        HostState.HOSTKEY_UNKNOWN,
+        HostState.HOSTKEY_CHANGED,
+    }
+)
+
+
+@dataclass(slots=True, frozen=True)
+class HostKeyInfo:
+    """A host key the user has to decide about."""
+
+    host: str  # the name known_hosts is matched against
+    port: int
+    key_type: str
+    fingerprint: str  # SHA256:...
+    known_hosts: str  # the file it would be appended to
+    line: str  # the known_hosts line that trusting it appends
+    changed: bool  # known_hosts holds a different key of this type: never accepted here
+
+
+@dataclass(slots=True)
+class HostStatus:
+    name: str
+    state: HostState
+    since: float  # wall clock when this state began
+    error: str | None = None
+    retry_at: float | None = None  # wall clock of the next attempt (RECONNECTING)
+    last_sample: float | None = None  # wall clock (local) of the last sample
+    info: AgentInfo | None = None
+    hostkey: HostKeyInfo | None = None
+    key_path: str | None = None  # the encrypted key a passphrase is asked for
+    garbage_lines: int = 0  # lines from the agent that were not understood
+
+    def label(self, now: float) -> str:
+        """Short human text: 'live', 'stale 42s', 'reconnecting in 8s', ..."""
+        if self.state is HostState.LIVE and self.info is not None and self.info.gpu_count == 0:
+            return "live · no GPU"
+        if self.state is HostState.STALE:
+            ref = self.last_sample if self.last_sample is not None else self.since
+            return f"stale {format_age(now - ref)}"
+        if self.state is HostState.RECONNECTING and self.retry_at is not None:
+            wait = max(0.0, self.retry_at - now)
+            return f"reconnecting in {wait:.0f}s"
+        return str(self.state)
+
+
+def format_age(seconds: float) -> str:
+    seconds = max(0.0, seconds)
+    if seconds < 60:
+        return f"{seconds:.0f}s"
+    if seconds < 3600:
+        return f"{seconds // 60:.0f}m{seconds % 60:02.0f}s"
+    if seconds < 86400:
+        return f"{seconds // 3600:.0f}h{(seconds % 3600) // 60:02.0f}m"
+    return f"{seconds // 86400:.0f}d{(seconds % 86400) // 3600:02.0f}h"
+
+
+LOCAL_HOST = "local"

@@ -1,0 +1,617 @@
+"""The nomadlab sampling agent: the one piece of nomadlab that runs ON a GPU host.
+
+Rules for this file (checked by a test with vermin):
+- standard library only, Python >= 3.8 (no f-string '=' specifiers, no walrus, no
+  ``list[int]`` annotations at runtime);
+- it is shipped to the host over SSH on stdin and exec'd by a tiny bootstrap, together
+  with the source of the client's installed nvidia-ml-py binding (pynvml), so nothing
+  has to be installed on the host;
+- it writes one JSON object per line to stdout: first a ``hello``, then one ``sample``
+  per interval;
+- it ends itself when stdin reaches EOF, when a write fails, or when no heartbeat line
+  arrived for a while: sshd does not kill a command when its channel closes.
+
+The same classes are imported in-process by the client (local machine, demo server,
+tests), so there is exactly one implementation of "turn NVML into a sample".
+"""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+AGENT_VERSION = 1
+NO_PYTHON_MARKER = "NOMADLAB-NO-PYTHON"
+
+# Fields asked of nvidia-smi, in this order, when NVML cannot be used.
+SMI_GPU_FIELDS = (
+    "index",
+    "name",
+    "uuid",
+    "utilization.gpu",
+    "memory.used",
+    "memory.total",
+    "temperature.gpu",
+    "power.draw",
+    "power.limit",
+)
+SMI_APP_FIELDS = ("timestamp", "gpu_uuid", "pid", "process_name", "used_memory")
+
+MAX_COMMAND = 240  # characters of a process command line sent to the client
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _num(text):
+    """nvidia-smi field -> float, or None for [N/A], [Not Supported], blanks."""
+    text = text.strip()
+    if not text or text.startswith("[") or text.upper() in ("N/A", "NA"):
+        return None
+    # Strip units when --format had no "nounits" (e.g. "81559 MiB", "69.21 W").
+    head = text.split(" ", 1)[0].rstrip("%")
+    try:
+        return float(head)
+    except ValueError:
+        return None
+
+
+def _round(value, digits=1):
+    if value is None:
+        return None
+    return round(value, digits)
+
+
+def parse_smi_gpu_line(line):
+    """One line of ``--query-gpu=SMI_GPU_FIELDS --format=csv,noheader,nounits``.
+
+    Returns a gpu dict (the sample wire format) or None for a line that is not one.
+    """
+    parts = [p.strip() for p in line.split(",")]
+    if len(parts) != len(SMI_GPU_FIELDS):
+        return None
+    index = _num(parts[0])
+    if index is None:
+        return None
+    return {
+        "i": int(index),
+        "name": parts[1],
+        "uuid": parts[2],
+        "util": _num(parts[3]),
+        "mu": _num(parts[4]),
+        "mt": _num(parts[5]),
+        "temp": _num(parts[6]),
+        "pw": _num(parts[7]),
+        "pl": _num(parts[8]),
+        "procs": [],
+    }
+
+
+def parse_smi_app_line(line):
+    """One line of ``--query-compute-apps=SMI_APP_FIELDS --format=csv,noheader,nounits``.
+
+    Returns (timestamp, gpu_uuid, pid, name, memory_mib) or None.
+    """
+    parts = [p.strip() for p in line.split(",")]
+    if len(parts) < len(SMI_APP_FIELDS):
+        return None
+    # A process name may itself contain commas: everything between pid and the last
+    # field belongs to it.
+    stamp, uuid, pid_text = parts[0], parts[1], parts[2]
+    memory = _num(parts[-1])
+    name = ",".join(parts[3:-1])
+    try:
+        pid = int(pid_text)
+    except ValueError:
+        return None
+    return stamp, uuid, pid, name, memory
+
+
+# --------------------------------------------------------------------------- host stats
+
+
+class HostStats(object):
+    """CPU %, RAM and load from /proc (Linux); None where /proc is missing."""
+
+    def __init__(self, proc_root="/proc"):
+        self.root = proc_root
+        self._prev = None
+
+    def _cpu_times(self):
+        with open(os.path.join(self.root, "stat"), "rb") as f:
+            first = f.readline().split()
+        values = [int(v) for v in first[1:]]
+        idle = values[3] + (values[4] if len(values) > 4 else 0)
+        return idle, sum(values[:8])
+
+    def sample(self):
+        out = {"cpu": None, "ram_used": None, "ram_total": None, "load1": None}
+        try:
+            idle, total = self._cpu_times()
+            if self._prev is not None:
+                d_total = total - self._prev[1]
+                d_idle = idle - self._prev[0]
+                if d_total > 0:
+                    out["cpu"] = round(100.0 * (d_total - d_idle) / d_total, 1)
+            self._prev = (idle, total)
+        except (OSError, ValueError, IndexError):
+            pass
+        try:
+            info = {}
+            with open(os.path.join(self.root, "meminfo"), "rb") as f:
+                for raw in f:
+                    key, _, rest = raw.partition(b":")
+                    if key in (b"MemTotal", b"MemAvailable", b"MemFree"):
+                        info[key] = int(rest.split()[0]) / 1024.0
+            total_mib = info.get(b"MemTotal")
+            avail = info.get(b"MemAvailable", info.get(b"MemFree"))
+            if total_mib is not None and avail is not None:
+                out["ram_total"] = round(total_mib, 1)
+                out["ram_used"] = round(total_mib - avail, 1)
+        except (OSError, ValueError, IndexError):
+            pass
+        try:
+            out["load1"] = round(os.getloadavg()[0], 2)
+        except (OSError, AttributeError):
+            pass
+        return out
+
+
+# --------------------------------------------------------------------------- processes
+
+
+class ProcessNames(object):
+    """pid -> (user, command line), read through /proc and cached while the pid lives."""
+
+    def __init__(self, proc_root="/proc"):
+        self.root = proc_root
+        self._cache = {}
+
+    def _read(self, pid):
+        base = os.path.join(self.root, str(pid))
+        user = "?"
+        command = ""
+        try:
+            with open(os.path.join(base, "status"), "rb") as f:
+                for raw in f:
+                    if raw.startswith(b"Uid:"):
+                        uid = int(raw.split()[1])
+                        try:
+                            import pwd
+
+                            user = pwd.getpwuid(uid).pw_name
+                        except (ImportError, KeyError):
+                            user = str(uid)
+                        break
+        except (OSError, ValueError, IndexError):
+            pass
+        try:
+            with open(os.path.join(base, "cmdline"), "rb") as f:
+                raw = f.read(4096)
+            command = raw.replace(b"\0", b" ").strip().decode("utf-8", "replace")
+            if not command:
+                with open(os.path.join(base, "comm"), "rb") as f:
+                    command = "[" + f.read(64).strip().decode("utf-8", "replace") + "]"
+        except OSError:
+            pass
+        if len(command) > MAX_COMMAND:
+            command = command[: MAX_COMMAND - 1] + "\u2026"
+        return user, command
+
+    def lookup(self, pids):
+        """Return {pid: (user, command)} and forget pids no longer asked for."""
+        result = {}
+        for pid in pids:
+            hit = self._cache.get(pid)
+            if hit is None:
+                hit = self._read(pid)
+                self._cache[pid] = hit
+            result[pid] = hit
+        for gone in [p for p in self._cache if p not in result]:
+            del self._cache[gone]
+        return result
+
+
+# --------------------------------------------------------------------------- GPU sources
+
+
+class NoGpu(object):
+    kind = "none"
+
+    def __init__(self, reason):
+        self.reason = reason
+        self.driver = None
+
+    def inventory(self):
+        return []
+
+    def sample(self):
+        return []
+
+    def close(self):
+        pass
+
+
+def _decode(value):
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return str(value)
+
+
+class NvmlGpus(object):
+    """GPUs through an NVML binding object with the pynvml API."""
+
+    kind = "nvml"
+
+    def __init__(self, nvml, names=None):
+        self.nv = nvml
+        nvml.nvmlInit()
+        self.driver = self._try(nvml.nvmlSystemGetDriverVersion)
+        if self.driver is not None:
+            self.driver = _decode(self.driver)
+        count = nvml.nvmlDeviceGetCount()
+        self.handles = []
+        self.static = []
+        for i in range(count):
+            handle = nvml.nvmlDeviceGetHandleByIndex(i)
+            name = self._try(nvml.nvmlDeviceGetName, handle)
+            uuid = self._try(nvml.nvmlDeviceGetUUID, handle)
+            self.handles.append(handle)
+            self.static.append(
+                {
+                    "i": i,
+                    "name": _decode(name) if name is not None else "GPU %d" % i,
+                    "uuid": _decode(uuid) if uuid is not None else "",
+                }
+            )
+        self.names = names if names is not None else ProcessNames()
+        self.reason = None
+
+    def _try(self, fn, *args):
+        try:
+            return fn(*args)
+        except Exception:  # NVMLError_*: not supported, GPU lost, ...
+            return None
+
+    def inventory(self):
+        return [dict(s) for s in self.static]
+
+    def _processes(self, handle):
+        procs = {}
+        for getter in ("nvmlDeviceGetComputeRunningProcesses", "nvmlDeviceGetGraphicsRunningProcesses"):
+            fn = getattr(self.nv, getter, None)
+            if fn is None:
+                continue
+            found = self._try(fn, handle)
+            for p in found or []:
+                used = getattr(p, "usedGpuMemory", None)
+                mib = None if used is None else round(used / 1048576.0, 1)
+                if p.pid in procs and procs[p.pid] is not None and mib is not None:
+                    mib = max(mib, procs[p.pid])
+                procs[p.pid] = mib
+        return procs
+
+    def sample(self):
+        nv = self.nv
+        gpus = []
+        all_pids = set()
+        per_gpu = []
+        for static, handle in zip(self.static, self.handles):
+            util = self._try(nv.nvmlDeviceGetUtilizationRates, handle)
+            mem = self._try(nv.nvmlDeviceGetMemoryInfo, handle)
+            temp = self._try(nv.nvmlDeviceGetTemperature, handle, 0)  # NVML_TEMPERATURE_GPU
+            power = self._try(nv.nvmlDeviceGetPowerUsage, handle)
+            limit = self._try(nv.nvmlDeviceGetEnforcedPowerLimit, handle)
+            procs = self._processes(handle)
+            all_pids.update(procs)
+            per_gpu.append(procs)
+            gpus.append(
+                {
+                    "i": static["i"],
+                    "util": None if util is None else float(util.gpu),
+                    "mu": None if mem is None else round(mem.used / 1048576.0, 1),
+                    "mt": None if mem is None else round(mem.total / 1048576.0, 1),
+                    "temp": None if temp is None else float(temp),
+                    "pw": None if power is None else round(power / 1000.0, 1),
+                    "pl": None if limit is None else round(limit / 1000.0, 1),
+                    "procs": [],
+                }
+            )
+        names = self.names.lookup(sorted(all_pids))
+        for gpu, procs in zip(gpus, per_gpu):
+            for pid in sorted(procs):
+                user, command = names.get(pid, ("?", ""))
+                gpu["procs"].append([pid, user, command, procs[pid]])
+        return gpus
+
+    def close(self):
+        self._try(self.nv.nvmlShutdown)
+
+
+class SmiGpus(object):
+    """GPUs through a streaming ``nvidia-smi ... -lms`` child (no NVML binding)."""
+
+    kind = "nvidia-smi"
+
+    def __init__(self, interval, command="nvidia-smi", names=None):
+        self.interval = interval
+        self.names = names if names is not None else ProcessNames()
+        self.driver = None
+        self.reason = None
+        self._lock = threading.Lock()
+        self._rows = {}
+        self._apps = {}  # uuid -> list of (pid, name, mib)
+        self._apps_stamp = None
+        self._apps_seen = 0.0
+        ms = str(max(100, int(interval * 1000)))
+        self.children = []
+        gpu_cmd = [
+            command,
+            "--query-gpu=" + ",".join(SMI_GPU_FIELDS),
+            "--format=csv,noheader,nounits",
+            "-lms",
+            ms,
+        ]
+        app_cmd = [
+            command,
+            "--query-compute-apps=" + ",".join(SMI_APP_FIELDS),
+            "--format=csv,noheader,nounits",
+            "-lms",
+            ms,
+        ]
+        self._first = threading.Event()
+        for cmd, target in ((gpu_cmd, self._read_gpus), (app_cmd, self._read_apps)):
+            child = subprocess.Popen(
+                cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+            )
+            self.children.append(child)
+            t = threading.Thread(target=target, args=(child.stdout,))
+            t.daemon = True
+            t.start()
+        self._first.wait(max(5.0, 3 * interval))
+        with self._lock:
+            if not self._rows:
+                raise RuntimeError("nvidia-smi printed no GPU lines")
+
+    def _read_gpus(self, stream):
+        for raw in iter(stream.readline, b""):
+            gpu = parse_smi_gpu_line(raw.decode("utf-8", "replace"))
+            if gpu is None:
+                continue
+            with self._lock:
+                self._rows[gpu["i"]] = gpu
+            self._first.set()
+        self._first.set()
+
+    def _read_apps(self, stream):
+        for raw in iter(stream.readline, b""):
+            row = parse_smi_app_line(raw.decode("utf-8", "replace"))
+            if row is None:
+                continue
+            stamp, uuid, pid, name, mib = row
+            with self._lock:
+                # Rows of one poll share a timestamp: a new stamp starts a new poll.
+                if stamp != self._apps_stamp:
+                    self._apps = {}
+                    self._apps_stamp = stamp
+                self._apps.setdefault(uuid, []).append((pid, name, mib))
+                self._apps_seen = time.monotonic()
+
+    def inventory(self):
+        with self._lock:
+            return [{"i": g["i"], "name": g["name"], "uuid": g["uuid"]} for _, g in sorted(self._rows.items())]
+
+    def sample(self):
+        with self._lock:
+            rows = [dict(g) for _, g in sorted(self._rows.items())]
+            # nvidia-smi prints nothing at all when no process runs: forget a poll
+            # that was not repeated.
+            if time.monotonic() - self._apps_seen > 2.5 * self.interval + 0.5:
+                self._apps = {}
+            apps = dict((k, list(v)) for k, v in self._apps.items())
+        pids = [pid for entries in apps.values() for pid, _, _ in entries]
+        names = self.names.lookup(pids)
+        for gpu in rows:
+            gpu.pop("name", None)
+            uuid = gpu.pop("uuid", "")
+            gpu["procs"] = []
+            for pid, name, mib in apps.get(uuid, []):
+                user, command = names.get(pid, ("?", ""))
+                gpu["procs"].append([pid, user, command or name, mib])
+        return rows
+
+    def close(self):
+        for child in self.children:
+            try:
+                child.kill()
+                child.wait()
+            except OSError:
+                pass
+
+
+def _which(name):
+    for directory in os.environ.get("PATH", "").split(os.pathsep):
+        path = os.path.join(directory, name)
+        if os.path.isfile(path) and os.access(path, os.X_OK):
+            return path
+    return None
+
+
+def load_nvml_from_source(source):
+    """Build a pynvml module from shipped source text (no install on the host)."""
+    import types
+
+    module = types.ModuleType("pynvml")
+    module.__file__ = "<nomadlab:pynvml>"
+    sys.modules["pynvml"] = module
+    exec(compile(source, "pynvml.py", "exec"), module.__dict__)
+    return module
+
+
+def open_gpus(interval, pynvml_source=None, nvml=None):
+    """NVML first, then nvidia-smi, then nothing; the reason is kept for the hello."""
+    reasons = []
+    if nvml is None and pynvml_source:
+        try:
+            nvml = load_nvml_from_source(pynvml_source)
+        except Exception as exc:
+            reasons.append("NVML binding: %s" % exc)
+    if nvml is None:
+        try:
+            import pynvml as nvml  # a binding installed on this host
+        except Exception:
+            nvml = None
+    if nvml is not None:
+        try:
+            return NvmlGpus(nvml)
+        except Exception as exc:
+            reasons.append("NVML: %s" % exc)
+    smi = _which("nvidia-smi")
+    if smi is not None:
+        try:
+            return SmiGpus(interval, smi)
+        except Exception as exc:
+            reasons.append("nvidia-smi: %s" % exc)
+    else:
+        reasons.append("nvidia-smi not found")
+    return NoGpu("no NVIDIA driver (" + "; ".join(reasons) + ")")
+
+
+# --------------------------------------------------------------------------- wire format
+
+
+def hello_message(gpus, hostname=None):
+    return {
+        "type": "hello",
+        "agent": AGENT_VERSION,
+        "python": "%d.%d.%d" % sys.version_info[:3],
+        "hostname": hostname if hostname is not None else socket.gethostname(),
+        "source": gpus.kind,
+        "driver": gpus.driver,
+        "gpus": gpus.inventory(),
+        "reason": gpus.reason,
+    }
+
+
+def sample_message(gpus, host):
+    msg = {"type": "sample", "t": round(time.time(), 3)}
+    msg.update(host.sample())
+    msg["gpus"] = gpus.sample()
+    return msg
+
+
+def encode(message):
+    return (json.dumps(message, separators=(",", ":")) + "\n").encode("ascii")
+
+
+# --------------------------------------------------------------------------- main loop
+
+
+class Agent(object):
+    def __init__(self, out, inp, interval, gpus, host=None, heartbeat_timeout=60.0):
+        self.out = out
+        self.inp = inp
+        self.interval = max(0.1, float(interval))
+        self.gpus = gpus
+        self.host = host if host is not None else HostStats()
+        self.heartbeat_timeout = heartbeat_timeout
+        self.last_input = time.monotonic()
+        self.stop = threading.Event()
+        self.wake = threading.Event()
+
+    def _listen(self):
+        """Heartbeats and commands on stdin; EOF ends the agent."""
+        try:
+            for raw in iter(self.inp.readline, b""):
+                self.last_input = time.monotonic()
+                words = raw.decode("utf-8", "replace").split()
+                if len(words) == 2 and words[0] == "interval":
+                    try:
+                        self.interval = min(3600.0, max(0.1, float(words[1])))
+                        self.wake.set()
+                    except ValueError:
+                        pass
+                elif words == ["quit"]:
+                    break
+        except (OSError, ValueError):
+            pass
+        self.stop.set()
+        self.wake.set()
+
+    def write(self, message):
+        self.out.write(encode(message))
+        self.out.flush()
+
+    def run(self, once=False):
+        try:
+            self.write(hello_message(self.gpus))
+            if once:
+                self.host.sample()
+                time.sleep(0.1)
+                self.write(sample_message(self.gpus, self.host))
+                return 0
+            listener = threading.Thread(target=self._listen)
+            listener.daemon = True
+            listener.start()
+            next_tick = time.monotonic()
+            while not self.stop.is_set():
+                if time.monotonic() - self.last_input > self.heartbeat_timeout:
+                    return 3  # the client is gone without closing stdin
+                self.write(sample_message(self.gpus, self.host))
+                next_tick += self.interval
+                delay = next_tick - time.monotonic()
+                if delay < 0:  # fell behind (slow NVML, suspended): do not burst
+                    next_tick = time.monotonic()
+                    delay = 0
+                self.wake.wait(delay)
+                if self.wake.is_set() and not self.stop.is_set():
+                    self.wake.clear()
+                    next_tick = time.monotonic()
+            return 0
+        except (OSError, ValueError):  # stdout gone: the channel closed
+            return 2
+        finally:
+            self.gpus.close()
+
+
+def main(argv=None, bundle=None):
+    """Entry point: ``bundle`` when exec'd by the bootstrap, ``argv`` when run as a script."""
+    interval = 1.0
+    once = False
+    heartbeat_timeout = 60.0
+    source = None
+    if bundle is not None:
+        args = bundle.get("args", {})
+        interval = float(args.get("interval", 1.0))
+        once = bool(args.get("once", False))
+        heartbeat_timeout = float(args.get("heartbeat_timeout", 60.0))
+        source = bundle.get("pynvml")
+    else:
+        argv = list(sys.argv[1:] if argv is None else argv)
+        if "--once" in argv:
+            once = True
+        if "--interval" in argv:
+            interval = float(argv[argv.index("--interval") + 1])
+    out = sys.stdout.buffer
+    inp = sys.stdin.buffer
+    try:
+        gpus = open_gpus(interval, source)
+    except Exception as exc:  # never die before saying why
+        gpus = NoGpu("GPU probe failed: %s" % exc)
+    agent = Agent(out, inp, interval, gpus, heartbeat_timeout=heartbeat_timeout)
+    code = agent.run(once=once)
+    try:
+        out.flush()
+    except (OSError, ValueError):
+        pass
+    # Threads reading stdin or nvidia-smi must not keep the process alive.
+    os._exit(code)
+
+
+if __name__ == "__nomadlab_remote__":
+    main(bundle=BUNDLE)  # type: ignore[name-defined]  # noqa: F821  (set by the bootstrap)
+elif __name__ == "__main__":
+    main()

@@ -1,0 +1,213 @@
+"""The agent's wire format -> model objects. Pure: bytes in, events out.
+
+Everything here is untrusted input from a host. A line that is not what we expect
+(not JSON, wrong types, absurd numbers, too long) is counted and skipped; it never
+raises, never ends the connection, and never reaches the screen as markup.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from nomadlab.core.model import AgentInfo, GpuProcess, GpuSample, GpuSource, HostSample
+from nomadlab.remote.agent import NO_PYTHON_MARKER
+
+MAX_LINE = 1 << 20  # a sample of 8 GPUs is about 1 kB; anything near this is garbage
+MAX_GPUS = 256
+MAX_PROCS = 512
+MAX_TEXT = 512
+
+
+@dataclass(slots=True, frozen=True)
+class NoPython:
+    """The host has no usable python3: fall back to nvidia-smi over the shell."""
+
+    detail: str
+
+
+@dataclass(slots=True, frozen=True)
+class AgentError:
+    message: str
+
+
+Event = AgentInfo | HostSample | NoPython | AgentError
+
+
+def _number(value: Any, low: float = -1e12, high: float = 1e12) -> float | None:
+    if value is None or isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    value = float(value)
+    if not math.isfinite(value) or value < low or value > high:
+        return None
+    return value
+
+
+def _text(value: Any, default: str = "") -> str:
+    if not isinstance(value, str):
+        return default
+    return value[:MAX_TEXT]
+
+
+class Garbage(ValueError):
+    pass
+
+
+@dataclass(slots=True)
+class AgentDecoder:
+    """Feeds on raw channel bytes; yields events; counts what it could not use."""
+
+    host: str
+    garbage: int = 0
+    info: AgentInfo | None = None
+    inventory: dict[int, tuple[str, str]] = field(default_factory=dict)
+    _buffer: bytearray = field(default_factory=bytearray)
+    _skipping: bool = False  # inside an over-long line
+
+    def feed(self, data: bytes, received: float) -> list[Event]:
+        events: list[Event] = []
+        self._buffer.extend(data)
+        while True:
+            end = self._buffer.find(b"\n")
+            if end < 0:
+                if len(self._buffer) > MAX_LINE:
+                    self._buffer.clear()
+                    if not self._skipping:
+                        self.garbage += 1
+                    self._skipping = True
+                break
+            line = bytes(self._buffer[:end])
+            del self._buffer[: end + 1]
+            if self._skipping:
+                self._skipping = False
+                continue
+            event = self.line(line, received)
+            if event is not None:
+                events.append(event)
+        return events
+
+    def line(self, raw: bytes, received: float) -> Event | None:
+        text = raw.decode("utf-8", "replace").strip()
+        if not text:
+            return None
+        if text.startswith(NO_PYTHON_MARKER):
+            return NoPython(text[len(NO_PYTHON_MARKER):].strip() or "python3 not found")
+        try:
+            message = json.loads(text)
+            if not isinstance(message, dict):
+                raise Garbage("not an object")
+            kind = message.get("type")
+            if kind == "hello":
+                return self.hello_event(message)
+            if kind == "sample":
+                return self.sample_event(message, received)
+            if kind == "error":
+                return AgentError(_text(message.get("error"), "agent error"))
+            raise Garbage(f"unknown type {kind!r}")
+        except (ValueError, TypeError, KeyError, AttributeError):
+            self.garbage += 1
+            return None
+
+    def hello_event(self, message: dict[str, Any]) -> AgentInfo:
+        gpus = message.get("gpus")
+        if not isinstance(gpus, list):
+            raise Garbage("gpus")
+        self.inventory = {}
+        for gpu in gpus[:MAX_GPUS]:
+            index = _number(gpu.get("i"), 0, 10_000) if isinstance(gpu, dict) else None
+            if index is None:
+                raise Garbage("gpu index")
+            self.inventory[int(index)] = (_text(gpu.get("name"), f"GPU {int(index)}"),
+                                          _text(gpu.get("uuid")))
+        source_text = _text(message.get("source"), "none")
+        try:
+            source = GpuSource(source_text)
+        except ValueError:
+            raise Garbage("source") from None
+        version = _number(message.get("agent"), 0, 1_000_000)
+        self.info = AgentInfo(
+            hostname=_text(message.get("hostname"), "?"),
+            agent_version=int(version) if version is not None else 0,
+            python=_text(message.get("python")) or None,
+            source=source,
+            driver=_text(message.get("driver")) or None,
+            gpu_count=len(self.inventory),
+            reason=_text(message.get("reason")) or None,
+        )
+        return self.info
+
+    def sample_event(self, message: dict[str, Any], received: float) -> HostSample:
+        gpus_raw = message.get("gpus")
+        if not isinstance(gpus_raw, list) or len(gpus_raw) > MAX_GPUS:
+            raise Garbage("gpus")
+        gpus: list[GpuSample] = []
+        for raw in gpus_raw:
+            if not isinstance(raw, dict):
+                raise Garbage("gpu")
+            index_value = _number(raw.get("i"), 0, 10_000)
+            if index_value is None:
+                raise Garbage("gpu index")
+            index = int(index_value)
+            name, uuid = self.inventory.get(index, (f"GPU {index}", ""))
+            procs: list[GpuProcess] = []
+            procs_raw = raw.get("procs") or []
+            if not isinstance(procs_raw, list):
+                raise Garbage("procs")
+            for proc in procs_raw[:MAX_PROCS]:
+                if not isinstance(proc, list) or len(proc) != 4:
+                    raise Garbage("proc")
+                pid = _number(proc[0], 0, 2**32)
+                if pid is None:
+                    raise Garbage("pid")
+                procs.append(GpuProcess(int(pid), _text(proc[1], "?"), _text(proc[2]),
+                                        _number(proc[3], 0, 1e9)))
+            gpus.append(GpuSample(
+                index=index,
+                name=name,
+                uuid=uuid,
+                utilization=_number(raw.get("util"), 0, 100),
+                memory_used_mib=_number(raw.get("mu"), 0, 1e9),
+                memory_total_mib=_number(raw.get("mt"), 0, 1e9),
+                temperature_c=_number(raw.get("temp"), -100, 300),
+                power_w=_number(raw.get("pw"), 0, 1e6),
+                power_limit_w=_number(raw.get("pl"), 0, 1e6),
+                processes=procs,
+            ))
+        stamp = _number(message.get("t"), 0, 1e11)
+        return HostSample(
+            host=self.host,
+            time=stamp if stamp is not None else received,
+            cpu_percent=_number(message.get("cpu"), 0, 100),
+            memory_used_mib=_number(message.get("ram_used"), 0, 1e12),
+            memory_total_mib=_number(message.get("ram_total"), 0, 1e12),
+            load1=_number(message.get("load1"), 0, 1e6),
+            gpus=gpus,
+            received=received,
+        )
+
+
+def wire_sample(sample: HostSample) -> dict[str, Any]:
+    """A model sample back to the agent's wire dict (demo server, benchmarks)."""
+    return {
+        "type": "sample",
+        "t": sample.time,
+        "cpu": sample.cpu_percent,
+        "ram_used": sample.memory_used_mib,
+        "ram_total": sample.memory_total_mib,
+        "load1": sample.load1,
+        "gpus": [
+            {
+                "i": g.index, "util": g.utilization, "mu": g.memory_used_mib,
+                "mt": g.memory_total_mib, "temp": g.temperature_c, "pw": g.power_w,
+                "pl": g.power_limit_w,
+                "procs": [[p.pid, p.user, p.command, p.memory_mib] for p in g.processes],
+            }
+            for g in sample.gpus
+        ],
+    }
+
+
+def dumps(message: dict[str, Any]) -> bytes:
+    return (json.dumps(message, separators=(",", ":")) + "\n").encode("ascii")

@@ -1,0 +1,205 @@
+"""One host, supervised: connect, sample, notice staleness, reconnect with backoff.
+
+States (see :class:`HostState`): CONNECTING -> LIVE <-> STALE -> RECONNECTING -> ...;
+host-key and auth failures park the host until the user acts (trust, passphrase,
+retry). One host's trouble never touches another's: each supervisor is its own task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+from collections.abc import Callable
+from dataclasses import replace
+
+import asyncssh
+
+from nomadlab.core.clock import Clock
+from nomadlab.core.config import HostConfig, SshSettings
+from nomadlab.core.model import AgentInfo, HostSample, HostState, HostStatus
+from nomadlab.remote.session import AgentSession
+from nomadlab.remote.ssh import (
+    AuthFailed,
+    ConnectFailure,
+    Connector,
+    HostKeyProblem,
+    PassphraseNeeded,
+    Unreachable,
+)
+
+StatusCallback = Callable[[HostStatus], None]
+SampleCallback = Callable[[HostSample], None]
+
+
+class Backoff:
+    """Exponential backoff with jitter: half the step fixed, half random; capped."""
+
+    def __init__(self, initial: float, cap: float, rng: random.Random | None = None) -> None:
+        self.initial = initial
+        self.cap = cap
+        self.attempt = 0
+        self.rng = rng or random.Random()
+
+    def next(self) -> float:
+        step = min(self.cap, self.initial * (2 ** self.attempt))
+        self.attempt += 1
+        return step / 2 + self.rng.uniform(0, step / 2)
+
+    def reset(self) -> None:
+        self.attempt = 0
+
+
+class HostSupervisor:
+    def __init__(self, host: HostConfig, connector: Connector, settings: SshSettings,
+                 clock: Clock, *, interval: float, stale_after: float,
+                 on_status: StatusCallback, on_sample: SampleCallback,
+                 rng: random.Random | None = None) -> None:
+        self.host = host
+        self.connector = connector
+        self.clock = clock
+        self.interval = interval
+        self.stale_after = stale_after
+        self.on_status = on_status
+        self.on_sample_cb = on_sample
+        self.backoff = Backoff(settings.backoff_initial, settings.backoff_max, rng)
+        self.status = HostStatus(name=host.name, state=HostState.CONNECTING, since=clock.time())
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._conn: asyncssh.SSHClientConnection | None = None
+        self._session: AgentSession | None = None
+        self._last_sample_mono: float | None = None
+        self._probe_deadline: float | None = None
+
+    # ------------------------------------------------------------------ state
+
+    def _set(self, state: HostState, **changes: object) -> None:
+        now = self.clock.time()
+        since = self.status.since if state is self.status.state else now
+        clear: dict[str, object] = {"error": None, "retry_at": None, "hostkey": None,
+                                    "key_path": None}
+        clear.update(changes)
+        self.status = replace(self.status, state=state, since=since, **clear)  # type: ignore[arg-type]
+        self.on_status(self.status)
+
+    # ------------------------------------------------------------------ user actions
+
+    def wake(self) -> None:
+        """Try again now: after the user acted, or after the laptop woke up."""
+        self._wake.set()
+
+    def recheck(self) -> None:
+        """The machine slept: retry a waiting host now, probe a live one."""
+        if self._session is not None and self.status.state in (HostState.LIVE, HostState.STALE):
+            self._probe_deadline = self.clock.monotonic() + max(5.0, 3 * self.interval)
+            self._session.ping()
+        elif not self.status.state.waits_for_user:
+            self.wake()
+
+    def set_interval(self, interval: float) -> None:
+        self.interval = interval
+        if self._session is not None:
+            self._session.set_interval(interval)
+
+    # ------------------------------------------------------------------ session sink
+
+    def on_info(self, info: AgentInfo) -> None:
+        self.status = replace(self.status, info=info)
+        self._set(HostState.LIVE)
+
+    def on_sample(self, sample: HostSample) -> None:
+        self._last_sample_mono = self.clock.monotonic()
+        self._probe_deadline = None
+        self.backoff.reset()
+        self.status = replace(self.status, last_sample=sample.received)
+        if self.status.state is not HostState.LIVE:
+            self._set(HostState.LIVE)
+        self.on_sample_cb(sample)
+
+    def on_garbage(self, total: int) -> None:
+        self.status = replace(self.status, garbage_lines=total)
+        self.on_status(self.status)
+
+    # ------------------------------------------------------------------ the loop
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self.run(), name=self.host.name)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+            self._task = None
+        if self._conn is not None:
+            self._conn.close()
+        self.status = replace(self.status, state=HostState.STOPPED)
+
+    async def _wait_for_user(self) -> None:
+        self._wake.clear()
+        await self._wake.wait()
+        self._wake.clear()
+
+    async def _sleep_backoff(self, reason: str) -> None:
+        delay = self.backoff.next()
+        self._set(HostState.RECONNECTING, error=reason, retry_at=self.clock.time() + delay)
+        self._wake.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), delay)
+        self._wake.clear()
+
+    async def run(self) -> None:
+        while True:
+            self._set(HostState.CONNECTING)
+            try:
+                conn = await self.connector.connect(self.host)
+            except HostKeyProblem as exc:
+                state = HostState.HOSTKEY_CHANGED if exc.info.changed else HostState.HOSTKEY_UNKNOWN
+                self._set(state, error=str(exc), hostkey=exc.info)
+                await self._wait_for_user()
+                continue
+            except PassphraseNeeded as exc:
+                self._set(HostState.PASSPHRASE, error=str(exc), key_path=exc.key_path)
+                await self._wait_for_user()
+                continue
+            except AuthFailed as exc:
+                self._set(HostState.AUTH_FAILED, error=str(exc))
+                await self._wait_for_user()
+                continue
+            except (Unreachable, ConnectFailure) as exc:
+                await self._sleep_backoff(str(exc))
+                continue
+            reason = await self._run_connected(conn)
+            await self._sleep_backoff(reason)
+
+    async def _run_connected(self, conn: asyncssh.SSHClientConnection) -> str:
+        self._conn = conn
+        self._last_sample_mono = None
+        session = AgentSession(conn, self.host.name, self, self.clock,
+                               interval=self.interval, python=self.host.python)
+        self._session = session
+        watchdog = asyncio.create_task(self._watch(conn))
+        try:
+            return await session.run()
+        finally:
+            watchdog.cancel()
+            self._session = None
+            self._conn = None
+            conn.close()
+
+    async def _watch(self, conn: asyncssh.SSHClientConnection) -> None:
+        """Mark the host stale when samples stop; drop a link a wake-up probe found dead."""
+        started = self.clock.monotonic()
+        tick = min(1.0, self.interval)
+        while True:
+            await asyncio.sleep(tick)
+            now = self.clock.monotonic()
+            last = self._last_sample_mono if self._last_sample_mono is not None else started
+            if now - last > self.stale_after and self.status.state is HostState.LIVE:
+                self._set(HostState.STALE, error=f"no sample for {now - last:.0f}s")
+            if self._probe_deadline is not None and now > self._probe_deadline:
+                self._probe_deadline = None
+                self.backoff.reset()
+                conn.close()  # dead after sleep: reconnect at once rather than wait
+                return

@@ -1,0 +1,127 @@
+"""Shared fixtures: an isolated home, real sshd servers, the stand-in GPU drivers."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from sshd import SshServer  # noqa: E402
+from standins.nvml import build_fake_nvml  # noqa: E402
+from standins.smi import install_fake_smi  # noqa: E402
+
+from nomadlab.core.config import Config, HostConfig, SshSettings, load_config_text  # noqa: E402
+
+DATA = Path(__file__).resolve().parent / "data"
+
+
+@pytest.fixture(autouse=True)
+def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """No test reads or writes the real user's files, keys, agent or keyring."""
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(home / ".local" / "share"))
+    monkeypatch.setenv("XDG_STATE_HOME", str(home / ".local" / "state"))
+    monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyring.backends.fail.Keyring")
+    for name in ("SSH_AUTH_SOCK", "NOMADLAB_CONFIG", "TMUX", "SSH_CONNECTION"):
+        monkeypatch.delenv(name, raising=False)
+    return home
+
+
+@pytest.fixture(scope="session")
+def fake_nvml_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The stand-in libnvidia-ml.so.1, compiled once per test session."""
+    return build_fake_nvml(tmp_path_factory.mktemp("nvml"))
+
+
+@pytest.fixture(scope="session")
+def fake_smi_bin(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = tmp_path_factory.mktemp("smi-bin")
+    install_fake_smi(directory)
+    return directory
+
+
+def nvml_env(lib_dir: Path, conf: Path) -> dict[str, str]:
+    return {"LD_LIBRARY_PATH": str(lib_dir), "NOMADLAB_FAKE_NVML": str(conf)}
+
+
+@pytest.fixture
+def make_sshd(tmp_path: Path) -> Iterator[Callable[..., SshServer]]:
+    servers: list[SshServer] = []
+    counter = iter(range(1000))
+
+    def make(env: dict[str, str] | None = None, **kwargs: object) -> SshServer:
+        server = SshServer(tmp_path / f"sshd{next(counter)}", env, **kwargs)  # type: ignore[arg-type]
+        servers.append(server)
+        return server.start()
+
+    yield make
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+def nvml_conf(tmp_path: Path) -> Path:
+    """A writable copy of the 8 x H100 stand-in data (tests may change it)."""
+    conf = tmp_path / "nvml.conf"
+    conf.write_text((DATA / "nvml" / "h100x8.conf").read_text())
+    return conf
+
+
+@pytest.fixture
+def gpu_server(make_sshd: Callable[..., SshServer], fake_nvml_dir: Path,
+               nvml_conf: Path) -> SshServer:
+    """A host with 8 (stand-in) H100s behind a real sshd."""
+    return make_sshd(nvml_env(fake_nvml_dir, nvml_conf))
+
+
+def fast_ssh() -> SshSettings:
+    """Short timeouts so fault tests finish in seconds (the defaults are for Wi-Fi)."""
+    return SshSettings(connect_timeout=3, login_timeout=5, keepalive_interval=1,
+                       keepalive_count_max=1, backoff_initial=0.2, backoff_max=1.0)
+
+
+def host_for(server: SshServer, name: str = "gpu1", **overrides: object) -> HostConfig:
+    host = HostConfig(name=name, hostname="127.0.0.1", port=server.port, user=server.user,
+                      identity_file=str(server.client_key),
+                      known_hosts=str(server.base / "known_hosts"))
+    for key, value in overrides.items():
+        setattr(host, key, value)
+    return host
+
+
+def config_for(*hosts: HostConfig, tmp: Path, interval: float = 0.5,
+               show_local: bool = False) -> Config:
+    config = load_config_text(f'data_dir = "{tmp / "data"}"\nshow_local = false\n')
+    config.hosts = list(hosts)
+    config.show_local = show_local
+    config.ssh = fast_ssh()
+    config.fleet.interval = interval
+    return config
+
+
+async def wait_for(predicate: Callable[[], object], timeout: float = 15.0,
+                   what: str = "condition") -> None:
+    """Poll an in-process condition, bounded (not a sleep standing in for a timer)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+os.environ.setdefault("TEXTUAL_ANIMATIONS", "none")

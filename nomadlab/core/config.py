@@ -291,7 +291,7 @@ class FleetSettings:
 @dataclass(slots=True)
 class WorkspaceConfig:
     panes: list[str] = field(default_factory=lambda: list(PANE_KINDS))
-    layout: str = "grid"
+    layout: str = "main-left"
     main: str = "fleet"
     sizes: dict[str, int] = field(default_factory=dict)
     narrow_width: int = 100
@@ -330,11 +330,11 @@ def _read_host(t: Table) -> HostConfig | None:
         name=name or "",
         hostname=hostname or "",
         user=t.text("user"),
-        port=t.value("port", int, None, minimum=1, maximum=65535),  # type: ignore[arg-type]
+        port=t.value("port", int, None, minimum=1, maximum=65535),
         identity_file=t.text("identity_file"),
         jump=t.text("jump"),
         known_hosts=t.text("known_hosts"),
-        hourly_cost=t.value("hourly_cost", float, None, minimum=0),  # type: ignore[arg-type]
+        hourly_cost=t.value("hourly_cost", float, None, minimum=0),
         python=t.text("python", "python3") or "python3",
         enabled=t.value("enabled", bool, True),
         tags=t.string_list("tags", []),

@@ -1,0 +1,3 @@
+from nomadlab.cli import main
+
+raise SystemExit(main())

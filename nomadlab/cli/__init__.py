@@ -1,0 +1,51 @@
+"""Command line: ``nomadlab`` (the TUI) and its subcommands.
+
+Each subcommand is a thin call into core/ and remote/. User errors (bad config,
+unknown names, unreachable hosts) end with a clear message and a non-zero status,
+never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from nomadlab import __version__
+from nomadlab.cli import demo, hosts, status, tui
+from nomadlab.cli.common import UserError
+from nomadlab.core.config import ConfigError
+from nomadlab.core.store import StoreError
+
+COMMANDS = (demo, status, hosts)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="nomadlab",
+        description="A terminal workspace for ML work on remote GPUs: fleet, logs, board, "
+                    "papers, focus. Run without a command for the TUI.",
+    )
+    parser.add_argument("--version", action="version", version=f"nomadlab {__version__}")
+    parser.add_argument("--config", metavar="PATH",
+                        help="config file (default: $NOMADLAB_CONFIG, then "
+                             "$XDG_CONFIG_HOME/nomadlab/config.toml)")
+    parser.set_defaults(func=tui.run)
+    sub = parser.add_subparsers(title="commands", metavar="COMMAND")
+    for module in COMMANDS:
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (ConfigError, StoreError, UserError) as exc:
+        print(f"nomadlab: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:  # `nomadlab status | head`
+        return 0

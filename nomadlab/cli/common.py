@@ -1,0 +1,43 @@
+"""Shared bits of the subcommands."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+from nomadlab.core.config import Config, load_config
+
+T = TypeVar("T")
+
+
+class UserError(Exception):
+    """Something the user can fix; printed without a traceback, exit status 2."""
+
+
+def config_from(args: argparse.Namespace) -> Config:
+    return load_config(getattr(args, "config", None))
+
+
+def run_async(coro: Coroutine[Any, Any, T]) -> T:
+    return asyncio.run(coro)
+
+
+def interactive() -> bool:
+    return sys.stdin.isatty() and sys.stdout.isatty()
+
+
+def add_config_option(parser: argparse.ArgumentParser) -> None:
+    """--config after the subcommand too (``nomadlab status --config x``)."""
+    parser.add_argument("--config", metavar="PATH", default=argparse.SUPPRESS,
+                        help="config file (overrides $NOMADLAB_CONFIG)")
+
+
+def config_file_path(args: argparse.Namespace) -> str:
+    from nomadlab.core.config import config_path
+
+    path, _ = config_path(getattr(args, "config", None) or os.environ.get("NOMADLAB_CONFIG"))
+    return str(path)

@@ -1,0 +1,78 @@
+"""One sample from each host, then stop: for ``nomadlab status`` and scripts.
+
+A host is done when its first sample arrives or its first attempt fails; nobody
+waits through a backoff. Hosts run in parallel, so one slow host costs its own
+timeout, not everyone's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from nomadlab.core.clock import SYSTEM_CLOCK, Clock
+from nomadlab.core.config import Config
+from nomadlab.core.model import HostSample, HostState, HostStatus
+from nomadlab.remote.fleet import Fleet
+
+FINAL = {HostState.RECONNECTING, HostState.AUTH_FAILED, HostState.PASSPHRASE,
+         HostState.HOSTKEY_UNKNOWN, HostState.HOSTKEY_CHANGED}
+
+
+@dataclass(slots=True)
+class HostReport:
+    name: str
+    status: HostStatus
+    sample: HostSample | None
+
+    @property
+    def ok(self) -> bool:
+        return self.sample is not None
+
+
+class _Waiter:
+    def __init__(self, names: Iterable[str]) -> None:
+        self.pending = set(names)
+        self.done = asyncio.Event()
+        if not self.pending:
+            self.done.set()
+
+    def _finish(self, name: str) -> None:
+        self.pending.discard(name)
+        if not self.pending:
+            self.done.set()
+
+    def fleet_status(self, status: HostStatus) -> None:
+        if status.state in FINAL:
+            self._finish(status.name)
+
+    def fleet_sample(self, sample: HostSample) -> None:
+        self._finish(sample.host)
+
+
+async def sample_once(config: Config, names: Iterable[str] | None = None, *,
+                      timeout: float | None = None, clock: Clock = SYSTEM_CLOCK
+                      ) -> list[HostReport]:
+    fleet = Fleet(config, clock=clock, hosts=names)
+    waiter = _Waiter(fleet.names())
+    fleet.listeners.append(waiter)
+    limit = timeout if timeout is not None else (
+        config.ssh.connect_timeout + config.ssh.login_timeout + 5 * config.fleet.interval + 5)
+    await fleet.start()
+    try:
+        try:
+            await asyncio.wait_for(waiter.done.wait(), limit)
+        except TimeoutError:
+            pass
+        # A sample may have landed after a failure was reported: take what we have.
+        reports = []
+        for name in fleet.names():
+            status = fleet.statuses[name]
+            sample = fleet.latest.get(name)
+            if sample is None and status.state not in FINAL and status.error is None:
+                status.error = f"no sample within {limit:.0f}s"
+            reports.append(HostReport(name, status, sample))
+        return reports
+    finally:
+        await fleet.stop()

@@ -1,0 +1,46 @@
+"""The pane kinds of the workspace: what each shows and which full screen it opens.
+
+Each issue that brings a screen also brings its pane here; until then the pane says
+what it will hold.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from rich.text import Text
+from textual.widget import Widget
+from textual.widgets import Static
+
+from nomadlab.ui.services import Services
+from nomadlab.ui.widgets.fleet_pane import FleetPane
+
+
+@dataclass(frozen=True, slots=True)
+class PaneKind:
+    key: str  # config name: fleet, logs, focus, papers, board
+    title: str
+    mode: str  # the full screen it opens (and its number key)
+    number: str
+    build: Callable[[Services], Widget]
+
+
+def _placeholder(text: str) -> Callable[[Services], Widget]:
+    def build(services: Services) -> Widget:
+        return Static(Text(text, style="dim italic"), classes="placeholder")
+
+    return build
+
+
+PANES: dict[str, PaneKind] = {
+    "fleet": PaneKind("fleet", "Fleet", "fleet", "1", FleetPane),
+    "logs": PaneKind("logs", "Logs", "logs", "2",
+                     _placeholder("Live log tails of your runs: add [[logs]] to the config.")),
+    "board": PaneKind("board", "Board", "board", "3",
+                      _placeholder("Experiments from Hypothesis to Deployment.")),
+    "papers": PaneKind("papers", "Papers", "papers", "4",
+                       _placeholder("This week's reads against the cap.")),
+    "focus": PaneKind("focus", "Focus", "focus", "5",
+                      _placeholder("Deep-work timer and today's plan.")),
+}

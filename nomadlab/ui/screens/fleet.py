@@ -1,0 +1,177 @@
+"""Screen 1: every GPU on every host, live."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import Footer, Input
+
+from nomadlab.core import fleetview
+from nomadlab.core.config import SORT_KEYS
+from nomadlab.core.model import HostState
+from nomadlab.ui import render
+from nomadlab.ui.screens.modals import FreeGpusScreen, Passphrase, TrustHostKey
+from nomadlab.ui.services import Services
+from nomadlab.ui.widgets.fleet_table import FleetTable
+from nomadlab.ui.widgets.processes import ProcessTable
+from nomadlab.ui.widgets.statusbar import StatusBar
+
+
+class FleetScreen(Screen[None]):
+    TITLE = "Fleet"
+    BINDINGS = [
+        Binding("s", "cycle_sort", "Sort"),
+        Binding("slash", "filter", "Filter"),
+        Binding("f", "free_gpus", "Free GPUs"),
+        Binding("t", "trust", "Trust key"),
+        Binding("p", "passphrase", "Passphrase"),
+        Binding("r", "retry", "Retry"),
+        Binding("space", "fold", "Fold host", show=False),
+        Binding("escape", "clear_filter", "Clear filter", show=False),
+    ]
+
+    def __init__(self, services: Services) -> None:
+        super().__init__()
+        self.services = services
+
+    def compose(self) -> ComposeResult:
+        yield StatusBar(self.services, "Fleet")
+        yield Input(placeholder="filter: host, tag, GPU model, user, command",
+                    id="filter", classes="hidden")
+        yield FleetTable(self.services, id="fleet-table")
+        yield ProcessTable(self.services, id="processes")
+        yield Footer()
+
+    @property
+    def table(self) -> FleetTable:
+        return self.query_one(FleetTable)
+
+    def on_mount(self) -> None:
+        self.table.focus()
+        self._update_subtitle()
+
+    def _update_subtitle(self) -> None:
+        table = self.table
+        bits = [f"sort: {table.sort_key}"]
+        if table.query_text:
+            bits.append(f"filter: {render.clean(table.query_text, 30)}")
+        table.border_subtitle = " · ".join(bits)
+        table.border_title = "Hosts and GPUs"
+
+    def select_host(self, host: str) -> None:
+        self.table.select_host(host)
+
+    # ------------------------------------------------------------------ selection
+
+    def on_fleet_table_selected(self, event: FleetTable.Selected) -> None:
+        self.query_one(ProcessTable).show(event.host, event.gpu)
+
+    def _selected_host(self) -> str | None:
+        chosen = self.table.selected()
+        return chosen[0] if chosen else None
+
+    # ------------------------------------------------------------------ actions
+
+    def action_cycle_sort(self) -> None:
+        table = self.table
+        index = SORT_KEYS.index(table.sort_key) if table.sort_key in SORT_KEYS else -1
+        table.set_sort(SORT_KEYS[(index + 1) % len(SORT_KEYS)])
+        self._update_subtitle()
+
+    def action_filter(self) -> None:
+        box = self.query_one("#filter", Input)
+        box.remove_class("hidden")
+        box.focus()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if event.input.id == "filter":
+            self.table.set_query(event.value)
+            self._update_subtitle()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id == "filter":
+            if not event.value:
+                event.input.add_class("hidden")
+            self.table.focus()
+
+    def action_clear_filter(self) -> None:
+        box = self.query_one("#filter", Input)
+        if box.value or not box.has_class("hidden"):
+            box.value = ""
+            box.add_class("hidden")
+            self.table.set_query("")
+            self._update_subtitle()
+            self.table.focus()
+
+    def action_fold(self) -> None:
+        self.table.action_toggle_host()
+
+    def action_free_gpus(self) -> None:
+        fleet = self.services.fleet
+        free = fleetview.free_gpus(fleet.statuses, fleet.latest,
+                                   self.services.config.fleet.thresholds)
+        self.app.push_screen(FreeGpusScreen(free))
+
+    def action_retry(self) -> None:
+        host = self._selected_host()
+        if host is None or host not in self.services.fleet.supervisors:
+            self.notify("Select a remote host first.", severity="warning")
+            return
+        self.services.fleet.retry(host)
+        self.notify(f"Retrying {render.clean(host)} now.")
+
+    def _waiting(self, states: set[HostState]) -> str | None:
+        """The selected host if it waits in one of ``states``, else the only one that does."""
+        statuses = self.services.fleet.statuses
+        host = self._selected_host()
+        if host is not None and host in statuses and statuses[host].state in states:
+            return host
+        waiting = [n for n, s in statuses.items() if s.state in states]
+        return waiting[0] if len(waiting) == 1 else None
+
+    def action_trust(self) -> None:
+        host = self._waiting({HostState.HOSTKEY_UNKNOWN, HostState.HOSTKEY_CHANGED})
+        status = self.services.fleet.statuses.get(host) if host else None
+        if host is None or status is None or status.hostkey is None:
+            self.notify("Select a host that is waiting on a host key.", severity="warning")
+            return
+
+        def answered(yes: bool | None) -> None:
+            if not yes:
+                return
+            try:
+                fingerprint = self.services.fleet.trust(host)
+            except (ValueError, OSError) as exc:
+                self.notify(render.clean(str(exc)), severity="error", timeout=10)
+            else:
+                self.notify(f"Trusted {render.clean(host)} ({fingerprint}).")
+
+        self.app.push_screen(TrustHostKey(host, status.hostkey), answered)
+
+    def action_passphrase(self, error: str | None = None) -> None:
+        host = self._waiting({HostState.PASSPHRASE})
+        if host is None:  # several keys may be waiting: any one unlocks its hosts
+            host = next((n for n, s in self.services.fleet.statuses.items()
+                         if s.state is HostState.PASSPHRASE), None)
+        status = self.services.fleet.statuses.get(host) if host else None
+        if status is None or not status.key_path:
+            self.notify("No host is waiting for a passphrase.", severity="warning")
+            return
+        key_path = status.key_path
+        assert key_path is not None
+
+        def answered(result: tuple[str, bool] | None) -> None:
+            if result is None:
+                return
+            secret, remember = result
+            try:
+                warning = self.services.fleet.unlock(key_path, secret, remember)
+            except ValueError as exc:
+                self.app.push_screen(Passphrase(key_path, str(exc)), answered)
+                return
+            if warning:
+                self.notify(warning, severity="warning", timeout=8)
+            self.notify("Key unlocked; connecting.")
+
+        self.app.push_screen(Passphrase(key_path, error), answered)

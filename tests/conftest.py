@@ -125,3 +125,8 @@ def anyio_backend() -> str:
 
 
 os.environ.setdefault("TEXTUAL_ANIMATIONS", "none")
+# Snapshots and clocks in the UI show local time: make it the same everywhere.
+os.environ["TZ"] = "UTC"
+import time as _time  # noqa: E402
+
+_time.tzset()

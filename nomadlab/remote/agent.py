@@ -235,6 +235,10 @@ class NoGpu(object):
         pass
 
 
+def _none(*args):
+    return None
+
+
 def _decode(value):
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
@@ -324,6 +328,10 @@ class NvmlGpus(object):
         for gpu, procs in zip(gpus, per_gpu):
             for pid in sorted(procs):
                 user, command = names.get(pid, ("?", ""))
+                if not command:
+                    # Not in our /proc (a container's PID namespace): ask the driver.
+                    name = self._try(getattr(self.nv, "nvmlSystemGetProcessName", _none), pid)
+                    command = _decode(name)[:MAX_COMMAND] if name else ""
                 gpu["procs"].append([pid, user, command, procs[pid]])
         return gpus
 

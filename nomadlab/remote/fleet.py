@@ -55,7 +55,8 @@ class Fleet:
         if wanted is not None and local is None:
             show_local = LOCAL_HOST in wanted
         self.local = (
-            LocalSampler(clock, config.fleet.interval, self._status, self._sample, local_gpus)
+            LocalSampler(clock, config.fleet.interval, self.publish_status, self.publish_sample,
+                         local_gpus)
             if show_local else None
         )
         for name, sup in self.supervisors.items():
@@ -70,17 +71,19 @@ class Fleet:
             host, self.connector, self.config.ssh, self.clock,
             interval=self.config.fleet.interval,
             stale_after=self.config.fleet.stale_seconds,
-            on_status=self._status, on_sample=self._sample,
+            on_status=self.publish_status, on_sample=self.publish_sample,
         )
 
     # ------------------------------------------------------------------ events
 
-    def _status(self, status: HostStatus) -> None:
+    def publish_status(self, status: HostStatus) -> None:
+        """A host's new state (from its supervisor, the local sampler, or a replay)."""
         self.statuses[status.name] = status
         for listener in list(self.listeners):
             listener.fleet_status(status)
 
-    def _sample(self, sample: HostSample) -> None:
+    def publish_sample(self, sample: HostSample) -> None:
+        """A new sample: kept as the latest, added to history and aggregates, passed on."""
         self.latest[sample.host] = sample
         self.history.add(sample)
         try:

@@ -39,10 +39,10 @@ Event = AgentInfo | HostSample | NoPython | AgentError
 def _number(value: Any, low: float = -1e12, high: float = 1e12) -> float | None:
     if value is None or isinstance(value, bool) or not isinstance(value, int | float):
         return None
-    value = float(value)
-    if not math.isfinite(value) or value < low or value > high:
+    number = float(value)
+    if not math.isfinite(number) or number < low or number > high:
         return None
-    return value
+    return number
 
 
 def _text(value: Any, default: str = "") -> str:

@@ -88,6 +88,7 @@ class AgentSession:
         beat_task = asyncio.create_task(heartbeats())
         fallback: NoPython | None = None
         reason = "agent ended"
+        lost: str | None = None  # why the link broke, when asyncssh said so
         try:
             proc.stdin.write(bootstrap.payload(
                 self.interval, heartbeat_timeout=self.heartbeat_timeout))
@@ -111,7 +112,7 @@ class AgentSession:
                 if fallback is not None:
                     break
         except (asyncssh.Error, OSError) as exc:
-            reason = f"connection lost: {exc}"
+            lost = f"connection lost: {exc}"  # e.g. "server not responding to keepalive"
         finally:
             beat_task.cancel()
             proc.close()
@@ -121,6 +122,8 @@ class AgentSession:
             self._shell = ShellSession(self.conn, self.host, self.sink, self.clock,
                                        interval=self.interval, detail=fallback.detail)
             return await self._shell.run()
+        if lost is not None:
+            return lost
         if self.conn.is_closed():
             return "connection closed"
         status = proc.exit_status
@@ -232,7 +235,8 @@ class ShellSession:
 
     def _send_info(self, gpus: list[dict[str, object]]) -> None:
         source = GpuSource.NVIDIA_SMI if self._has_smi else GpuSource.NONE
-        reason = None if self._has_smi else f"no NVIDIA driver ({self.detail}; nvidia-smi not found)"
+        reason = (None if self._has_smi
+                  else f"no NVIDIA driver ({self.detail}; nvidia-smi not found)")
         self.sink.on_info(AgentInfo(
             hostname=self.stats.hostname, agent_version=0, python=None, source=source,
             driver=None, gpu_count=len(gpus), reason=reason))
@@ -242,7 +246,7 @@ class ShellSession:
         if text.strip() == "NOMADLAB-NO-NVIDIA-SMI":
             self._has_smi = False
             return
-        gpu = wire.parse_smi_gpu_line(text)
+        gpu = wire.parse_smi_gpu_line(text)  # type: ignore[no-untyped-call]
         if gpu is None:
             if text.strip():
                 self.garbage += 1
@@ -285,7 +289,7 @@ class ShellSession:
                           gpus=gpus, received=now)
 
     def _app_line(self, text: str) -> None:
-        row = wire.parse_smi_app_line(text)
+        row = wire.parse_smi_app_line(text)  # type: ignore[no-untyped-call]
         if row is None:
             return
         stamp, uuid, pid, name, mib = row

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import getpass
 import os
+import socket
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -104,14 +105,15 @@ class KeyStore:
                 raise
             secret = self._from_keyring(path)
             if secret is not None:
+                unlocked: asyncssh.SSHKey | None
                 try:
-                    key = asyncssh.read_private_key(path, secret)
+                    unlocked = asyncssh.read_private_key(path, secret)
                 except (asyncssh.KeyImportError, asyncssh.KeyEncryptionError):
-                    key = None
-                if key is not None:
-                    self._keys[path] = key
+                    unlocked = None
+                if unlocked is not None:
+                    self._keys[path] = unlocked
                     self._locked.discard(path)
-                    return key
+                    return unlocked
             self._locked.add(path)
             return None
         self._keys[path] = key
@@ -335,7 +337,15 @@ class Connector:
             self._bastion_users[spec] = 1
             return conn
 
-    def release_bastion(self, spec: str) -> None:
+    def release_bastion(self, spec: str,
+                        bastion: asyncssh.SSHClientConnection | None = None) -> None:
+        """One user of the jump connection is done; the last one closes it.
+
+        ``bastion`` is the connection that user got: a release for an older, already
+        replaced connection must not count against (or close) the new one.
+        """
+        if bastion is not None and self._bastions.get(spec) is not bastion:
+            return
         users = self._bastion_users.get(spec, 0) - 1
         self._bastion_users[spec] = max(0, users)
         if users <= 0:
@@ -358,7 +368,7 @@ class Connector:
                       ) -> asyncssh.SSHClientConnection:
         """Connect ``host`` (through its jump host, acquired here, when it has one)."""
         target = resolve_target(host, self.settings)
-        what = label or host.name
+        what = label or ""
         bastion_spec = target.jump if tunnel is None else None
         if bastion_spec:
             tunnel = await self.acquire_bastion(bastion_spec)
@@ -366,14 +376,14 @@ class Connector:
             conn = await self._connect_target(target, what, tunnel)
         except BaseException:
             if bastion_spec:
-                self.release_bastion(bastion_spec)
+                self.release_bastion(bastion_spec, tunnel)
             raise
         if bastion_spec:
-            spec = bastion_spec
+            spec, bastion = bastion_spec, tunnel
 
             async def _release_when_closed() -> None:
                 await conn.wait_closed()
-                self.release_bastion(spec)
+                self.release_bastion(spec, bastion)
 
             task = asyncio.get_running_loop().create_task(_release_when_closed())
             _BACKGROUND.add(task)
@@ -398,14 +408,15 @@ class Connector:
                 loaded.append(key)
         return loaded, locked
 
-    async def _connect_target(self, target: Target, what: str,
+    async def _connect_target(self, target: Target, label: str,
                               tunnel: asyncssh.SSHClientConnection | None
                               ) -> asyncssh.SSHClientConnection:
         settings = self.settings
+        what = f"{label}: " if label else ""
         loaded, locked = self._client_keys(target)
         have_agent = bool(os.environ.get("SSH_AUTH_SOCK"))
         if locked and not loaded and not have_agent:
-            raise PassphraseNeeded(locked[0], f"{what}: the key {locked[0]} needs its passphrase")
+            raise PassphraseNeeded(locked[0], f"{what}the key {locked[0]} needs its passphrase")
         client = _Client()
         options: dict[str, Any] = {
             "known_hosts": read_known_hosts(target.known_hosts),
@@ -436,45 +447,50 @@ class Connector:
                 raise HostKeyProblem(
                     HostKeyInfo(target.host, target.port or 22, "?", "?",
                                 str(target.known_hosts), "", True),
-                    f"{what}: host key not verifiable: {exc.reason}",
+                    f"{what}host key not verifiable: {exc.reason}",
                 ) from None
             host, addr, port, key = client.untrusted
             info = host_key_info(target.known_hosts, host, addr, port, key)
             if info.changed:
-                message = (f"{what}: HOST KEY CHANGED for {host} (now {info.key_type} "
+                message = (f"{what}HOST KEY CHANGED for {host} (now {info.key_type} "
                            f"{info.fingerprint}). Possible man-in-the-middle; not connecting.")
             else:
-                message = f"{what}: unknown host key {info.key_type} {info.fingerprint}"
+                message = f"{what}unknown host key {info.key_type} {info.fingerprint}"
             raise HostKeyProblem(info, message) from None
         except asyncssh.PermissionDenied as exc:
             if locked:
                 raise PassphraseNeeded(
-                    locked[0], f"{what}: the key {locked[0]} needs its passphrase"
+                    locked[0], f"{what}the key {locked[0]} needs its passphrase"
                 ) from None
-            raise AuthFailed(f"{what}: authentication refused ({exc.reason})") from None
+            raise AuthFailed(f"{what}authentication refused ({exc.reason})") from None
         except asyncssh.DisconnectError as exc:
-            raise Unreachable(f"{what}: disconnected: {exc.reason}") from None
+            raise Unreachable(f"{what}disconnected: {exc.reason}") from None
         except asyncssh.ChannelOpenError as exc:  # the jump host could not reach it
-            raise Unreachable(f"{what}: via jump host: {exc.reason}") from None
-        except (TimeoutError, asyncio.TimeoutError):
-            raise Unreachable(f"{what}: timed out") from None
+            raise Unreachable(f"{what}via jump host: {exc.reason}") from None
+        except TimeoutError:
+            raise Unreachable(f"{what}timed out") from None
         except ConnectionError as exc:
-            raise Unreachable(f"{what}: {_os_reason(exc)}") from None
+            raise Unreachable(f"{what}{_os_reason(exc)}") from None
         except OSError as exc:
-            raise Unreachable(f"{what}: {_os_reason(exc)}") from None
+            raise Unreachable(f"{what}{_os_reason(exc)}") from None
         except (asyncssh.KeyImportError, asyncssh.KeyEncryptionError) as exc:
-            raise AuthFailed(f"{what}: {exc}") from None
+            raise AuthFailed(f"{what}{exc}") from None
         except ValueError as exc:  # e.g. an ssh config asyncssh rejects
-            raise AuthFailed(f"{what}: {exc}") from None
+            raise AuthFailed(f"{what}{exc}") from None
 
 
 _BACKGROUND: set[asyncio.Task[None]] = set()
 
 
 def _os_reason(exc: OSError) -> str:
-    if exc.strerror:
-        return exc.strerror.lower() if exc.strerror[:1].isupper() else exc.strerror
-    return str(exc) or type(exc).__name__
+    """'connection refused', not asyncio's "Connect call failed ('10.0.0.7', 22)"."""
+    if isinstance(exc, socket.gaierror):
+        text = f"cannot resolve host name ({exc.strerror or exc})"
+    elif exc.errno is not None and exc.errno > 0:
+        text = os.strerror(exc.errno)
+    else:
+        text = exc.strerror or str(exc) or type(exc).__name__
+    return text[:1].lower() + text[1:]
 
 
 def _is_closed(conn: asyncssh.SSHClientConnection) -> bool:
@@ -482,4 +498,4 @@ def _is_closed(conn: asyncssh.SSHClientConnection) -> bool:
 
 
 def _fields(host: HostConfig) -> dict[str, Any]:
-    return {name: getattr(host, name) for name in host.__slots__}  # type: ignore[attr-defined]
+    return {name: getattr(host, name) for name in host.__slots__}

@@ -42,7 +42,9 @@ class Backoff:
         self.rng = rng or random.Random()
 
     def next(self) -> float:
-        step = min(self.cap, self.initial * (2 ** self.attempt))
+        # The exponent is capped: 2.0 ** 1024 overflows, and a host can stay down
+        # for that many attempts (about 13 hours at a 60 s cap).
+        step = min(self.cap, self.initial * (2.0 ** min(self.attempt, 64)))
         self.attempt += 1
         return step / 2 + self.rng.uniform(0, step / 2)
 
@@ -94,6 +96,7 @@ class HostSupervisor:
             self._probe_deadline = self.clock.monotonic() + max(5.0, 3 * self.interval)
             self._session.ping()
         elif not self.status.state.waits_for_user:
+            self.backoff.reset()  # the network may need a few quick tries to come back
             self.wake()
 
     def set_interval(self, interval: float) -> None:
@@ -137,14 +140,13 @@ class HostSupervisor:
         self.status = replace(self.status, state=HostState.STOPPED)
 
     async def _wait_for_user(self) -> None:
-        self._wake.clear()
+        # Not cleared first: a retry pressed while connecting is not lost.
         await self._wake.wait()
         self._wake.clear()
 
     async def _sleep_backoff(self, reason: str) -> None:
         delay = self.backoff.next()
         self._set(HostState.RECONNECTING, error=reason, retry_at=self.clock.time() + delay)
-        self._wake.clear()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), delay)
         self._wake.clear()

@@ -78,11 +78,11 @@ class WorkspaceScreen(Screen[None]):
         ws = self.services.config.workspace
         return width < ws.narrow_width or height < ws.narrow_height
 
-    def on_resize(self, event: events.Resize) -> None:
+    async def on_resize(self, event: events.Resize) -> None:
         narrow = self._is_narrow(event.size.width, event.size.height)
         if narrow != self.narrow:
             self.narrow = narrow
-            self.arrange_panes()
+            await self.arrange_panes()
 
     # ------------------------------------------------------------------ building
 
@@ -93,11 +93,11 @@ class WorkspaceScreen(Screen[None]):
         frame.styles.height = f"{weight}fr" if self.layout_name in ("rows", "main-left") else "1fr"
         return frame
 
-    def arrange_panes(self) -> None:
+    async def arrange_panes(self) -> None:
         """(Re)build the panes for the current layout and size."""
         holder = self.query_one("#panes", Container)
         focused_kind = self._focused_kind()
-        holder.remove_children()
+        await holder.remove_children()
         holder.set_classes(f"layout-{self.layout_name}" + (" narrow" if self.narrow else ""))
         if not self.kinds:
             return
@@ -105,8 +105,8 @@ class WorkspaceScreen(Screen[None]):
             self.current = min(self.current, len(self.kinds) - 1)
             tabs = Tabs(*[Tab(f"{k.number} {k.title}", id=f"tab-{k.key}") for k in self.kinds],
                         active=f"tab-{self.kinds[self.current].key}", id="switcher")
-            holder.mount(tabs)
-            holder.mount(self._frame(self.kinds[self.current]))
+            await holder.mount(tabs)
+            await holder.mount(self._frame(self.kinds[self.current]))
         else:
             frames = [self._frame(k) for k in self.kinds]
             main_key = self.services.config.workspace.main
@@ -118,11 +118,11 @@ class WorkspaceScreen(Screen[None]):
                     else Horizontal(*others, classes="side"))
                 main.styles.width = "2fr" if self.layout_name == "main-left" else "1fr"
                 main.styles.height = "2fr" if self.layout_name == "main-top" else "1fr"
-                holder.mount(main)
+                await holder.mount(main)
                 if others:
-                    holder.mount(side)
+                    await holder.mount(side)
             else:
-                holder.mount_all(frames)
+                await holder.mount_all(frames)
         self.call_after_refresh(self._restore_focus, focused_kind)
 
     def _focused_kind(self) -> str | None:
@@ -145,9 +145,9 @@ class WorkspaceScreen(Screen[None]):
     def pane_frames(self) -> list[PaneFrame]:
         return list(self.query(PaneFrame))
 
-    def action_focus_pane(self, step: int) -> None:
+    async def action_focus_pane(self, step: int) -> None:
         if self.narrow:
-            self.action_switch_pane(step)
+            await self.action_switch_pane(step)
             return
         frames = self.pane_frames()
         if not frames:
@@ -157,21 +157,21 @@ class WorkspaceScreen(Screen[None]):
         index = keys.index(current) if current in keys else -1
         frames[(index + step) % len(frames)].focus()
 
-    def action_switch_pane(self, step: int) -> None:
+    async def action_switch_pane(self, step: int) -> None:
         if not self.narrow or not self.kinds:
-            self.action_focus_pane(step)
+            await self.action_focus_pane(step)
             return
         self.current = (self.current + step) % len(self.kinds)
-        self.arrange_panes()
+        await self.arrange_panes()
 
-    def on_tabs_tab_activated(self, event: Tabs.TabActivated) -> None:
+    async def on_tabs_tab_activated(self, event: Tabs.TabActivated) -> None:
         if event.tab.id is None:
             return
         key = event.tab.id.removeprefix("tab-")
         index = next((i for i, k in enumerate(self.kinds) if k.key == key), self.current)
         if index != self.current:
             self.current = index
-            self.arrange_panes()
+            await self.arrange_panes()
 
     def action_toggle_maximize(self) -> None:
         if self.maximized is not None:
@@ -182,7 +182,7 @@ class WorkspaceScreen(Screen[None]):
         if frame is not None:
             self.maximize(frame, container=False)
 
-    def action_cycle_layout(self) -> None:
+    async def action_cycle_layout(self) -> None:
         index = LAYOUTS.index(self.layout_name) if self.layout_name in LAYOUTS else -1
         self.layout_name = LAYOUTS[(index + 1) % len(LAYOUTS)]
         if self.services.config.workspace.remember:
@@ -190,7 +190,7 @@ class WorkspaceScreen(Screen[None]):
                                           self.services.clock.time())
         if self.maximized is not None:
             self.minimize()
-        self.arrange_panes()
+        await self.arrange_panes()
         self.notify(f"Layout: {self.layout_name}", timeout=2)
 
     def action_open_pane(self, host: str | None = None) -> None:

@@ -49,9 +49,32 @@ def gpu_concern(gpu: GpuSample, th: Thresholds, paid: bool) -> Concern:
 
 
 def worst_gpu(sample: HostSample | None, th: Thresholds, paid: bool) -> Concern | None:
+    """The GPU that most needs a look; idle GPUs are counted together ('GPU 4-7 idle')."""
     if sample is None or not sample.gpus:
         return None
-    return max((gpu_concern(g, th, paid) for g in sample.gpus), key=lambda c: c.score)
+    concerns = [(gpu_concern(g, th, paid), g) for g in sample.gpus]
+    worst, _gpu = max(concerns, key=lambda c: c[0].score)
+    if worst.text.endswith(" idle"):
+        idle = [g.index for c, g in concerns if c.text.endswith(" idle")]
+        if len(idle) > 1:
+            return Concern(worst.score, f"GPU {index_ranges(idle)} idle")
+    return worst
+
+
+def index_ranges(indices: list[int]) -> str:
+    """[0, 1, 2, 5, 7, 8] -> '0-2,5,7-8'."""
+    out: list[str] = []
+    run: list[int] = []
+    for i in sorted(indices):
+        if run and i == run[-1] + 1:
+            run.append(i)
+            continue
+        if run:
+            out.append(f"{run[0]}-{run[-1]}" if len(run) > 1 else str(run[0]))
+        run = [i]
+    if run:
+        out.append(f"{run[0]}-{run[-1]}" if len(run) > 1 else str(run[0]))
+    return ",".join(out)
 
 
 def mean_utilization(sample: HostSample | None) -> float | None:

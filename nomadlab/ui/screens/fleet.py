@@ -50,6 +50,12 @@ class FleetScreen(Screen[None]):
     def on_mount(self) -> None:
         self.table.focus()
         self._update_subtitle()
+        self.call_after_refresh(self._show_selected)
+
+    def _show_selected(self) -> None:
+        chosen = self.table.selected()
+        if chosen is not None:
+            self.query_one(ProcessTable).show(*chosen)
 
     def _update_subtitle(self) -> None:
         table = self.table

@@ -42,7 +42,9 @@ class FleetPane(DataTable[Text]):
         self.add_column("host", key="host")
         self.add_column("state", key="state")
         self.add_column("gpus", key="gpus")
+        self.add_column("busy", key="busy")
         self.add_column("worst", key="worst")
+        self.add_column("cost", key="cost")
         self.services.bridge.subscribe(self._poke)
         self.set_interval(1.0, self.refresh_rows)
         self.refresh_rows()
@@ -76,7 +78,9 @@ class FleetPane(DataTable[Text]):
         th = self.services.config.fleet.thresholds
         now = self.services.clock.time()
         rows: list[tuple[str, ...]] = []
-        cells: list[tuple[Text, Text, Text, Text]] = []
+        cells: list[tuple[Text, ...]] = []
+        # name, state, 8 bars, busy, cost and padding take about 60 cells
+        room = max(12, self.size.width - 62)
         for name in self.ordered():
             status = fleet.statuses[name]
             sample = fleet.latest.get(name)
@@ -84,15 +88,22 @@ class FleetPane(DataTable[Text]):
             worst = fleetview.worst_gpu(sample, th, fleet.costs.get(name) is not None)
             bars = mini_bars([g.utilization for g in gpus])
             if status.state is HostState.LIVE and worst is not None:
-                detail = Text(worst.text, style="yellow" if worst.score >= 2 else "dim")
+                detail = render.safe(worst.text, "yellow" if worst.score >= 2 else "dim", room)
             elif status.state is HostState.LIVE:
                 detail = render.host_stats(sample)
+                detail.truncate(room, overflow="ellipsis")
             else:
-                detail = render.safe(status.error or "", "dim", 60)
+                detail = render.safe(status.error or "", "dim", room)
             label = render.safe(name, "bold", 24)
             state = render.state_text(status, now)
-            rows.append((name, state.plain, bars.plain, detail.plain))
-            cells.append((label, state, bars, detail))
+            busy_count = sum(1 for g in gpus
+                             if not g.is_free(th.free_utilization, th.free_memory_mib))
+            busy = Text(f"{busy_count}/{len(gpus)}" if gpus else "", style="dim")
+            cost_value = fleet.costs.get(name)
+            cost = Text(f"${cost_value:.2f}/h" if cost_value is not None else "", style="dim")
+            row = (label, state, bars, busy, detail, cost)
+            rows.append((name, *(c.plain for c in row[1:])))
+            cells.append(row)
         if rows == self._rows:
             return
         keep = self.cursor_row

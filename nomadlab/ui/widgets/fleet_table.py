@@ -46,7 +46,7 @@ class Columns:
         elif usable >= 108:
             fixed = cls(20, 10, 20, 12, 0, 5, 10, 0)
         else:
-            hist = max(4, min(16, usable - 16 - 11 - 12 - 5 - 9 - 12))
+            hist = max(4, min(16, usable - 16 - 11 - 11 - 5 - 9 - 12))
             return cls(16, 6, hist, 11 if usable >= 76 else 10, 0, 5, 9, 0)
         used = fixed.total_without_procs() + 2  # + padding of the procs column
         return cls(fixed.name, fixed.util_bar, fixed.hist, fixed.mem, fixed.mem_bar, fixed.temp,
@@ -118,7 +118,7 @@ class FleetTable(DataTable[Text]):
         self.services.bridge.unsubscribe(self._poke)
 
     def on_resize(self, event: events.Resize) -> None:
-        spec = Columns.for_width(event.size.width)
+        spec = Columns.for_width(self.size.width)  # inside the border
         if spec != self.columns_spec:
             self.columns_spec = spec
             self.rebuild(columns=True)

@@ -18,12 +18,22 @@ class ProcessTable(DataTable[Text]):
         self._shown: list[tuple[object, ...]] = []
 
     def on_mount(self) -> None:
+        self._add_columns()
+        self.services.bridge.subscribe(self._changed)
+
+    def _add_columns(self) -> None:
+        fixed = 3 + 8 + 10 + 8 + 2 * 5 + 2  # widths, padding, scrollbar
         self.add_column("GPU", width=3, key="gpu")
         self.add_column("PID", width=8, key="pid")
         self.add_column("User", width=10, key="user")
         self.add_column("GPU mem", width=8, key="mem")
-        self.add_column("Command", key="cmd")
-        self.services.bridge.subscribe(self._changed)
+        self.add_column("Command", width=max(10, self.size.width - fixed), key="cmd")
+
+    def on_resize(self) -> None:
+        self.clear(columns=True)
+        self._add_columns()
+        self._shown = []
+        self.refresh_rows()
 
     def on_unmount(self) -> None:
         self.services.bridge.unsubscribe(self._changed)

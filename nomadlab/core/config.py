@@ -9,6 +9,7 @@ scanner finds it, its line.
 from __future__ import annotations
 
 import difflib
+import json
 import math
 import os
 import re
@@ -203,8 +204,8 @@ class Table:
         out = []
         for i, v in enumerate(raw):
             path = f"{self._key_path(key)}[{i}]"
-            if isinstance(v.get("name"), str):
-                self.problems.labels[path] = f"{path} ({v['name']!r})"
+            if isinstance(v.get("name"), str):  # written as TOML writes it: "name"
+                self.problems.labels[path] = f"{path} ({json.dumps(v['name'], ensure_ascii=False)})"
             out.append(Table(v, path, self.problems))
         return out
 
@@ -300,6 +301,67 @@ class WorkspaceConfig:
 
 
 @dataclass(slots=True)
+class LogConfig:
+    name: str
+    host: str  # a [[hosts]] name, or "local"
+    path: str  # may start with ~ and may be a glob (the newest match is followed)
+    lines: int | None = None  # lines shown from the end at start (default: [tail].lines)
+
+
+@dataclass(slots=True)
+class TailSettings:
+    lines: int = 500  # lines from the end of a file when a tail starts
+    max_lines: int = 100_000  # lines kept in memory per log
+    poll: float = 0.2  # how often the host checks the file for new data
+    glob_every: float = 2.0  # how often a glob is re-evaluated for a newer file
+
+
+ALERT_KINDS = ("log", "gpu_idle", "host_down", "process_exit", "temperature")
+SEVERITIES = ("info", "warning", "error")
+OUTCOMES = ("finished", "failed")
+WEBHOOK_KINDS = ("json", "slack", "discord", "ntfy", "telegram")
+
+
+@dataclass(slots=True)
+class AlertRule:
+    name: str
+    when: str  # one of ALERT_KINDS
+    severity: str = "warning"
+    cooldown: float = 600.0
+    logs: list[str] = field(default_factory=lambda: ["*"])  # log names or globs (when=log)
+    hosts: list[str] = field(default_factory=lambda: ["*"])  # host names or globs
+    pattern: str | None = None  # regex: log lines (log), commands (process_exit)
+    duration: float = 0.0  # how long a condition must hold (gpu_idle, host_down, temperature)
+    utilization: float = 5.0  # gpu_idle: at or below this % counts as idle
+    limit: float = 85.0  # temperature: above this many degrees C
+    outcome: str | None = None  # "finished" / "failed": what it means for a run (board)
+    paid_only: bool = False  # gpu_idle: only hosts with hourly_cost
+    channels: list[str] | None = None  # None: every configured channel
+
+
+@dataclass(slots=True)
+class WebhookConfig:
+    name: str
+    kind: str  # one of WEBHOOK_KINDS
+    secret: str  # keyring entry (or NOMADLAB_SECRET_<NAME> variable) holding URL or token
+    chat_id: str | None = None  # telegram
+    min_severity: str = "info"
+    timeout: float = 10.0
+
+
+@dataclass(slots=True)
+class NotifySettings:
+    default_rules: bool = True
+    toast: bool = True
+    bell: bool = True
+    desktop: bool = True  # OSC 777 / OSC 9 through the terminal (works over SSH, tmux)
+    notify_send: bool = True  # where notify-send and a display exist
+    min_severity: str = "info"  # below this, only the alerts screen hears of it
+    webhooks: list[WebhookConfig] = field(default_factory=list)
+    retries: int = 5
+
+
+@dataclass(slots=True)
 class Config:
     source: Path | None = None  # None: defaults, no file
     show_local: bool = True
@@ -308,6 +370,10 @@ class Config:
     ssh: SshSettings = field(default_factory=SshSettings)
     fleet: FleetSettings = field(default_factory=FleetSettings)
     workspace: WorkspaceConfig = field(default_factory=WorkspaceConfig)
+    logs: list[LogConfig] = field(default_factory=list)
+    tail: TailSettings = field(default_factory=TailSettings)
+    alerts: list[AlertRule] = field(default_factory=list)
+    notify: NotifySettings = field(default_factory=NotifySettings)
 
     def host(self, name: str) -> HostConfig | None:
         for host in self.hosts:
@@ -426,21 +492,127 @@ def _read_workspace(t: Table) -> WorkspaceConfig:
     return out
 
 
+def _read_log(t: Table) -> LogConfig | None:
+    name = t.text("name", required=True)
+    host = t.text("host", required=True)
+    path = t.text("path", required=True)
+    lines = t.value("lines", int, -1, minimum=0, maximum=1_000_000)
+    t.finish()
+    if not name or not host or not path:
+        return None
+    return LogConfig(name=name, host=host, path=path, lines=None if lines < 0 else lines)
+
+
+def _read_tail(t: Table) -> TailSettings:
+    d = TailSettings()
+    out = TailSettings(
+        lines=t.value("lines", int, d.lines, minimum=0, maximum=1_000_000),
+        max_lines=t.value("max_lines", int, d.max_lines, minimum=100, maximum=10_000_000),
+        poll=t.duration("poll", d.poll, minimum=0.02),
+        glob_every=t.duration("glob_every", d.glob_every, minimum=0.1),
+    )
+    t.finish()
+    return out
+
+
+def _check_regex(t: Table, key: str, pattern: str | None) -> None:
+    if pattern is None:
+        return
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        t.problem(key, f"not a valid regular expression: {exc}")
+
+
+def _read_alert(t: Table) -> AlertRule | None:
+    name = t.text("name", required=True)
+    when = t.text("when", required=True, choices=ALERT_KINDS)
+    d = AlertRule(name="", when="log")
+    pattern = t.text("pattern")
+    _check_regex(t, "pattern", pattern)
+    rule = AlertRule(
+        name=name or "",
+        when=when or "log",
+        severity=t.text("severity", d.severity, choices=SEVERITIES) or d.severity,
+        cooldown=t.duration("cooldown", d.cooldown),
+        logs=t.string_list("logs", d.logs),
+        hosts=t.string_list("hosts", d.hosts),
+        pattern=pattern,
+        duration=t.duration("duration", d.duration),
+        utilization=t.value("utilization", float, d.utilization, minimum=0, maximum=100),
+        limit=t.value("limit", float, d.limit, minimum=0, maximum=200),
+        outcome=t.text("outcome", choices=OUTCOMES),
+        paid_only=t.value("paid_only", bool, d.paid_only),
+        channels=t.string_list("channels", []) if "channels" in t.data else None,
+    )
+    t.finish()
+    if when == "log" and not pattern:
+        t.problem("pattern", "a log alert needs a pattern (a regular expression)")
+    if when == "process_exit" and not pattern:
+        t.problem("pattern", "a process_exit alert needs a pattern matching the command")
+    if not name or not when:
+        return None
+    return rule
+
+
+def _read_webhook(t: Table) -> WebhookConfig | None:
+    name = t.text("name", required=True)
+    kind = t.text("kind", required=True, choices=WEBHOOK_KINDS)
+    secret = t.text("secret", required=True)
+    for forbidden in ("url", "token"):
+        if forbidden in t.data:
+            t.seen.add(forbidden)
+            t.problem(forbidden, "secrets do not belong in the config file: store it with "
+                      "`nomadlab secret set NAME` and name that entry in `secret`")
+    hook = WebhookConfig(
+        name=name or "",
+        kind=kind or "json",
+        secret=secret or "",
+        chat_id=t.text("chat_id"),
+        min_severity=t.text("min_severity", "info", choices=SEVERITIES) or "info",
+        timeout=t.duration("timeout", 10.0, minimum=1),
+    )
+    t.finish()
+    if kind == "telegram" and not hook.chat_id:
+        t.problem("chat_id", "a telegram webhook needs chat_id")
+    if not name or not kind or not secret:
+        return None
+    return hook
+
+
+def _read_notify(t: Table) -> NotifySettings:
+    d = NotifySettings()
+    hooks = [h for h in (_read_webhook(w) for w in t.tables("webhooks")) if h is not None]
+    out = NotifySettings(
+        default_rules=t.value("default_rules", bool, d.default_rules),
+        toast=t.value("toast", bool, d.toast),
+        bell=t.value("bell", bool, d.bell),
+        desktop=t.value("desktop", bool, d.desktop),
+        notify_send=t.value("notify_send", bool, d.notify_send),
+        min_severity=t.text("min_severity", d.min_severity, choices=SEVERITIES)
+        or d.min_severity,
+        webhooks=hooks,
+        retries=t.value("retries", int, d.retries, minimum=0, maximum=20),
+    )
+    t.finish()
+    return out
+
+
 def parse_config(data: dict[str, Any], text: str = "", source: Path | None = None) -> Config:
     problems = _Problems(text)
     root = Table(data, "", problems)
     hosts: list[HostConfig] = []
-    for table in root.tables("hosts"):
-        host = _read_host(table)
-        if host is not None:
-            hosts.append(host)
     names: dict[str, int] = {}
-    for index, host in enumerate(hosts):
+    # index: the host's place in the file (a host with problems is left out of ``hosts``).
+    for index, table in enumerate(root.tables("hosts")):
+        host = _read_host(table)
+        if host is None:
+            continue
+        hosts.append(host)
         if host.name in names:
             problems.add(f"hosts[{index}].name",
                          f"duplicate host name {host.name!r} (also hosts[{names[host.name]}])")
         names.setdefault(host.name, index)
-    for index, host in enumerate(hosts):
         if host.jump is not None and host.jump == host.name:
             problems.add(f"hosts[{index}].jump", "a host cannot be its own jump host")
     data_dir_text = root.text("data_dir")
@@ -452,8 +624,29 @@ def parse_config(data: dict[str, Any], text: str = "", source: Path | None = Non
         ssh=_read_ssh(root.table("ssh")),
         fleet=_read_fleet(root.table("fleet")),
         workspace=_read_workspace(root.table("workspace")),
+        logs=[log for log in (_read_log(t) for t in root.tables("logs")) if log is not None],
+        tail=_read_tail(root.table("tail")),
+        alerts=[a for a in (_read_alert(t) for t in root.tables("alerts")) if a is not None],
+        notify=_read_notify(root.table("notify")),
     )
     root.finish()
+    host_names = {h.name for h in hosts} | set(RESERVED_HOST_NAMES)
+    seen_logs: dict[str, int] = {}
+    for index, log in enumerate(config.logs):
+        if log.name in seen_logs:
+            problems.add(f"logs[{index}].name",
+                         f"duplicate log name {log.name!r} (also logs[{seen_logs[log.name]}])")
+        seen_logs.setdefault(log.name, index)
+        if log.host not in host_names:
+            problems.add(f"logs[{index}].host", f"unknown host {log.host!r}; hosts are "
+                         + ", ".join(sorted(host_names)) + _suggest(log.host, sorted(host_names)))
+    hook_names = [h.name for h in config.notify.webhooks]
+    channel_names = {"toast", "bell", "desktop", "notify_send", *hook_names}
+    for index, rule in enumerate(config.alerts):
+        for channel in rule.channels or []:
+            if channel not in channel_names:
+                problems.add(f"alerts[{index}].channels", f"unknown channel {channel!r}; "
+                             "channels are " + ", ".join(sorted(channel_names)))
     if problems.items:
         raise ConfigError(source, problems.items)
     return config

@@ -69,6 +69,7 @@ class HostSupervisor:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._conn: asyncssh.SSHClientConnection | None = None
+        self._connected = asyncio.Event()
         self._session: AgentSession | None = None
         self._last_sample_mono: float | None = None
         self._probe_deadline: float | None = None
@@ -175,8 +176,26 @@ class HostSupervisor:
             reason = await self._run_connected(conn)
             await self._sleep_backoff(reason)
 
+    # ------------------------------------------------------------------ for others
+
+    @property
+    def connection(self) -> asyncssh.SSHClientConnection | None:
+        """The live connection, for other channels on it (log tails), or None."""
+        conn = self._conn
+        return conn if conn is not None and not conn.is_closed() else None
+
+    async def wait_connected(self) -> asyncssh.SSHClientConnection:
+        """Wait until the host is connected (log tails ride on the same connection)."""
+        while True:
+            conn = self.connection
+            if conn is not None:
+                return conn
+            self._connected.clear()
+            await self._connected.wait()
+
     async def _run_connected(self, conn: asyncssh.SSHClientConnection) -> str:
         self._conn = conn
+        self._connected.set()
         self._last_sample_mono = None
         session = AgentSession(conn, self.host.name, self, self.clock,
                                interval=self.interval, python=self.host.python)

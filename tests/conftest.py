@@ -12,11 +12,11 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from sshd import SshServer  # noqa: E402
-from standins.nvml import build_fake_nvml  # noqa: E402
-from standins.smi import install_fake_smi  # noqa: E402
+from sshd import SshServer
+from standins.nvml import build_fake_nvml
+from standins.smi import install_fake_smi
 
-from nomadlab.core.config import Config, HostConfig, SshSettings, load_config_text  # noqa: E402
+from nomadlab.core.config import Config, HostConfig, SshSettings, load_config_text
 
 DATA = Path(__file__).resolve().parent / "data"
 

@@ -114,7 +114,8 @@ class SshServer:
         if os.geteuid() == 0:
             os.makedirs("/run/sshd", exist_ok=True)
         config = self._config()
-        check = subprocess.run([self.sshd, "-t", "-f", str(config)], capture_output=True, text=True)
+        check = subprocess.run([self.sshd, "-t", "-f", str(config)], capture_output=True,
+                               text=True, check=False)
         if check.returncode != 0:
             raise RuntimeError(f"sshd config rejected: {check.stderr}")
         log = self.log.open("ab")
@@ -146,7 +147,8 @@ class SshServer:
         """PIDs of processes started under this sshd (its per-connection children)."""
         if self.proc is None:
             return []
-        out = subprocess.run(["ps", "-e", "-o", "pid=,ppid="], capture_output=True, text=True)
+        out = subprocess.run(["ps", "-e", "-o", "pid=,ppid="], capture_output=True, text=True,
+                             check=True)
         children: dict[int, list[int]] = {}
         for line in out.stdout.splitlines():
             pid, ppid = (int(v) for v in line.split())

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import config_for, host_for, nvml_env, wait_for
+from conftest import config_for, host_for, wait_for
 from sshd import SshServer
 
 from nomadlab.core.model import GpuSource, HostSample, HostState, HostStatus
@@ -74,7 +74,8 @@ async def test_processes_are_mapped_through_proc(gpu_server: SshServer, nvml_con
     trusted(gpu_server)
     job = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "--lr=3e-4"])
     try:
-        nvml_conf.write_text(nvml_conf.read_text() + f"\n[proc]\ngpu=3\npid={job.pid}\nmem_mib=4096\n")
+        extra = f"\n[proc]\ngpu=3\npid={job.pid}\nmem_mib=4096\n"
+        nvml_conf.write_text(nvml_conf.read_text() + extra)
         rec = Recorder()
         fleet = await run_fleet(config_for(host_for(gpu_server), tmp=tmp_path), rec)
         try:

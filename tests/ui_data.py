@@ -39,8 +39,8 @@ def _gpus(model: str, total: float, limit: float, t: float, busy: list[int],
             used = total * 0.72
             temp = 66 + 4 * math.sin(t / 60 + i)
             power = limit * 0.88
-            procs = [GpuProcess(4100 + i, "alice", f"python train.py --config llama-7b.yaml --rank {i}",
-                                used - 600)]
+            command = f"python train.py --config llama-7b.yaml --rank {i}"
+            procs = [GpuProcess(4100 + i, "alice", command, used - 600)]
         else:
             util, used, temp, power, procs = 0.0, 4.0, 34.0, limit * 0.1, []
         if hot == i:
@@ -67,8 +67,8 @@ def feed(fleet: Fleet, clock: ManualClock) -> None:
     now = clock.time()
     for step in range(0, 300, 2):
         t = now - 300 + step
-        fleet.publish_sample(HostSample("lambda-h100", t, 34.0, 120_000, 491_520, 12.3,
-                                        _gpus("NVIDIA H100 80GB HBM3", 81559, 700, t, [0, 1, 2, 3, 4, 5]),
+        h100 = _gpus("NVIDIA H100 80GB HBM3", 81559, 700, t, [0, 1, 2, 3, 4, 5])
+        fleet.publish_sample(HostSample("lambda-h100", t, 34.0, 120_000, 491_520, 12.3, h100,
                                         received=t))
         fleet.publish_sample(HostSample("runpod-h200", t, 61.0, 400_000, 1_966_080, 30.1,
                                         _gpus("NVIDIA H200", 143771, 700, t, list(range(8)), hot=5),

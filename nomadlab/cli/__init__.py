@@ -12,12 +12,12 @@ import sys
 from collections.abc import Sequence
 
 from nomadlab import __version__
-from nomadlab.cli import demo, hosts, status, tui
+from nomadlab.cli import demo, hosts, secret, status, tui, watch
 from nomadlab.cli.common import UserError
 from nomadlab.core.config import ConfigError
 from nomadlab.core.store import StoreError
 
-COMMANDS = (demo, status, hosts)
+COMMANDS = (demo, status, hosts, secret, watch)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
     for module in COMMANDS:
         module.register(sub)
+    tui.register_tail(sub)
     return parser
 
 

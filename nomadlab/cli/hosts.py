@@ -21,7 +21,13 @@ from nomadlab.cli.common import (
 from nomadlab.core import configfile
 from nomadlab.core.config import RESERVED_HOST_NAMES, Config, ConfigError, HostConfig
 from nomadlab.remote.diagnose import diagnose
-from nomadlab.remote.ssh import ConnectFailure, Connector, HostKeyProblem, trust_host_key
+from nomadlab.remote.ssh import (
+    ConnectFailure,
+    Connector,
+    HostKeyProblem,
+    Unreachable,
+    trust_host_key,
+)
 from nomadlab.ui import render
 
 
@@ -134,7 +140,7 @@ def check_hosts(args: argparse.Namespace) -> int:
             await connector.close()
 
     results = run_async(all_hosts())
-    console = Console(highlight=False)
+    console = Console(highlight=False, soft_wrap=True)  # one line per step, even in a pipe
     for result in results:
         console.print(render.safe(result.host, "bold"))
         for step in result.steps:
@@ -148,11 +154,13 @@ def trust_host(args: argparse.Namespace) -> int:
     config = config_from(args)
     host = _host(config, args.name)
 
-    async def probe() -> HostKeyProblem | None:
+    async def probe() -> HostKeyProblem | Unreachable | None:
         connector = Connector(config.ssh, config.hosts)
         try:
             conn = await connector.connect(host)
         except HostKeyProblem as exc:
+            return exc
+        except Unreachable as exc:  # no key was seen: nothing to trust or to call trusted
             return exc
         except ConnectFailure as exc:
             if "host key" in str(exc):
@@ -164,6 +172,10 @@ def trust_host(args: argparse.Namespace) -> int:
         return None
 
     problem = run_async(probe())
+    if isinstance(problem, Unreachable):
+        print(f"{args.name}: cannot reach the host: {render.clean(str(problem))}",
+              file=sys.stderr)
+        return 1
     if problem is None:
         print(f"{args.name}: the host key is already trusted.")
         return 0

@@ -12,6 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from nomadlab.cli.common import UserError, add_config_option, config_from, run_async
+from nomadlab.core.config import Thresholds
 from nomadlab.core.model import LOCAL_HOST, HostState
 from nomadlab.remote.oneshot import HostReport, sample_once
 from nomadlab.ui import render
@@ -30,15 +31,22 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(func=run)
 
 
+def state_text(report: HostReport) -> str:
+    """'live', 'stale', 'unreachable', 'auth failed', 'host key unknown', ..."""
+    state = report.status.state
+    if report.ok:
+        return "stale" if state is HostState.STALE else "live"
+    if state is HostState.RECONNECTING:  # the one attempt failed; status does not retry
+        return "unreachable"
+    return str(state)
+
+
 def report_json(report: HostReport) -> dict[str, Any]:
     sample = report.sample
     status = report.status
-    state = "live" if report.ok else str(status.state)
-    if report.ok and status.state is HostState.STALE:
-        state = "stale"
     out: dict[str, Any] = {
         "name": report.name,
-        "state": state,
+        "state": state_text(report),
         "error": None if report.ok else (status.error or str(status.state)),
         "cpu_percent": sample.cpu_percent if sample else None,
         "memory_used_mib": sample.memory_used_mib if sample else None,
@@ -63,18 +71,17 @@ def report_json(report: HostReport) -> dict[str, Any]:
     return out
 
 
-def print_table(reports: list[HostReport]) -> None:
+def print_table(reports: list[HostReport], th: Thresholds) -> None:
     console = Console(highlight=False, soft_wrap=False)
     table = Table(box=None, pad_edge=False, show_edge=False)
     for column in ("HOST", "STATE", "GPU", "UTIL", "MEMORY", "TEMP", "POWER", "PROCS"):
-        table.add_column(column, no_wrap=True)
-    from nomadlab.core.config import Thresholds
-
-    th = Thresholds()
+        # Only the GPU column (names, host stats, errors) wraps when the terminal is
+        # narrow: squeezing every column would cut the numbers to "10…".
+        table.add_column(column, no_wrap=column != "GPU")
     for report in reports:
         name = render.safe(report.name, "bold")
         if not report.ok:
-            table.add_row(name, Text(str(report.status.state), style="red"),
+            table.add_row(name, Text(state_text(report), style="red"),
                           render.safe(report.status.error or "", "red"))
             continue
         sample = report.sample
@@ -89,6 +96,9 @@ def print_table(reports: list[HostReport]) -> None:
                 render.memory_cell(gpu, th), render.temp_cell(gpu, th), render.power_cell(gpu, th),
                 Text(str(len(gpu.processes))),
             )
+    if not console.is_terminal:  # a pipe or a file: whole lines, not a guessed 80 columns
+        wide = console.options.update_width(400)
+        console.width = max(console.width, console.measure(table, options=wide).maximum)
     console.print(table)
 
 
@@ -105,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
         json.dump({"hosts": [report_json(r) for r in reports]}, sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:
-        print_table(reports)
+        print_table(reports, config.fleet.thresholds)
         for report in reports:
             if not report.ok:
                 print(f"{report.name}: {render.clean(report.status.error or '')}",

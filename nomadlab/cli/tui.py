@@ -1,15 +1,18 @@
-"""``nomadlab``: the TUI."""
+"""``nomadlab`` (the TUI) and ``nomadlab tail HOST:PATH`` (the TUI on one log)."""
 
 from __future__ import annotations
 
 import argparse
 from typing import TYPE_CHECKING
 
-from nomadlab.cli.common import config_from
+from nomadlab.cli.common import UserError, add_config_option, config_from
 from nomadlab.core.clock import SYSTEM_CLOCK, Clock
 from nomadlab.core.config import Config
+from nomadlab.core.model import LOCAL_HOST
 from nomadlab.core.store import Store
+from nomadlab.notify import AlertHub
 from nomadlab.remote.fleet import Fleet
+from nomadlab.remote.tail import Logs
 
 if TYPE_CHECKING:
     from nomadlab.ui.app import NomadApp
@@ -22,21 +25,61 @@ NO_CONFIG_HINT = (
 
 
 def build_app(config: Config, *, clock: Clock = SYSTEM_CLOCK, start_fleet: bool = True,
-              store: Store | None = None, fleet: Fleet | None = None) -> NomadApp:
+              store: Store | None = None, fleet: Fleet | None = None,
+              logs: Logs | None = None, alerts: AlertHub | None = None,
+              initial_mode: str = "workspace",
+              initial_log: tuple[str, str] | None = None) -> NomadApp:
     """The app with its services (tests and the demo build it the same way)."""
     from nomadlab.ui.app import NomadApp
     from nomadlab.ui.services import Services
 
     store = store if store is not None else Store(config.database)
     fleet = fleet if fleet is not None else Fleet(config, store=store, clock=clock)
+    logs = logs if logs is not None else Logs(config, fleet, clock)
+    if alerts is None:
+        alerts = AlertHub(config, store, clock=clock)
+    if alerts not in fleet.listeners:
+        fleet.listeners.append(alerts)
+    if alerts not in logs.listeners:
+        logs.listeners.append(alerts)
     hint = NO_CONFIG_HINT if config.source is None and not config.hosts else None
-    services = Services(config=config, store=store, fleet=fleet, clock=clock,
-                        start_fleet=start_fleet, hint=hint)
+    services = Services(config=config, store=store, fleet=fleet, clock=clock, logs=logs,
+                        alerts=alerts, start_fleet=start_fleet, hint=hint,
+                        initial_mode=initial_mode, initial_log=initial_log)
     return NomadApp(services)
 
 
 def run(args: argparse.Namespace) -> int:
     config = config_from(args)
     app = build_app(config)
+    app.run()
+    return 0
+
+
+def register_tail(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("tail", help="open the TUI following HOST:PATH",
+                       description="Open the TUI on the logs screen following PATH on HOST "
+                                   "(a [[hosts]] name, or 'local'). PATH may start with ~ and "
+                                   "may be a glob: the newest match is followed.")
+    p.add_argument("spec", metavar="HOST:PATH")
+    add_config_option(p)
+    p.set_defaults(func=run_tail)
+
+
+def parse_spec(spec: str, config: Config) -> tuple[str, str]:
+    host, sep, path = spec.partition(":")
+    if not sep or not host or not path:
+        raise UserError("expected HOST:PATH, e.g. lambda-h100:~/runs/exp42/train.log; "
+                        f"got {spec!r}")
+    known = [h.name for h in config.hosts] + [LOCAL_HOST]
+    if host not in known:
+        raise UserError(f"unknown host {host!r} (hosts: {', '.join(known)})")
+    return host, path
+
+
+def run_tail(args: argparse.Namespace) -> int:
+    config = config_from(args)
+    host, path = parse_spec(args.spec, config)
+    app = build_app(config, initial_mode="logs", initial_log=(host, path))
     app.run()
     return 0

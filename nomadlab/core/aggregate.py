@@ -38,6 +38,7 @@ class MinuteAggregator:
         self.store = store
         self._open: dict[tuple[str, str], _Acc] = {}
         self._done: list[_Acc] = []
+        self._swept = 0  # the minute of the last sweep for hosts that went quiet
 
     def add(self, sample: HostSample, hourly_cost: float | None = None) -> None:
         minute = int((sample.received or sample.time) // 60)
@@ -66,6 +67,13 @@ class MinuteAggregator:
                 acc.power_n += 1
             if gpu.processes:
                 acc.busy = True
+        if minute > self._swept:
+            # Once a minute: close the minutes of hosts that stopped sending samples.
+            self._swept = minute
+            for key, acc in list(self._open.items()):
+                if acc.minute < minute:
+                    self._done.append(acc)
+                    del self._open[key]
         if self._done:
             self.flush(closed_only=True)
 
@@ -83,11 +91,13 @@ class MinuteAggregator:
                 "INSERT INTO gpu_minutes (host, gpu_uuid, gpu_index, gpu_name, minute, samples,"
                 " util_avg, memory_avg_mib, memory_total_mib, power_avg_w, busy, hourly_cost,"
                 " gpus_on_host) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
+                # The same minute written twice (a restart within a minute): combine,
+                # weighting each average by its sample count.
                 " ON CONFLICT(host, gpu_uuid, minute) DO UPDATE SET"
+                " util_avg = " + _combine("util_avg") + ","
+                " memory_avg_mib = " + _combine("memory_avg_mib") + ","
+                " power_avg_w = " + _combine("power_avg_w") + ","
                 " samples = samples + excluded.samples,"
-                " util_avg = COALESCE(excluded.util_avg, util_avg),"
-                " memory_avg_mib = COALESCE(excluded.memory_avg_mib, memory_avg_mib),"
-                " power_avg_w = COALESCE(excluded.power_avg_w, power_avg_w),"
                 " busy = MAX(busy, excluded.busy)",
                 [
                     (
@@ -102,6 +112,13 @@ class MinuteAggregator:
                 ],
             )
         return len(rows)
+
+
+def _combine(column: str) -> str:
+    return (f"CASE WHEN {column} IS NULL THEN excluded.{column}"
+            f" WHEN excluded.{column} IS NULL THEN {column}"
+            f" ELSE ({column} * samples + excluded.{column} * excluded.samples)"
+            f" / (samples + excluded.samples) END")
 
 
 def gpu_hours(store: Store, start_minute: int, end_minute: int,

@@ -298,6 +298,7 @@ class WorkspaceConfig:
     narrow_width: int = 100
     narrow_height: int = 30
     remember: bool = True
+    log: str | None = None  # the log the log pane follows (default: the most recently active)
 
 
 @dataclass(slots=True)
@@ -415,6 +416,13 @@ def _read_host(t: Table) -> HostConfig | None:
     return host
 
 
+def host_problems(data: dict[str, Any]) -> list[str]:
+    """What is wrong with one [[hosts]] table on its own: ``port: must be at most ...``."""
+    problems = _Problems("")
+    _read_host(Table(data, "", problems))
+    return problems.items
+
+
 def _read_thresholds(t: Table) -> Thresholds:
     d = Thresholds()
     out = Thresholds(
@@ -487,6 +495,7 @@ def _read_workspace(t: Table) -> WorkspaceConfig:
         narrow_width=t.value("narrow_width", int, d.narrow_width, minimum=20, maximum=1000),
         narrow_height=t.value("narrow_height", int, d.narrow_height, minimum=5, maximum=1000),
         remember=t.value("remember", bool, d.remember),
+        log=t.text("log"),
     )
     t.finish()
     return out
@@ -640,6 +649,8 @@ def parse_config(data: dict[str, Any], text: str = "", source: Path | None = Non
         if log.host not in host_names:
             problems.add(f"logs[{index}].host", f"unknown host {log.host!r}; hosts are "
                          + ", ".join(sorted(host_names)) + _suggest(log.host, sorted(host_names)))
+    if config.workspace.log is not None and config.workspace.log not in seen_logs:
+        problems.add("workspace.log", f"no [[logs]] entry is named {config.workspace.log!r}")
     hook_names = [h.name for h in config.notify.webhooks]
     channel_names = {"toast", "bell", "desktop", "notify_send", *hook_names}
     for index, rule in enumerate(config.alerts):

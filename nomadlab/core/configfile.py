@@ -19,14 +19,20 @@ from typing import Any
 
 import tomli_w
 
-from nomadlab.core.config import ConfigError, HostConfig, load_config_text
+from nomadlab.core.config import ConfigError, HostConfig, host_problems, load_config_text
 
 _HEADER = re.compile(r"^\s*\[")
 _HOSTS_HEADER = re.compile(r"^\s*\[\[\s*hosts\s*\]\]\s*(#.*)?$")
 
 
 def atomic_write(path: Path, text: str) -> None:
-    """Replace ``path`` with ``text`` in one step; keep the old file as ``.bak``."""
+    """Replace ``path`` with ``text`` in one step; keep the old file as ``.bak``.
+
+    A symlinked config (dotfiles repositories) keeps its link: the file it points
+    to is the one replaced.
+    """
+    if path.is_symlink():
+        path = path.resolve()
     path.parent.mkdir(parents=True, exist_ok=True)
     mode = 0o600
     if path.exists():
@@ -72,6 +78,40 @@ def _read(path: Path) -> str:
         return path.read_text(encoding="utf-8")
     except FileNotFoundError:
         return ""
+    except UnicodeDecodeError as exc:
+        raise ConfigError(path, [f"not UTF-8 text (byte {exc.start})"]) from None
+    except OSError as exc:
+        raise ConfigError(path, [f"cannot read: {exc.strerror or exc}"]) from None
+
+
+def _write(path: Path, text: str) -> None:
+    try:
+        atomic_write(path, text)
+    except OSError as exc:
+        raise ConfigError(path, [f"cannot write: {exc.strerror or exc}"]) from None
+
+
+def _dumps(data: dict[str, Any]) -> str:
+    """The whole file from data (comments are lost): hosts as ``[[hosts]]`` blocks."""
+    rest = {k: v for k, v in data.items() if k != "hosts"}
+    text = tomli_w.dumps(rest) if rest else ""
+    for table in data.get("hosts", []):
+        text += ("\n" if text else "") + _host_block(table)
+    return text
+
+
+def _host_block(table: dict[str, Any]) -> str:
+    # An explicit header: tomli_w writes a short array of tables inline
+    # (``hosts = [{...}]``), which a later append could not extend. A host table is
+    # flat (strings, numbers, a list of strings), so all its keys go under it.
+    return "[[hosts]]\n" + tomli_w.dumps(table)
+
+
+def _loads(text: str) -> dict[str, Any] | None:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError:
+        return None
 
 
 def add_host(path: Path, host: HostConfig) -> None:
@@ -79,28 +119,36 @@ def add_host(path: Path, host: HostConfig) -> None:
     config = load_config_text(text, path)  # the current file must be valid first
     if config.host(host.name) is not None:
         raise ConfigError(path, [f"a host named {host.name!r} already exists"])
-    block = tomli_w.dumps({"hosts": [host_table(host)]})
-    new_text = text + ("" if not text or text.endswith("\n") else "\n") + ("\n" if text else "")
-    new_text += block
-    before = tomllib.loads(text) if text else {}
-    after = tomllib.loads(new_text)
+    wrong = host_problems(host_table(host))
+    if wrong:
+        raise ConfigError(path, [f"host {host.name!r}: {problem}" for problem in wrong])
+    before = tomllib.loads(text)
     expected = dict(before)
     expected["hosts"] = [*before.get("hosts", []), host_table(host)]
-    if after != expected:
-        raise ConfigError(path, ["could not add the host without changing other settings; "
-                                 "edit the file by hand"])
+    new_text = text + ("" if not text or text.endswith("\n") else "\n") + ("\n" if text else "")
+    new_text += _host_block(host_table(host))
+    if _loads(new_text) != expected:  # ``hosts = [...]`` written inline: rewrite
+        new_text = _dumps(expected)
+        if _loads(new_text) != expected:
+            raise ConfigError(path, ["could not add the host without changing other "
+                                     "settings; edit the file by hand"])
     load_config_text(new_text, path)  # validates the new host too
-    atomic_write(path, new_text)
+    _write(path, new_text)
 
 
 def remove_host(path: Path, name: str) -> None:
     text = _read(path)
-    before = tomllib.loads(text) if text else {}
-    hosts = before.get("hosts", [])
-    index = next((i for i, h in enumerate(hosts) if h.get("name") == name), None)
-    if index is None:
-        known = ", ".join(h.get("name", "?") for h in hosts) or "none"
+    config = load_config_text(text, path)  # the current file must be valid first
+    if config.host(name) is None:
+        known = ", ".join(h.name for h in config.hosts) or "none"
         raise ConfigError(path, [f"no host named {name!r} (hosts: {known})"])
+    before = tomllib.loads(text)
+    hosts = before["hosts"]
+    index = next(i for i, h in enumerate(hosts) if h.get("name") == name)
+    expected = dict(before)
+    expected["hosts"] = [h for i, h in enumerate(hosts) if i != index]
+    if not expected["hosts"]:
+        del expected["hosts"]
     lines = text.splitlines(keepends=True)
     starts = [i for i, line in enumerate(lines) if _HOSTS_HEADER.match(line)]
     new_text: str | None = None
@@ -109,24 +157,17 @@ def remove_host(path: Path, name: str) -> None:
         end = start + 1
         while end < len(lines) and not _HEADER.match(lines[end]):
             end += 1
-        # Comments directly above the block belong to it.
+        # Comments directly above a header belong to that block: this one's go,
+        # the next one's stay.
         while start > 0 and lines[start - 1].lstrip().startswith("#"):
             start -= 1
+        if end < len(lines):
+            while end > start + 1 and lines[end - 1].lstrip().startswith("#"):
+                end -= 1
         candidate = "".join(lines[:start] + lines[end:])
-        expected = dict(before)
-        expected["hosts"] = [h for i, h in enumerate(hosts) if i != index]
-        if not expected["hosts"]:
-            del expected["hosts"]
-        try:
-            if tomllib.loads(candidate) == expected:
-                new_text = candidate
-        except tomllib.TOMLDecodeError:
-            new_text = None
+        if _loads(candidate) == expected:
+            new_text = candidate
     if new_text is None:  # inline arrays or odd layouts: rewrite (comments are lost)
-        data = dict(before)
-        data["hosts"] = [h for i, h in enumerate(hosts) if i != index]
-        if not data["hosts"]:
-            del data["hosts"]
-        new_text = tomli_w.dumps(data)
+        new_text = _dumps(expected)
     load_config_text(new_text, path)
-    atomic_write(path, new_text)
+    _write(path, new_text)

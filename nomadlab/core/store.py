@@ -48,6 +48,26 @@ MIGRATIONS: dict[str, list[str]] = {
         CREATE INDEX gpu_minutes_minute ON gpu_minutes (minute);
         """,
     ],
+    "alerts": [
+        """
+        CREATE TABLE alerts (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            time REAL NOT NULL,               -- wall clock when it was raised
+            rule TEXT NOT NULL,
+            severity TEXT NOT NULL,           -- info, warning, error
+            title TEXT NOT NULL,
+            message TEXT NOT NULL,
+            host TEXT,
+            log TEXT,
+            outcome TEXT,                     -- finished, failed
+            line TEXT,                        -- the matching log line (cut)
+            acknowledged REAL,                -- wall clock, NULL until seen
+            extra TEXT NOT NULL DEFAULT '{}'  -- JSON object
+        );
+        CREATE INDEX alerts_time ON alerts (time);
+        CREATE INDEX alerts_unacknowledged ON alerts (time) WHERE acknowledged IS NULL;
+        """,
+    ],
 }
 
 
@@ -59,18 +79,29 @@ class Store:
     def __init__(self, path: Path | str, *, timeout: float = 10.0) -> None:
         self.path = Path(path) if str(path) != ":memory:" else None
         if self.path is not None:
-            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            except OSError as exc:
+                raise StoreError(f"{path}: cannot create {self.path.parent}: "
+                                 f"{exc.strerror or exc}") from None
         try:
             self.db = sqlite3.connect(
                 str(path), timeout=timeout, isolation_level=None, check_same_thread=False
             )
+        except sqlite3.Error as exc:
+            raise StoreError(f"{path}: {exc}") from None
+        try:
             self.db.row_factory = sqlite3.Row
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.execute("PRAGMA foreign_keys=ON")
             self.db.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
             self._migrate()
-        except sqlite3.DatabaseError as exc:
+        except StoreError:
+            self.db.close()
+            raise
+        except sqlite3.Error as exc:
+            self.db.close()
             raise StoreError(f"{path}: {exc}") from None
         if self.path is not None:
             try:

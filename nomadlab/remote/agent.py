@@ -2,7 +2,8 @@
 
 Rules for this file (checked by a test with vermin):
 - standard library only, Python >= 3.8 (no f-string '=' specifiers, no walrus, no
-  ``list[int]`` annotations at runtime);
+  ``list[int]`` or ``X | None`` annotations: function annotations are evaluated at
+  definition time on 3.8, so they use ``typing.List`` / ``Optional``);
 - it is shipped to the host over SSH on stdin and exec'd by a tiny bootstrap, together
   with the source of the client's installed nvidia-ml-py binding (pynvml), so nothing
   has to be installed on the host;
@@ -22,6 +23,25 @@ import subprocess
 import sys
 import threading
 import time
+from typing import (
+    IO,
+    Any,
+    Callable,
+    Dict,
+    Iterable,
+    List,
+    NoReturn,
+    Optional,
+    Set,
+    Tuple,
+    Union,
+)
+
+# The wire format is JSON: one dict per message, one dict per GPU in it.
+Message = Dict[str, Any]
+GpuDict = Dict[str, Any]
+# (timestamp, gpu uuid, pid, process name, used MiB) from one nvidia-smi app line.
+AppRow = Tuple[str, str, int, str, Optional[float]]
 
 AGENT_VERSION = 1
 NO_PYTHON_MARKER = "NOMADLAB-NO-PYTHON"
@@ -46,7 +66,7 @@ MAX_COMMAND = 240  # characters of a process command line sent to the client
 # --------------------------------------------------------------------------- helpers
 
 
-def _num(text):
+def _num(text: str) -> Optional[float]:
     """nvidia-smi field -> float, or None for [N/A], [Not Supported], blanks."""
     text = text.strip()
     if not text or text.startswith("[") or text.upper() in ("N/A", "NA"):
@@ -59,13 +79,13 @@ def _num(text):
         return None
 
 
-def _round(value, digits=1):
+def _round(value: Optional[float], digits: int = 1) -> Optional[float]:
     if value is None:
         return None
     return round(value, digits)
 
 
-def parse_smi_gpu_line(line):
+def parse_smi_gpu_line(line: str) -> Optional[GpuDict]:
     """One line of ``--query-gpu=SMI_GPU_FIELDS --format=csv,noheader,nounits``.
 
     Returns a gpu dict (the sample wire format) or None for a line that is not one.
@@ -90,7 +110,7 @@ def parse_smi_gpu_line(line):
     }
 
 
-def parse_smi_app_line(line):
+def parse_smi_app_line(line: str) -> Optional[AppRow]:
     """One line of ``--query-compute-apps=SMI_APP_FIELDS --format=csv,noheader,nounits``.
 
     Returns (timestamp, gpu_uuid, pid, name, memory_mib) or None.
@@ -116,19 +136,20 @@ def parse_smi_app_line(line):
 class HostStats(object):
     """CPU %, RAM and load from /proc (Linux); None where /proc is missing."""
 
-    def __init__(self, proc_root="/proc"):
+    def __init__(self, proc_root: str = "/proc") -> None:
         self.root = proc_root
-        self._prev = None
+        self._prev: Optional[Tuple[int, int]] = None
 
-    def _cpu_times(self):
+    def _cpu_times(self) -> Tuple[int, int]:
         with open(os.path.join(self.root, "stat"), "rb") as f:
             first = f.readline().split()
         values = [int(v) for v in first[1:]]
         idle = values[3] + (values[4] if len(values) > 4 else 0)
         return idle, sum(values[:8])
 
-    def sample(self):
-        out = {"cpu": None, "ram_used": None, "ram_total": None, "load1": None}
+    def sample(self) -> Dict[str, Optional[float]]:
+        out: Dict[str, Optional[float]] = {
+            "cpu": None, "ram_used": None, "ram_total": None, "load1": None}
         try:
             idle, total = self._cpu_times()
             if self._prev is not None:
@@ -140,7 +161,7 @@ class HostStats(object):
         except (OSError, ValueError, IndexError):
             pass
         try:
-            info = {}
+            info: Dict[bytes, float] = {}
             with open(os.path.join(self.root, "meminfo"), "rb") as f:
                 for raw in f:
                     key, _, rest = raw.partition(b":")
@@ -166,11 +187,11 @@ class HostStats(object):
 class ProcessNames(object):
     """pid -> (user, command line), read through /proc and cached while the pid lives."""
 
-    def __init__(self, proc_root="/proc"):
+    def __init__(self, proc_root: str = "/proc") -> None:
         self.root = proc_root
-        self._cache = {}
+        self._cache: Dict[int, Tuple[str, str]] = {}
 
-    def _read(self, pid):
+    def _read(self, pid: int) -> Tuple[str, str]:
         base = os.path.join(self.root, str(pid))
         user = "?"
         command = ""
@@ -201,9 +222,9 @@ class ProcessNames(object):
             command = command[: MAX_COMMAND - 1] + "\u2026"
         return user, command
 
-    def lookup(self, pids):
+    def lookup(self, pids: Iterable[int]) -> Dict[int, Tuple[str, str]]:
         """Return {pid: (user, command)} and forget pids no longer asked for."""
-        result = {}
+        result: Dict[int, Tuple[str, str]] = {}
         for pid in pids:
             hit = self._cache.get(pid)
             if hit is None:
@@ -221,25 +242,25 @@ class ProcessNames(object):
 class NoGpu(object):
     kind = "none"
 
-    def __init__(self, reason):
-        self.reason = reason
-        self.driver = None
+    def __init__(self, reason: str) -> None:
+        self.reason: Optional[str] = reason
+        self.driver: Optional[str] = None
 
-    def inventory(self):
+    def inventory(self) -> List[GpuDict]:
         return []
 
-    def sample(self):
+    def sample(self) -> List[GpuDict]:
         return []
 
-    def close(self):
+    def close(self) -> None:
         pass
 
 
-def _none(*args):
+def _none(*args: Any) -> None:
     return None
 
 
-def _decode(value):
+def _decode(value: Any) -> str:
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
     return str(value)
@@ -250,15 +271,14 @@ class NvmlGpus(object):
 
     kind = "nvml"
 
-    def __init__(self, nvml, names=None):
+    def __init__(self, nvml: Any, names: Optional[ProcessNames] = None) -> None:
         self.nv = nvml
         nvml.nvmlInit()
-        self.driver = self._try(nvml.nvmlSystemGetDriverVersion)
-        if self.driver is not None:
-            self.driver = _decode(self.driver)
+        driver = self._try(nvml.nvmlSystemGetDriverVersion)
+        self.driver: Optional[str] = None if driver is None else _decode(driver)
         count = nvml.nvmlDeviceGetCount()
-        self.handles = []
-        self.static = []
+        self.handles: List[Any] = []
+        self.static: List[GpuDict] = []
         for i in range(count):
             handle = nvml.nvmlDeviceGetHandleByIndex(i)
             name = self._try(nvml.nvmlDeviceGetName, handle)
@@ -272,20 +292,21 @@ class NvmlGpus(object):
                 }
             )
         self.names = names if names is not None else ProcessNames()
-        self.reason = None
+        self.reason: Optional[str] = None
 
-    def _try(self, fn, *args):
+    def _try(self, fn: Callable[..., Any], *args: Any) -> Any:
         try:
             return fn(*args)
         except Exception:  # NVMLError_*: not supported, GPU lost, ...
             return None
 
-    def inventory(self):
+    def inventory(self) -> List[GpuDict]:
         return [dict(s) for s in self.static]
 
-    def _processes(self, handle):
-        procs = {}
-        for getter in ("nvmlDeviceGetComputeRunningProcesses", "nvmlDeviceGetGraphicsRunningProcesses"):
+    def _processes(self, handle: Any) -> Dict[int, Optional[float]]:
+        procs: Dict[int, Optional[float]] = {}
+        for getter in ("nvmlDeviceGetComputeRunningProcesses",
+                       "nvmlDeviceGetGraphicsRunningProcesses"):
             fn = getattr(self.nv, getter, None)
             if fn is None:
                 continue
@@ -293,17 +314,18 @@ class NvmlGpus(object):
             for p in found or []:
                 used = getattr(p, "usedGpuMemory", None)
                 mib = None if used is None else round(used / 1048576.0, 1)
-                if p.pid in procs and procs[p.pid] is not None and mib is not None:
-                    mib = max(mib, procs[p.pid])
+                seen = procs.get(p.pid)
+                if seen is not None and mib is not None:
+                    mib = max(mib, seen)
                 procs[p.pid] = mib
         return procs
 
-    def sample(self):
+    def sample(self) -> List[GpuDict]:
         nv = self.nv
-        gpus = []
-        all_pids = set()
-        per_gpu = []
-        for static, handle in zip(self.static, self.handles):
+        gpus: List[GpuDict] = []
+        all_pids: Set[int] = set()
+        per_gpu: List[Dict[int, Optional[float]]] = []
+        for i, handle in enumerate(self.handles):  # self.static[i] is its inventory
             util = self._try(nv.nvmlDeviceGetUtilizationRates, handle)
             mem = self._try(nv.nvmlDeviceGetMemoryInfo, handle)
             temp = self._try(nv.nvmlDeviceGetTemperature, handle, 0)  # NVML_TEMPERATURE_GPU
@@ -314,7 +336,7 @@ class NvmlGpus(object):
             per_gpu.append(procs)
             gpus.append(
                 {
-                    "i": static["i"],
+                    "i": self.static[i]["i"],
                     "util": None if util is None else float(util.gpu),
                     "mu": None if mem is None else round(mem.used / 1048576.0, 1),
                     "mt": None if mem is None else round(mem.total / 1048576.0, 1),
@@ -325,7 +347,7 @@ class NvmlGpus(object):
                 }
             )
         names = self.names.lookup(sorted(all_pids))
-        for gpu, procs in zip(gpus, per_gpu):
+        for gpu, procs in zip(gpus, per_gpu):  # noqa: B905  (strict= is 3.10+; same length)
             for pid in sorted(procs):
                 user, command = names.get(pid, ("?", ""))
                 if not command:
@@ -335,7 +357,7 @@ class NvmlGpus(object):
                 gpu["procs"].append([pid, user, command, procs[pid]])
         return gpus
 
-    def close(self):
+    def close(self) -> None:
         self._try(self.nv.nvmlShutdown)
 
 
@@ -344,18 +366,20 @@ class SmiGpus(object):
 
     kind = "nvidia-smi"
 
-    def __init__(self, interval, command="nvidia-smi", names=None):
+    def __init__(self, interval: float, command: str = "nvidia-smi",
+                 names: Optional[ProcessNames] = None) -> None:
         self.interval = interval
         self.names = names if names is not None else ProcessNames()
-        self.driver = None
-        self.reason = None
+        self.driver: Optional[str] = None
+        self.reason: Optional[str] = None
         self._lock = threading.Lock()
-        self._rows = {}
-        self._apps = {}  # uuid -> list of (pid, name, mib)
-        self._apps_stamp = None
+        self._rows: Dict[int, GpuDict] = {}
+        # uuid -> list of (pid, name, mib)
+        self._apps: Dict[str, List[Tuple[int, str, Optional[float]]]] = {}
+        self._apps_stamp: Optional[str] = None
         self._apps_seen = 0.0
         ms = str(max(100, int(interval * 1000)))
-        self.children = []
+        self.children: "List[subprocess.Popen[bytes]]" = []
         gpu_cmd = [
             command,
             "--query-gpu=" + ",".join(SMI_GPU_FIELDS),
@@ -371,7 +395,9 @@ class SmiGpus(object):
             ms,
         ]
         self._first = threading.Event()
-        for cmd, target in ((gpu_cmd, self._read_gpus), (app_cmd, self._read_apps)):
+        readers: List[Tuple[List[str], Callable[[IO[bytes]], None]]] = [
+            (gpu_cmd, self._read_gpus), (app_cmd, self._read_apps)]
+        for cmd, target in readers:
             child = subprocess.Popen(
                 cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
             )
@@ -384,7 +410,7 @@ class SmiGpus(object):
             if not self._rows:
                 raise RuntimeError("nvidia-smi printed no GPU lines")
 
-    def _read_gpus(self, stream):
+    def _read_gpus(self, stream: IO[bytes]) -> None:
         for raw in iter(stream.readline, b""):
             gpu = parse_smi_gpu_line(raw.decode("utf-8", "replace"))
             if gpu is None:
@@ -394,7 +420,7 @@ class SmiGpus(object):
             self._first.set()
         self._first.set()
 
-    def _read_apps(self, stream):
+    def _read_apps(self, stream: IO[bytes]) -> None:
         for raw in iter(stream.readline, b""):
             row = parse_smi_app_line(raw.decode("utf-8", "replace"))
             if row is None:
@@ -408,11 +434,12 @@ class SmiGpus(object):
                 self._apps.setdefault(uuid, []).append((pid, name, mib))
                 self._apps_seen = time.monotonic()
 
-    def inventory(self):
+    def inventory(self) -> List[GpuDict]:
         with self._lock:
-            return [{"i": g["i"], "name": g["name"], "uuid": g["uuid"]} for _, g in sorted(self._rows.items())]
+            return [{"i": g["i"], "name": g["name"], "uuid": g["uuid"]}
+                    for _, g in sorted(self._rows.items())]
 
-    def sample(self):
+    def sample(self) -> List[GpuDict]:
         with self._lock:
             rows = [dict(g) for _, g in sorted(self._rows.items())]
             # nvidia-smi prints nothing at all when no process runs: forget a poll
@@ -431,7 +458,7 @@ class SmiGpus(object):
                 gpu["procs"].append([pid, user, command or name, mib])
         return rows
 
-    def close(self):
+    def close(self) -> None:
         for child in self.children:
             try:
                 child.kill()
@@ -440,7 +467,12 @@ class SmiGpus(object):
                 pass
 
 
-def _which(name):
+# What open_gpus returns: every GPU source has kind, driver, reason, inventory(),
+# sample() and close().
+GpuBackend = Union[NoGpu, NvmlGpus, SmiGpus]
+
+
+def _which(name: str) -> Optional[str]:
     for directory in os.environ.get("PATH", "").split(os.pathsep):
         path = os.path.join(directory, name)
         if os.path.isfile(path) and os.access(path, os.X_OK):
@@ -448,20 +480,25 @@ def _which(name):
     return None
 
 
-def load_nvml_from_source(source):
+def load_nvml_from_source(source: str) -> Any:
     """Build a pynvml module from shipped source text (no install on the host)."""
     import types
 
     module = types.ModuleType("pynvml")
     module.__file__ = "<nomadlab:pynvml>"
     sys.modules["pynvml"] = module
-    exec(compile(source, "pynvml.py", "exec"), module.__dict__)
+    try:
+        exec(compile(source, "pynvml.py", "exec"), module.__dict__)
+    except BaseException:
+        del sys.modules["pynvml"]  # a later ``import pynvml`` must not get half a module
+        raise
     return module
 
 
-def open_gpus(interval, pynvml_source=None, nvml=None):
+def open_gpus(interval: float, pynvml_source: Optional[str] = None,
+              nvml: Any = None) -> GpuBackend:
     """NVML first, then nvidia-smi, then nothing; the reason is kept for the hello."""
-    reasons = []
+    reasons: List[str] = []
     if nvml is None and pynvml_source:
         try:
             nvml = load_nvml_from_source(pynvml_source)
@@ -469,7 +506,9 @@ def open_gpus(interval, pynvml_source=None, nvml=None):
             reasons.append("NVML binding: %s" % exc)
     if nvml is None:
         try:
-            import pynvml as nvml  # a binding installed on this host
+            import pynvml  # a binding installed on this host
+
+            nvml = pynvml
         except Exception:
             nvml = None
     if nvml is not None:
@@ -491,7 +530,7 @@ def open_gpus(interval, pynvml_source=None, nvml=None):
 # --------------------------------------------------------------------------- wire format
 
 
-def hello_message(gpus, hostname=None):
+def hello_message(gpus: GpuBackend, hostname: Optional[str] = None) -> Message:
     return {
         "type": "hello",
         "agent": AGENT_VERSION,
@@ -504,14 +543,14 @@ def hello_message(gpus, hostname=None):
     }
 
 
-def sample_message(gpus, host):
-    msg = {"type": "sample", "t": round(time.time(), 3)}
+def sample_message(gpus: GpuBackend, host: HostStats) -> Message:
+    msg: Message = {"type": "sample", "t": round(time.time(), 3)}
     msg.update(host.sample())
     msg["gpus"] = gpus.sample()
     return msg
 
 
-def encode(message):
+def encode(message: Message) -> bytes:
     return (json.dumps(message, separators=(",", ":")) + "\n").encode("ascii")
 
 
@@ -519,7 +558,8 @@ def encode(message):
 
 
 class Agent(object):
-    def __init__(self, out, inp, interval, gpus, host=None, heartbeat_timeout=60.0):
+    def __init__(self, out: IO[bytes], inp: IO[bytes], interval: float, gpus: GpuBackend,
+                 *, host: Optional[HostStats] = None, heartbeat_timeout: float = 60.0) -> None:
         self.out = out
         self.inp = inp
         self.interval = max(0.1, float(interval))
@@ -530,7 +570,7 @@ class Agent(object):
         self.stop = threading.Event()
         self.wake = threading.Event()
 
-    def _listen(self):
+    def _listen(self) -> None:
         """Heartbeats and commands on stdin; EOF ends the agent."""
         try:
             for raw in iter(self.inp.readline, b""):
@@ -549,11 +589,11 @@ class Agent(object):
         self.stop.set()
         self.wake.set()
 
-    def write(self, message):
+    def write(self, message: Message) -> None:
         self.out.write(encode(message))
         self.out.flush()
 
-    def run(self, once=False):
+    def run(self, once: bool = False) -> int:
         try:
             self.write(hello_message(self.gpus))
             if once:
@@ -573,7 +613,7 @@ class Agent(object):
                 delay = next_tick - time.monotonic()
                 if delay < 0:  # fell behind (slow NVML, suspended): do not burst
                     next_tick = time.monotonic()
-                    delay = 0
+                    delay = 0.0
                 self.wake.wait(delay)
                 if self.wake.is_set() and not self.stop.is_set():
                     self.wake.clear()
@@ -585,12 +625,12 @@ class Agent(object):
             self.gpus.close()
 
 
-def main(argv=None, bundle=None):
+def main(argv: Optional[List[str]] = None, bundle: Optional[Message] = None) -> NoReturn:
     """Entry point: ``bundle`` when exec'd by the bootstrap, ``argv`` when run as a script."""
     interval = 1.0
     once = False
     heartbeat_timeout = 60.0
-    source = None
+    source: Optional[str] = None
     if bundle is not None:
         args = bundle.get("args", {})
         interval = float(args.get("interval", 1.0))
@@ -606,7 +646,7 @@ def main(argv=None, bundle=None):
     out = sys.stdout.buffer
     inp = sys.stdin.buffer
     try:
-        gpus = open_gpus(interval, source)
+        gpus: GpuBackend = open_gpus(interval, source)
     except Exception as exc:  # never die before saying why
         gpus = NoGpu("GPU probe failed: %s" % exc)
     agent = Agent(out, inp, interval, gpus, heartbeat_timeout=heartbeat_timeout)

@@ -17,7 +17,7 @@ import shlex
 import zlib
 from pathlib import Path
 
-from nomadlab.remote import agent
+from nomadlab.remote import agent, tailagent
 
 # Runs on the host. Python >= 3.8; the version check prints the same marker as
 # "no python3 at all", so the client falls back in both cases.
@@ -85,3 +85,19 @@ def _bundle_bytes(interval: float, once: bool, heartbeat_timeout: float) -> byte
 def payload(interval: float, *, once: bool = False, heartbeat_timeout: float = 60.0) -> bytes:
     """What is written to the agent's stdin right after the exec request."""
     return _bundle_bytes(float(interval), once, float(heartbeat_timeout))
+
+
+@functools.cache
+def tailagent_source() -> str:
+    return Path(tailagent.__file__).read_text(encoding="utf-8")
+
+
+def tail_payload(args: dict[str, object]) -> bytes:
+    """stdin for :func:`agent_command` that runs the log tail agent (tailagent.py).
+
+    The same BOOT execs it: the bundle's 'agent' is the tail agent's source, and
+    ``args`` (the path among them: it never appears on a command line) go with it.
+    """
+    bundle = {"agent": tailagent_source(), "args": args}
+    body = zlib.compress(json.dumps(bundle).encode("utf-8"), 6)
+    return str(len(body)).encode("ascii") + b"\n" + body

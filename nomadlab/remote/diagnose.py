@@ -23,6 +23,7 @@ from nomadlab.remote.ssh import (
     HostKeyProblem,
     PassphraseNeeded,
     Unreachable,
+    _os_reason,
     _ssh_config_value,
     resolve_target,
 )
@@ -73,7 +74,7 @@ async def diagnose(config: Config, host: HostConfig, connector: Connector | None
         try:
             elapsed = await _tcp(str(address), int(port), settings.connect_timeout)
         except (OSError, TimeoutError) as exc:
-            reason = "timed out" if isinstance(exc, TimeoutError) else (exc.strerror or str(exc))
+            reason = "timed out" if isinstance(exc, TimeoutError) else _os_reason(exc)
             result.add("tcp", False, f"{address}:{port}: {reason}")
             return result
         result.add("tcp", True, f"{address}:{port} open ({elapsed * 1000:.0f} ms)")
@@ -105,8 +106,10 @@ async def diagnose(config: Config, host: HostConfig, connector: Connector | None
                 timeout=settings.login_timeout)
             round_trip = time.monotonic() - start
             version = str(probe.stdout or "").strip()
+            has_python = False
             if probe.exit_status == 0 and version:
                 too_old = tuple(int(p) for p in version.split(".")[:2] if p.isdigit()) < (3, 8)
+                has_python = not too_old
                 result.add("python3", not too_old,
                            f"{host.python} {version}" + (" (needs >= 3.8)" if too_old else ""))
             else:
@@ -115,6 +118,11 @@ async def diagnose(config: Config, host: HostConfig, connector: Connector | None
             smi = await conn.run("command -v nvidia-smi", timeout=settings.login_timeout)
             smi_path = str(smi.stdout or "").strip()
             result.add("nvidia-smi", None, smi_path or "not on PATH")
+            if not has_python:  # the agent cannot run: the fleet streams nvidia-smi
+                result.add("gpu source", True if smi_path else None,
+                           "nvidia-smi" if smi_path else "none - no python3 and no nvidia-smi")
+                result.add("round trip", None, f"{round_trip * 1000:.0f} ms per command")
+                return result
             proc = await conn.create_process(bootstrap.agent_command(host.python), encoding=None)
             proc.stdin.write(bootstrap.payload(1.0, once=True))
             decoder = AgentDecoder(host.name)

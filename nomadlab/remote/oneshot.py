@@ -1,21 +1,23 @@
 """One sample from each host, then stop: for ``nomadlab status`` and scripts.
 
-A host is done when its first sample arrives or its first attempt fails; nobody
-waits through a backoff. Hosts run in parallel, so one slow host costs its own
-timeout, not everyone's.
+A host is done when its second sample arrives (the first has no real CPU figure:
+CPU use is the difference between two readings) or its first attempt fails; nobody
+waits through a backoff. Hosts run in parallel, so one slow host costs its
+own timeout, not everyone's.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from nomadlab.core.clock import SYSTEM_CLOCK, Clock
 from nomadlab.core.config import Config
 from nomadlab.core.model import HostSample, HostState, HostStatus
 from nomadlab.remote.fleet import Fleet
 
+ONESHOT_INTERVAL = 0.5  # seconds between an agent's samples for `nomadlab status`
 FINAL = {HostState.RECONNECTING, HostState.AUTH_FAILED, HostState.PASSPHRASE,
          HostState.HOSTKEY_UNKNOWN, HostState.HOSTKEY_CHANGED}
 
@@ -34,6 +36,7 @@ class HostReport:
 class _Waiter:
     def __init__(self, names: Iterable[str]) -> None:
         self.pending = set(names)
+        self.samples: dict[str, int] = {}
         self.done = asyncio.Event()
         if not self.pending:
             self.done.set()
@@ -48,13 +51,18 @@ class _Waiter:
             self._finish(status.name)
 
     def fleet_sample(self, sample: HostSample) -> None:
-        self._finish(sample.host)
+        count = self.samples[sample.host] = self.samples.get(sample.host, 0) + 1
+        if count >= 2:
+            self._finish(sample.host)
 
 
 async def sample_once(config: Config, names: Iterable[str] | None = None, *,
                       timeout: float | None = None, clock: Clock = SYSTEM_CLOCK
                       ) -> list[HostReport]:
-    fleet = Fleet(config, clock=clock, hosts=names)
+    # The second sample is the one waited for: ask for it sooner than the TUI would.
+    interval = min(config.fleet.interval, ONESHOT_INTERVAL)
+    fleet = Fleet(replace(config, fleet=replace(config.fleet, interval=interval)),
+                  clock=clock, hosts=names)
     waiter = _Waiter(fleet.names())
     fleet.listeners.append(waiter)
     limit = timeout if timeout is not None else (

@@ -246,7 +246,7 @@ class ShellSession:
         if text.strip() == "NOMADLAB-NO-NVIDIA-SMI":
             self._has_smi = False
             return
-        gpu = wire.parse_smi_gpu_line(text)  # type: ignore[no-untyped-call]
+        gpu = wire.parse_smi_gpu_line(text)
         if gpu is None:
             if text.strip():
                 self.garbage += 1
@@ -289,7 +289,7 @@ class ShellSession:
                           gpus=gpus, received=now)
 
     def _app_line(self, text: str) -> None:
-        row = wire.parse_smi_app_line(text)  # type: ignore[no-untyped-call]
+        row = wire.parse_smi_app_line(text)
         if row is None:
             return
         stamp, uuid, pid, name, mib = row

@@ -7,15 +7,21 @@ from functools import partial
 
 from textual.app import App, SystemCommand
 from textual.binding import Binding
+from textual.notifications import SeverityLevel
 from textual.screen import Screen
 
+from nomadlab.core.alerts import Alert
+from nomadlab.notify import terminal_sink
+from nomadlab.ui import render
+from nomadlab.ui.screens.alerts import AlertsScreen
 from nomadlab.ui.screens.fleet import FleetScreen
+from nomadlab.ui.screens.logs import LogsScreen
 from nomadlab.ui.screens.modals import HelpScreen
 from nomadlab.ui.screens.placeholder import PlaceholderScreen
 from nomadlab.ui.screens.workspace import WorkspaceScreen
 from nomadlab.ui.services import Services
 
-MODES = ("workspace", "fleet", "logs", "board", "papers", "focus")
+MODES = ("workspace", "fleet", "logs", "board", "papers", "focus", "alerts")
 MODE_TITLES = {
     "workspace": "Workspace",
     "fleet": "Fleet",
@@ -23,7 +29,10 @@ MODE_TITLES = {
     "board": "Board",
     "papers": "Papers",
     "focus": "Focus",
+    "alerts": "Alerts",
 }
+MODE_KEYS = {"workspace": "0", "fleet": "1", "logs": "2", "board": "3", "papers": "4",
+             "focus": "5", "alerts": "!"}
 
 
 class NomadApp(App[None]):
@@ -36,6 +45,7 @@ class NomadApp(App[None]):
         Binding("3", "open_mode('board')", "Board", show=False),
         Binding("4", "open_mode('papers')", "Papers", show=False),
         Binding("5", "open_mode('focus')", "Focus", show=False),
+        Binding("exclamation_mark", "open_mode('alerts')", "Alerts", show=False),
         Binding("question_mark", "help", "Help"),
         Binding("q", "quit", "Quit"),
     ]
@@ -52,8 +62,11 @@ class NomadApp(App[None]):
             return WorkspaceScreen(s)
         if mode == "fleet":
             return FleetScreen(s)
+        if mode == "logs":
+            return LogsScreen(s)
+        if mode == "alerts":
+            return AlertsScreen(s)
         texts = {
-            "logs": "Logs: live tails of training logs on every host.",
             "board": "Board: the model-lifecycle Kanban.",
             "papers": "Papers: the reading queue and the two-paper rule.",
             "focus": "Focus: deep-work timers, today's plan, the weekly retro.",
@@ -63,14 +76,69 @@ class NomadApp(App[None]):
     def on_mount(self) -> None:
         for mode in MODES:
             self.add_mode(mode, partial(self._make, mode))
-        self.switch_mode("workspace")
+        self.switch_mode(self.services.initial_mode)
+        hub = self.services.alerts
+        if hub is not None:
+            settings = self.services.config.notify
+            hub.notifier.add_sink(self._alert_sink)
+            if (settings.bell or settings.desktop) and not self.is_headless:
+                hub.notifier.add_sink(terminal_sink(self._write_terminal))
         if self.services.start_fleet:
-            self.run_worker(self.services.fleet.start(), name="fleet", exclusive=True)
+            self.run_worker(self._start_services(), name="services", exclusive=True)
         if self.services.hint:
             self.notify(self.services.hint, title="Welcome", timeout=15)
 
+    async def _start_services(self) -> None:
+        s = self.services
+        await s.fleet.start()
+        if s.logs is not None:
+            await s.logs.start()
+        if s.alerts is not None:
+            await s.alerts.start()
+        if s.initial_log is not None and s.logs is not None:
+            host, path = s.initial_log
+            try:
+                name = s.logs.open_adhoc(host, path)
+            except (KeyError, ValueError) as exc:
+                self.notify(render.clean(str(exc)), severity="error", timeout=10)
+            else:
+                await self.open_log(name)
+
     async def on_unmount(self) -> None:
-        await self.services.fleet.stop()
+        s = self.services
+        if s.alerts is not None:
+            await s.alerts.stop(timeout=2.0)
+        if s.logs is not None:
+            await s.logs.stop()
+        await s.fleet.stop()
+
+    def notify(self, message: str, *, title: str = "",
+               severity: SeverityLevel = "information", timeout: float | None = None,
+               markup: bool = True) -> None:
+        """Notifications never parse markup here: they often quote host names and log text."""
+        super().notify(message, title=title, severity=severity, timeout=timeout, markup=False)
+
+    # ------------------------------------------------------------------ alerts
+
+    def _alert_sink(self, channel: str, alert: Alert) -> None:
+        if channel == "toast" and self.services.config.notify.toast:
+            severity = {"info": "information"}.get(alert.severity, alert.severity)
+            self.notify(render.clean(alert.message, 300), title=render.clean(alert.title, 80),
+                        severity=severity,  # type: ignore[arg-type]
+                        timeout=10 if alert.severity == "error" else 6)
+
+    def _write_terminal(self, data: str) -> None:
+        """Bell and OSC desktop notifications go straight to the terminal."""
+        driver = self._driver
+        if driver is not None:
+            driver.write(data)
+            driver.flush()
+
+    async def open_log(self, name: str) -> None:
+        await self.switch_mode("logs")
+        screen = self.screen
+        if isinstance(screen, LogsScreen):
+            screen.show_log(name)
 
     async def action_open_mode(self, mode: str) -> None:
         if mode in MODES and self.current_mode != mode:
@@ -100,7 +168,7 @@ class NomadApp(App[None]):
                     rows.append((self.get_key_display(binding), binding.description))
             if rows:
                 sections.append((title, rows))
-        rows = [(str(i), f"{MODE_TITLES[m]} screen") for i, m in enumerate(MODES)]
+        rows = [(MODE_KEYS[m], f"{MODE_TITLES[m]} screen") for m in MODES]
         rows += [("?", "this help"), ("ctrl+p", "command palette"), ("q", "quit")]
         sections.append(("Everywhere", rows))
         return sections
@@ -112,7 +180,7 @@ class NomadApp(App[None]):
 
     def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
         for mode in MODES:
-            yield SystemCommand(f"Go to {MODE_TITLES[mode]}", f"key {MODES.index(mode)}",
+            yield SystemCommand(f"Go to {MODE_TITLES[mode]}", f"key {MODE_KEYS[mode]}",
                                 partial(self.call_later, self.action_open_mode, mode))
         for binding in screen.BINDINGS:
             if isinstance(binding, Binding) and binding.description:

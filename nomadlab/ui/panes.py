@@ -15,6 +15,7 @@ from textual.widgets import Static
 
 from nomadlab.ui.services import Services
 from nomadlab.ui.widgets.fleet_pane import FleetPane
+from nomadlab.ui.widgets.log_pane import LogPane
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,8 +36,7 @@ def _placeholder(text: str) -> Callable[[Services], Widget]:
 
 PANES: dict[str, PaneKind] = {
     "fleet": PaneKind("fleet", "Fleet", "fleet", "1", FleetPane),
-    "logs": PaneKind("logs", "Logs", "logs", "2",
-                     _placeholder("Live log tails of your runs: add [[logs]] to the config.")),
+    "logs": PaneKind("logs", "Logs", "logs", "2", LogPane),
     "board": PaneKind("board", "Board", "board", "3",
                       _placeholder("Experiments from Hypothesis to Deployment.")),
     "papers": PaneKind("papers", "Papers", "papers", "4",

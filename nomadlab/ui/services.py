@@ -10,12 +10,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from nomadlab.core.clock import Clock
 from nomadlab.core.config import Config
+from nomadlab.core.logs import LogLine, LogStatus
 from nomadlab.core.model import HostSample, HostStatus
 from nomadlab.core.store import Store
 from nomadlab.remote.fleet import Fleet
+
+if TYPE_CHECKING:
+    from nomadlab.notify import AlertHub
+    from nomadlab.remote.tail import Logs
 
 
 class FleetBridge:
@@ -48,6 +54,43 @@ class FleetBridge:
         self._bump(sample.host)
 
 
+LinesCallback = Callable[[str, list[LogLine]], None]
+LogStatusCallback = Callable[[LogStatus], None]
+
+
+class LogBridge:
+    """A log listener that hands batches of lines and statuses to subscribed views."""
+
+    def __init__(self) -> None:
+        self._lines: list[LinesCallback] = []
+        self._status: list[LogStatusCallback] = []
+        self.last_active: str | None = None  # the log that most recently had new lines
+
+    def subscribe(self, lines: LinesCallback | None = None,
+                  status: LogStatusCallback | None = None) -> None:
+        if lines is not None:
+            self._lines.append(lines)
+        if status is not None:
+            self._status.append(status)
+
+    def unsubscribe(self, lines: LinesCallback | None = None,
+                    status: LogStatusCallback | None = None) -> None:
+        if lines in self._lines:
+            self._lines.remove(lines)
+        if status in self._status:
+            self._status.remove(status)
+
+    def log_lines(self, name: str, lines: list[LogLine]) -> None:
+        if lines:
+            self.last_active = name
+        for callback in list(self._lines):
+            callback(name, lines)
+
+    def log_status(self, status: LogStatus) -> None:
+        for callback in list(self._status):
+            callback(status)
+
+
 @dataclass
 class LatencyProbe:
     """Benchmarks only: sample arrival -> the view that shows it was updated."""
@@ -65,10 +108,17 @@ class Services:
     store: Store
     fleet: Fleet
     clock: Clock
+    logs: Logs | None = None
+    alerts: AlertHub | None = None
     bridge: FleetBridge = field(default_factory=FleetBridge)
+    log_bridge: LogBridge = field(default_factory=LogBridge)
     start_fleet: bool = True
     latency: LatencyProbe | None = None
     hint: str | None = None  # shown when there is no config yet
+    initial_mode: str = "workspace"
+    initial_log: tuple[str, str] | None = None  # `nomadlab tail HOST:PATH`
 
     def __post_init__(self) -> None:
         self.fleet.listeners.append(self.bridge)
+        if self.logs is not None:
+            self.logs.listeners.append(self.log_bridge)

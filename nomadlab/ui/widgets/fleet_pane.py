@@ -109,8 +109,8 @@ class FleetPane(DataTable[Text]):
         keep = self.cursor_row
         self._rows = rows
         self.clear()
-        for (name, *_), row in zip(rows, cells, strict=True):
-            self.add_row(*row, key=name)
+        for (name, *_), cell_row in zip(rows, cells, strict=True):
+            self.add_row(*cell_row, key=name)
         if rows:
             self.move_cursor(row=min(keep, len(rows) - 1), animate=False)
 

@@ -8,6 +8,7 @@ never a traceback.
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Sequence
 
@@ -18,6 +19,9 @@ from nomadlab.core.config import ConfigError
 from nomadlab.core.store import StoreError
 
 COMMANDS = (demo, status, hosts, secret, watch)
+# Feature command modules (board, papers, focus): each has register(sub). Imported
+# only when present, so a feature can land on its own.
+FEATURE_COMMANDS = ("nomadlab.cli.board", "nomadlab.cli.paper", "nomadlab.cli.focus")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -35,6 +39,14 @@ def build_parser() -> argparse.ArgumentParser:
     for module in COMMANDS:
         module.register(sub)
     tui.register_tail(sub)
+    for name in FEATURE_COMMANDS:
+        try:
+            feature = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+            continue
+        feature.register(sub)
     return parser
 
 

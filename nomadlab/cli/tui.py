@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from nomadlab.cli.common import UserError, add_config_option, config_from
 from nomadlab.core.clock import SYSTEM_CLOCK, Clock
@@ -46,7 +47,34 @@ def build_app(config: Config, *, clock: Clock = SYSTEM_CLOCK, start_fleet: bool 
     services = Services(config=config, store=store, fleet=fleet, clock=clock, logs=logs,
                         alerts=alerts, start_fleet=start_fleet, hint=hint,
                         initial_mode=initial_mode, initial_log=initial_log)
+    for key, service in feature_services(config=config, store=store, clock=clock, fleet=fleet,
+                                         logs=logs, alerts=alerts).items():
+        setattr(services, key, service)
     return NomadApp(services)
+
+
+# Feature services: "module:function"; the function takes keyword arguments config,
+# store, clock, fleet, logs, alerts and returns the feature's service object (which
+# may have async start() and stop(), called with the app's). Absent modules are skipped.
+FEATURE_SERVICES = {
+    "board": "nomadlab.core.board:make_service",
+    "papers": "nomadlab.core.papers:make_service",
+    "focus": "nomadlab.core.focus:make_service",
+}
+
+
+def feature_services(**context: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, target in FEATURE_SERVICES.items():
+        module_name, _, function = target.partition(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name:
+                raise
+            continue
+        out[key] = getattr(module, function)(**context)
+    return out
 
 
 def run(args: argparse.Namespace) -> int:

@@ -362,6 +362,63 @@ class NotifySettings:
     retries: int = 5
 
 
+DEFAULT_COLUMNS = ("Hypothesis", "Data Prep", "Training", "Evaluation", "Deployment")
+
+
+@dataclass(slots=True)
+class BoardConfig:
+    """One board (a project) with its own columns; Archive is always there, hidden."""
+
+    name: str
+    columns: list[str] = field(default_factory=lambda: list(DEFAULT_COLUMNS))
+    wip: dict[str, int] = field(default_factory=dict)  # column -> WIP limit
+
+
+@dataclass(slots=True)
+class BoardSettings:
+    default: str = "main"  # the board shown first
+    editor: str | None = None  # for long text fields; default $VISUAL, $EDITOR, then vi
+    finished_column: str = "Evaluation"  # where a "finished" run alert moves its card
+    boards: list[BoardConfig] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class PapersSettings:
+    arxiv_api: str = "https://export.arxiv.org/api/query"
+    crossref_api: str = "https://api.crossref.org/works"
+    weekly_cap: int = 2  # papers started per ISO week
+    review_day: str = "monday"  # the weekly review is due from this day
+    arxiv_interval: float = 3.0  # at most one arXiv request per this many seconds
+    timeout: float = 10.0
+    mailto: str | None = None  # Crossref's polite pool: your email
+
+
+@dataclass(slots=True)
+class FocusPreset:
+    name: str
+    minutes: float
+    kind: str = "deep"  # deep | sprint | pomodoro | light: deep guards against alerts
+
+
+FOCUS_KINDS = ("deep", "sprint", "pomodoro", "light")
+DEFAULT_PRESETS = (
+    FocusPreset("sprint", 90, "sprint"),
+    FocusPreset("deep", 240, "deep"),
+    FocusPreset("pomodoro", 25, "pomodoro"),
+)
+
+
+@dataclass(slots=True)
+class FocusSettings:
+    presets: list[FocusPreset] = field(default_factory=lambda: list(DEFAULT_PRESETS))
+    daily_target_hours: float = 4.0
+    day_starts: str = "04:00"  # a session before this belongs to the previous day
+    retro_day: str = "friday"
+
+
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+
+
 @dataclass(slots=True)
 class Config:
     source: Path | None = None  # None: defaults, no file
@@ -375,6 +432,9 @@ class Config:
     tail: TailSettings = field(default_factory=TailSettings)
     alerts: list[AlertRule] = field(default_factory=list)
     notify: NotifySettings = field(default_factory=NotifySettings)
+    board: BoardSettings = field(default_factory=BoardSettings)
+    papers: PapersSettings = field(default_factory=PapersSettings)
+    focus: FocusSettings = field(default_factory=FocusSettings)
 
     def host(self, name: str) -> HostConfig | None:
         for host in self.hosts:
@@ -607,6 +667,93 @@ def _read_notify(t: Table) -> NotifySettings:
     return out
 
 
+_CLOCK_TIME = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
+
+
+def _read_board(t: Table) -> BoardSettings:
+    d = BoardSettings()
+    boards: list[BoardConfig] = []
+    for bt in t.tables("boards"):
+        name = bt.text("name", required=True) or ""
+        columns = bt.string_list("columns", list(DEFAULT_COLUMNS))
+        if not columns:
+            bt.problem("columns", "a board needs at least one column")
+            columns = list(DEFAULT_COLUMNS)
+        if len(set(columns)) != len(columns):
+            bt.problem("columns", "column names must be unique")
+        if "Archive" in columns:
+            bt.problem("columns", "Archive is built in (hidden); do not list it")
+        wip_table = bt.table("wip")
+        wip: dict[str, int] = {}
+        for column in list(wip_table.data):
+            if column not in columns:
+                wip_table.seen.add(column)
+                wip_table.problem(column, "not a column of this board" + _suggest(column, columns))
+                continue
+            wip[column] = wip_table.value(column, int, 0, minimum=1, maximum=1000)
+        wip_table.finish()
+        bt.finish()
+        if name:
+            boards.append(BoardConfig(name, columns, wip))
+    out = BoardSettings(
+        default=t.text("default", d.default) or d.default,
+        editor=t.text("editor"),
+        finished_column=t.text("finished_column", d.finished_column) or d.finished_column,
+        boards=boards,
+    )
+    t.finish()
+    return out
+
+
+def _read_papers(t: Table) -> PapersSettings:
+    d = PapersSettings()
+    out = PapersSettings(
+        arxiv_api=t.text("arxiv_api", d.arxiv_api) or d.arxiv_api,
+        crossref_api=t.text("crossref_api", d.crossref_api) or d.crossref_api,
+        weekly_cap=t.value("weekly_cap", int, d.weekly_cap, minimum=0, maximum=100),
+        review_day=t.text("review_day", d.review_day, choices=WEEKDAYS) or d.review_day,
+        arxiv_interval=t.duration("arxiv_interval", d.arxiv_interval),
+        timeout=t.duration("timeout", d.timeout, minimum=1),
+        mailto=t.text("mailto"),
+    )
+    for key in ("arxiv_api", "crossref_api"):
+        url = getattr(out, key)
+        if not url.startswith(("http://", "https://")):
+            t.problem(key, f"expected an http(s) URL, got {url!r}")
+    t.finish()
+    return out
+
+
+def _read_focus(t: Table) -> FocusSettings:
+    d = FocusSettings()
+    presets = list(d.presets)
+    if "presets" in t.data:
+        presets = []
+        for pt in t.tables("presets"):
+            name = pt.text("name", required=True) or ""
+            minutes = pt.value("minutes", float, 0.0, minimum=1, maximum=24 * 60)
+            kind = pt.text("kind", "deep", choices=FOCUS_KINDS) or "deep"
+            pt.finish()
+            if name and minutes:
+                presets.append(FocusPreset(name, minutes, kind))
+    names = [p.name for p in presets]
+    if len(set(names)) != len(names):
+        t.problem("presets", "preset names must be unique")
+    day_starts = t.text("day_starts", d.day_starts) or d.day_starts
+    if not _CLOCK_TIME.match(day_starts):
+        t.problem("day_starts", f"expected a time like \"04:00\", got {day_starts!r}")
+        day_starts = d.day_starts
+    out = FocusSettings(
+        presets=presets,
+        daily_target_hours=t.value("daily_target_hours", float, d.daily_target_hours,
+                                   minimum=0, maximum=24),
+        day_starts=day_starts,
+        retro_day=t.text("retro_day", d.retro_day, choices=WEEKDAYS) or d.retro_day,
+    )
+    t.finish()
+    return out
+
+
 def parse_config(data: dict[str, Any], text: str = "", source: Path | None = None) -> Config:
     problems = _Problems(text)
     root = Table(data, "", problems)
@@ -637,6 +784,9 @@ def parse_config(data: dict[str, Any], text: str = "", source: Path | None = Non
         tail=_read_tail(root.table("tail")),
         alerts=[a for a in (_read_alert(t) for t in root.tables("alerts")) if a is not None],
         notify=_read_notify(root.table("notify")),
+        board=_read_board(root.table("board")),
+        papers=_read_papers(root.table("papers")),
+        focus=_read_focus(root.table("focus")),
     )
     root.finish()
     host_names = {h.name for h in hosts} | set(RESERVED_HOST_NAMES)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Iterable
 from functools import partial
 
@@ -31,6 +32,30 @@ MODE_TITLES = {
     "focus": "Focus",
     "alerts": "Alerts",
 }
+# The full screens of the board, papers and focus features: "module:Class", each class
+# taking the Services. A feature whose module is not there yet shows a placeholder.
+FEATURE_SCREENS = {
+    "board": "nomadlab.ui.screens.board:BoardScreen",
+    "papers": "nomadlab.ui.screens.papers:PapersScreen",
+    "focus": "nomadlab.ui.screens.focus:FocusScreen",
+}
+
+
+def feature_screen(mode: str, services: Services) -> Screen[None] | None:
+    target = FEATURE_SCREENS.get(mode)
+    if target is None:
+        return None
+    module_name, _, class_name = target.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name != module_name:
+            raise
+        return None
+    screen: Screen[None] = getattr(module, class_name)(services)
+    return screen
+
+
 MODE_KEYS = {"workspace": "0", "fleet": "1", "logs": "2", "board": "3", "papers": "4",
              "focus": "5", "alerts": "!"}
 
@@ -66,6 +91,9 @@ class NomadApp(App[None]):
             return LogsScreen(s)
         if mode == "alerts":
             return AlertsScreen(s)
+        screen = feature_screen(mode, s)
+        if screen is not None:
+            return screen
         texts = {
             "board": "Board: the model-lifecycle Kanban.",
             "papers": "Papers: the reading queue and the two-paper rule.",
@@ -95,6 +123,10 @@ class NomadApp(App[None]):
             await s.logs.start()
         if s.alerts is not None:
             await s.alerts.start()
+        for feature in (s.board, s.papers, s.focus):
+            start = getattr(feature, "start", None)
+            if start is not None:
+                await start()
         if s.initial_log is not None and s.logs is not None:
             host, path = s.initial_log
             try:
@@ -106,6 +138,10 @@ class NomadApp(App[None]):
 
     async def on_unmount(self) -> None:
         s = self.services
+        for feature in (s.board, s.papers, s.focus):
+            stop = getattr(feature, "stop", None)
+            if stop is not None:
+                await stop()
         if s.alerts is not None:
             await s.alerts.stop(timeout=2.0)
         if s.logs is not None:

@@ -6,6 +6,7 @@ what it will hold.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -34,13 +35,34 @@ def _placeholder(text: str) -> Callable[[Services], Widget]:
     return build
 
 
+def _feature(target: str, text: str) -> Callable[[Services], Widget]:
+    """The pane of a feature module ("module:Class", built with the Services), or a
+    placeholder while that module does not exist."""
+    module_name, _, class_name = target.partition(":")
+
+    def build(services: Services) -> Widget:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name:
+                raise
+            return _placeholder(text)(services)
+        widget: Widget = getattr(module, class_name)(services)
+        return widget
+
+    return build
+
+
 PANES: dict[str, PaneKind] = {
     "fleet": PaneKind("fleet", "Fleet", "fleet", "1", FleetPane),
     "logs": PaneKind("logs", "Logs", "logs", "2", LogPane),
     "board": PaneKind("board", "Board", "board", "3",
-                      _placeholder("Experiments from Hypothesis to Deployment.")),
+                      _feature("nomadlab.ui.widgets.board_pane:BoardPane",
+                               "Experiments from Hypothesis to Deployment.")),
     "papers": PaneKind("papers", "Papers", "papers", "4",
-                       _placeholder("This week's reads against the cap.")),
+                       _feature("nomadlab.ui.widgets.papers_pane:PapersPane",
+                                "This week's reads against the cap.")),
     "focus": PaneKind("focus", "Focus", "focus", "5",
-                      _placeholder("Deep-work timer and today's plan.")),
+                      _feature("nomadlab.ui.widgets.focus_pane:FocusPane",
+                               "Deep-work timer and today's plan.")),
 }

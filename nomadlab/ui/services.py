@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from nomadlab.core.clock import Clock
 from nomadlab.core.config import Config
@@ -110,6 +110,10 @@ class Services:
     clock: Clock
     logs: Logs | None = None
     alerts: AlertHub | None = None
+    # Feature services, set by cli/tui.build_app when the feature exists:
+    board: Any = None  # nomadlab.core.board.BoardService
+    papers: Any = None  # nomadlab.core.papers.PaperService
+    focus: Any = None  # nomadlab.core.focus.FocusService
     bridge: FleetBridge = field(default_factory=FleetBridge)
     log_bridge: LogBridge = field(default_factory=LogBridge)
     start_fleet: bool = True

@@ -619,6 +619,9 @@ class AlertHub:
 
     # log listener
     def log_lines(self, name: str, lines: list[LogLine]) -> None:
+        lines = [line for line in lines if not line.history]  # old lines are not news
+        if not lines:
+            return
         host = self.hosts_of_logs.get(name, "")
         self._run(lambda: self.engine.on_log_lines(name, host, lines))
 

@@ -43,7 +43,8 @@ def build_app(config: Config, *, clock: Clock = SYSTEM_CLOCK, start_fleet: bool 
         fleet.listeners.append(alerts)
     if alerts not in logs.listeners:
         logs.listeners.append(alerts)
-    hint = NO_CONFIG_HINT if config.source is None and not config.hosts else None
+    hint = (NO_CONFIG_HINT if config.source is None and not config.hosts and not config.logs
+            else None)
     services = Services(config=config, store=store, fleet=fleet, clock=clock, logs=logs,
                         alerts=alerts, start_fleet=start_fleet, hint=hint,
                         initial_mode=initial_mode, initial_log=initial_log)

@@ -14,6 +14,7 @@ class LogLine:
     text: str  # decoded as UTF-8 with replacement characters; no newline; may be long
     received: float  # wall clock when it arrived
     cut: int = 0  # bytes the transport dropped from an over-long line (0: whole line)
+    history: bool = False  # already in the file when following began: shown, not alerted on
 
 
 class LogState(enum.StrEnum):
@@ -45,12 +46,12 @@ class LogBuffer:
         self.lines: deque[LogLine] = deque(maxlen=max_lines)
         self.next_seq = 1
 
-    def append(self, texts: list[str], received: float, cuts: list[int] | None = None
-               ) -> list[LogLine]:
+    def append(self, texts: list[str], received: float, cuts: list[int] | None = None,
+               history: bool = False) -> list[LogLine]:
         out = []
         seq = self.next_seq
         for i, text in enumerate(texts):
-            out.append(LogLine(seq, text, received, cuts[i] if cuts else 0))
+            out.append(LogLine(seq, text, received, cuts[i] if cuts else 0, history))
             seq += 1
         self.next_seq = seq
         self.lines.extend(out)

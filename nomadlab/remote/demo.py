@@ -29,6 +29,7 @@ import os
 import random
 import shlex
 import shutil
+import sys
 import tempfile
 import time
 import zlib
@@ -40,9 +41,10 @@ from typing import Any
 import asyncssh
 
 from nomadlab.core.clock import SYSTEM_CLOCK, Clock
-from nomadlab.core.config import Config, HostConfig, SshSettings
+from nomadlab.core.config import Config, HostConfig, LogConfig, SshSettings
 from nomadlab.remote import agent as _agent_module
 from nomadlab.remote import bootstrap
+from nomadlab.remote.demo_logs import DemoLogs
 
 # The agent module is Python 3.8 stdlib code without annotations: use it through Any.
 _agent: Any = _agent_module
@@ -844,6 +846,7 @@ class DemoFleet:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._client_public: asyncssh.SSHKey | None = None
         self._started = False
+        self.logs: DemoLogs | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -863,6 +866,9 @@ class DemoFleet:
                                          dir=None if self.base_dir is None else str(self.base_dir)))
         try:
             await self._start_servers(self.dir)
+            self.logs = DemoLogs(self.dir / "runs", [h.name for h in self.hosts], self.clock,
+                                 self.seed)
+            self.logs.start()
         except BaseException:
             await self.stop()
             raise
@@ -907,6 +913,8 @@ class DemoFleet:
 
     async def stop(self) -> None:
         """Close the listeners and every connection, end every session, remove the dir."""
+        if self.logs is not None:
+            await self.logs.stop()
         for acceptor in self._acceptors:
             acceptor.close()
         for conn in list(self._connections):
@@ -954,6 +962,9 @@ class DemoFleet:
                         data_dir=Path(data_dir) if data_dir is not None else self.dir / "data",
                         hosts=self.host_configs(), ssh=settings)
         config.fleet.interval = interval
+        if self.logs is not None:
+            config.logs = [LogConfig(name=f"{host}/train", host=host, path=str(path))
+                           for host, path in self.logs.paths().items()]
         return config
 
     # ------------------------------------------------------------------ counters
@@ -1006,6 +1017,10 @@ class DemoFleet:
                 process.stderr.write(f"Traceback (most recent call last):\n  {exc}\n".encode())
                 process.exit(1)
                 return
+            if bundle["agent"] == bootstrap.tailagent_source():
+                code = await self._run_tail(process, bundle)
+                process.exit(code)
+                return
             code = await self._run_agent(host, process, bundle.get("args", {}))
             process.exit(code)
         except (OSError, asyncssh.Error):
@@ -1013,6 +1028,52 @@ class DemoFleet:
         finally:
             if task is not None:
                 self._tasks.discard(task)
+
+    async def _run_tail(self, process: asyncssh.SSHServerProcess[bytes],
+                        bundle: dict[str, Any]) -> int:
+        """The log tail agent, for real: a local process on the demo's own log files.
+
+        Only paths inside the demo's directory are tailed; anything else is refused
+        the way a host refuses a file it does not have.
+        """
+        args = dict(bundle.get("args", {}))
+        assert self.dir is not None
+        raw = str(args.get("path", ""))
+        root = self.dir.resolve()
+        target = Path(os.path.expanduser(raw)).resolve() if raw else root
+        if root not in target.parents:
+            args["path"] = str(root / "not-in-the-demo" / Path(raw).name)
+        child = await asyncio.create_subprocess_exec(
+            sys.executable, "-u", "-c", bootstrap.BOOT, stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
+        assert child.stdin is not None and child.stdout is not None
+        child.stdin.write(bootstrap.tail_payload(args))
+
+        async def upstream() -> None:  # heartbeats and EOF from the client
+            assert child.stdin is not None
+            try:
+                while data := await process.stdin.read(65536):
+                    child.stdin.write(data)
+                    await child.stdin.drain()
+            except (OSError, asyncssh.Error):
+                pass
+            with contextlib.suppress(OSError):
+                child.stdin.close()
+
+        pump = asyncio.create_task(upstream())
+        try:
+            while data := await child.stdout.read(65536):
+                process.stdout.write(data)
+                await process.stdout.drain()
+        except (OSError, asyncssh.Error):
+            pass
+        finally:
+            pump.cancel()
+            if child.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    child.kill()
+            code = await child.wait()
+        return max(0, code)
 
     async def _run_agent(self, host: SimHost, process: asyncssh.SSHServerProcess[bytes],
                          args: dict[str, Any]) -> int:

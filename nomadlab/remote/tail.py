@@ -412,6 +412,9 @@ class LogTail:
         self.status = LogStatus(name=config.name, host=config.host, path=config.path,
                                 state=LogState.CONNECTING, since=clock.time())
         self.position: Position | None = None
+        # Bytes of the file that were there before following began (the last N lines
+        # read at start): lines from them are history, not news, for the alerts.
+        self._history_end: int | None = None
         self.sessions = 0  # agents started so far (1 + reconnects and restarts)
         self.garbage = 0  # stdout lines that were not frames
         self.events: list[Event] = []  # the agent's recent events (rotated, truncated ...)
@@ -567,7 +570,10 @@ class LogTail:
         if not texts:
             return
         received = self.clock.time()
-        lines = self.buffer.append(texts, received, parse_cuts(frame.cuts, len(texts)))
+        history = (self._history_end is not None
+                   and frame.end - len(frame.payload) < self._history_end)
+        lines = self.buffer.append(texts, received, parse_cuts(frame.cuts, len(texts)),
+                                   history=history)
         self.status = replace(self.status, lines=self.buffer.next_seq - 1,
                               last_line_at=received)
         self.on_lines(self.name, lines)
@@ -584,6 +590,10 @@ class LogTail:
                                          int(event["offset"]), path or "")
             except (KeyError, TypeError, ValueError):
                 self.position = None
+            self._history_end = None
+            if event.get("how") == "start":
+                size = event.get("size")
+                self._history_end = size if isinstance(size, int) else None
             self._waited = False
             self._set(LogState.LIVE, file=path)
         elif kind == "truncated" and self.position is not None:

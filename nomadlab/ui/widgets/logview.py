@@ -152,10 +152,20 @@ class LogView(ScrollView, can_focus=True):
         width = 0 if self.wrap else self._width_seen + 2
         self.virtual_size = Size(width, len(self.rows))
         if self.follow:
-            self.scroll_to(y=max(0, len(self.rows) - self.size.height), animate=False,
-                           immediate=True)
+            self._to_end()
+            if scroll:  # the size may not be known yet: once more after layout
+                self.call_after_refresh(self._to_end)
         self.refresh()
         self.post_message(self.Changed())
+
+    def _to_end(self) -> None:
+        if self.follow:
+            self.scroll_to(y=max(0, len(self.rows) - self._page()), animate=False,
+                           immediate=True)
+
+    def _page(self) -> int:
+        """Rows visible at once (without a horizontal scrollbar's row)."""
+        return max(1, self.scrollable_content_region.height or self.size.height)
 
     # ------------------------------------------------------------------ rendering
 
@@ -174,7 +184,8 @@ class LogView(ScrollView, can_focus=True):
         if self._search is not None:
             text.highlight_regex(self._search, style=MATCH)
         segments = list(text.render(self.app.console))
-        strip = Strip(segments, text.cell_len)
+        # The widget's own colours under the line's: no dark boxes behind the text.
+        strip = Strip(segments, text.cell_len).apply_style(self.rich_style)
         self._cache[key] = strip
         if len(self._cache) > CACHE_LINES:
             self._cache.popitem(last=False)
@@ -231,7 +242,7 @@ class LogView(ScrollView, can_focus=True):
     def _visible_seq(self) -> int | None:
         if not self.rows:
             return None
-        index = min(len(self.rows) - 1, int(self.scroll_y) + max(0, self.size.height - 1))
+        index = min(len(self.rows) - 1, int(self.scroll_y) + self._page() - 1)
         return self.rows[index][0]
 
     def _move_cursor_to_row(self, index: int) -> None:
@@ -242,8 +253,8 @@ class LogView(ScrollView, can_focus=True):
         self.follow = False
         if index < self.scroll_y:
             self.scroll_to(y=index, animate=False, immediate=True)
-        elif index >= self.scroll_y + self.size.height:
-            self.scroll_to(y=index - self.size.height + 1, animate=False, immediate=True)
+        elif index >= self.scroll_y + self._page():
+            self.scroll_to(y=index - self._page() + 1, animate=False, immediate=True)
         self.refresh()
         self.post_message(self.Changed())
 
@@ -266,8 +277,8 @@ class LogView(ScrollView, can_focus=True):
     def action_page(self, step: int) -> None:
         current = self._row_of(self.cursor_seq) if self.cursor_seq is not None else None
         if current is None:
-            current = int(self.scroll_y) + (self.size.height - 1 if step > 0 else 0)
-        self._move_cursor_to_row(current + step * max(1, self.size.height - 1))
+            current = int(self.scroll_y) + (self._page() - 1 if step > 0 else 0)
+        self._move_cursor_to_row(current + step * max(1, self._page() - 1))
 
     def action_top(self) -> None:
         self._move_cursor_to_row(0)

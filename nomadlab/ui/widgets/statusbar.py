@@ -56,6 +56,9 @@ class StatusBar(Static):
                 if not gpu.is_free(th.free_utilization, th.free_memory_mib):
                     busy += 1
         text = Text()
+        if not statuses:
+            text.append("no hosts", style="dim")
+            return text
         text.append(f"{live}/{len(statuses)} hosts live", style="green" if live == len(statuses)
                     else "yellow")
         if gpus:

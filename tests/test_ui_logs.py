@@ -17,8 +17,8 @@ from nomadlab.ui.screens.logs import LogsScreen
 from nomadlab.ui.screens.openlog import OpenLogScreen
 from nomadlab.ui.widgets.logview import LogView
 
-HOSTILE = ("[bold]x[/] \x1b]0;pwned\x07 \x1b[2J [@click=app.quit]q[/] "
-           "\x1b[31mred\x1b[0m \udcff".encode("utf-8", "surrogateescape").decode("utf-8", "replace"))
+_RAW = "[bold]x[/] \x1b]0;pwned\x07 \x1b[2J [@click=app.quit]q[/] \x1b[31mred\x1b[0m \udcff"
+HOSTILE = _RAW.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 def config_with_logs(tmp: Path, *paths: Path):  # type: ignore[no-untyped-def]

@@ -21,6 +21,7 @@ remote paths over SFTP.
 from __future__ import annotations
 
 import asyncio
+import time
 import contextlib
 import json
 import os
@@ -43,6 +44,13 @@ from nomadlab.remote.supervisor import HostSupervisor
 from nomadlab.remote.tailagent import DEFAULT_MAX_LINE
 
 READ_CHUNK = 1 << 20
+SLICE_LINES = 2000  # lines handled before the event loop gets a turn
+INGEST_YIELD = 0.5  # after each slice, wait this fraction of the time it took
+# Data bytes the tail agent may send ahead of what this side has handled (it waits for
+# "ack N" lines). Without it a flood outruns the screen and piles up in memory:
+# asyncssh re-opens the SSH window as soon as it buffers data, not when it is read.
+FLOW_WINDOW = 4 << 20
+ACK_EVERY = 256 << 10
 STDERR_KEEP = 4096
 MAX_HEADER = 1 << 16  # a header line longer than this is not one of ours
 CLOSE_WAIT = 2.0  # seconds to wait for an agent to go after its stdin closed
@@ -482,6 +490,7 @@ class LogTail:
             "max_line": self.max_line,
             "retry": self.retry,
             "heartbeat_timeout": self.heartbeat_timeout,
+            "window": FLOW_WINDOW,
         }
 
     async def _run(self) -> None:
@@ -535,6 +544,7 @@ class LogTail:
     async def _stream(self, pipe: AgentPipe) -> _Ending:
         decoder = FrameDecoder()
         beat = asyncio.create_task(self._heartbeats(pipe))
+        handled = acked = 0  # data bytes handled / acknowledged to the agent
         try:
             pipe.write(bootstrap.tail_payload(self._args()))
             while True:
@@ -543,9 +553,16 @@ class LogTail:
                     break
                 for item in decoder.feed(data):
                     if isinstance(item, DataFrame):
-                        self._frame(item)
+                        await self._frame_sliced(item)
+                        handled += len(item.payload)
+                        if handled - acked >= ACK_EVERY:
+                            pipe.write(f"ack {handled}\n".encode())
+                            acked = handled
                     else:
                         self._event(item)
+                if handled != acked:
+                    pipe.write(f"ack {handled}\n".encode())
+                    acked = handled
         except (asyncssh.Error, OSError) as exc:
             return _Ending(True, f"connection lost: {exc}")
         finally:
@@ -562,18 +579,30 @@ class LogTail:
 
     # ------------------------------------------------------------------ what the agent says
 
-    def _frame(self, frame: DataFrame) -> None:
+    async def _frame_sliced(self, frame: DataFrame) -> None:
+        """One frame, in slices of SLICE_LINES with the event loop getting a turn between
+        them: a burst of a million lines must not starve the keyboard. The resume
+        position moves to the frame's end once all of it is in the buffer."""
         texts = split_lines(frame.payload)
+        cuts = parse_cuts(frame.cuts, len(texts))
+        history = (self._history_end is not None
+                   and frame.end - len(frame.payload) < self._history_end)
+        for start in range(0, len(texts), SLICE_LINES):
+            began = time.perf_counter()
+            self._deliver(texts[start:start + SLICE_LINES],
+                          cuts[start:start + SLICE_LINES] if cuts else None, history)
+            # Leave the loop a share of the time: under a flood, ingest takes at most
+            # about two thirds of it and keys and repaints get the rest.
+            await asyncio.sleep((time.perf_counter() - began) * INGEST_YIELD)
         if self.position is not None:
             p = self.position
             self.position = Position(p.dev, p.ino, frame.end, p.file)
+
+    def _deliver(self, texts: list[str], cuts: list[int] | None, history: bool) -> None:
         if not texts:
             return
         received = self.clock.time()
-        history = (self._history_end is not None
-                   and frame.end - len(frame.payload) < self._history_end)
-        lines = self.buffer.append(texts, received, parse_cuts(frame.cuts, len(texts)),
-                                   history=history)
+        lines = self.buffer.append(texts, received, cuts, history=history)
         self.status = replace(self.status, lines=self.buffer.next_seq - 1,
                               last_line_at=received)
         self.on_lines(self.name, lines)

@@ -112,6 +112,7 @@ class Output(object):
 
     def __init__(self, out: IO[bytes]) -> None:
         self.out = out
+        self.sent = 0  # data bytes written (the client acknowledges what it has handled)
 
     def event(self, event: Event) -> None:
         line = "E " + json.dumps(event, separators=(",", ":")) + "\n"
@@ -131,6 +132,7 @@ class Output(object):
             for piece in pieces:
                 self.out.write(piece)
             self.out.flush()
+            self.sent += size
         except (OSError, ValueError) as exc:
             raise WriteFailed(str(exc)) from exc
 
@@ -533,22 +535,40 @@ class Tail(object):
 class Runner(object):
     """The process around a Tail: stdin heartbeats, the poll loop, the exit rules."""
 
-    def __init__(self, tail: Tail, inp: IO[bytes], *, heartbeat_timeout: float = 60.0) -> None:
+    def __init__(self, tail: Tail, inp: IO[bytes], *, heartbeat_timeout: float = 60.0,
+                 window: int = 0) -> None:
         self.tail = tail
         self.inp = inp
         self.heartbeat_timeout = heartbeat_timeout
         self.last_input = time.monotonic()
         self.stop = threading.Event()
+        # Flow control: with a window, at most that many data bytes may be sent and not
+        # yet acknowledged ("ack N" lines on stdin). A client busy drawing its screen
+        # then slows the tail down instead of buffering a flood in memory.
+        self.window = window
+        self.acked = 0
+        self.acks = threading.Event()
 
     def _listen(self) -> None:
         try:
             for raw in iter(self.inp.readline, b""):
                 self.last_input = time.monotonic()
-                if raw.strip() == b"quit":
+                words = raw.split()
+                if words == [b"quit"]:
                     break
+                if len(words) == 2 and words[0] == b"ack":
+                    try:
+                        self.acked = max(self.acked, int(words[1]))
+                    except ValueError:
+                        continue
+                    self.acks.set()
         except (OSError, ValueError):
             pass
         self.stop.set()
+        self.acks.set()
+
+    def _may_send(self) -> bool:
+        return not self.window or self.tail.out.sent - self.acked < self.window
 
     def run(self) -> int:
         try:
@@ -560,6 +580,11 @@ class Runner(object):
             while not self.stop.is_set():
                 if time.monotonic() - self.last_input > self.heartbeat_timeout:
                     return 3  # the client is gone without closing stdin
+                if not self._may_send():
+                    self.acks.clear()
+                    if not self._may_send():
+                        self.acks.wait(self.tail.poll)
+                    continue
                 if not self.tail.step():
                     self.stop.wait(self.tail.poll)
             return 0
@@ -583,7 +608,8 @@ def main(bundle: Optional[Event] = None, argv: Optional[List[str]] = None) -> No
                 max_line=int(args.get("max_line", DEFAULT_MAX_LINE)),
                 retry=float(args.get("retry", 2.0)))
     runner = Runner(tail, sys.stdin.buffer,
-                    heartbeat_timeout=float(args.get("heartbeat_timeout", 60.0)))
+                    heartbeat_timeout=float(args.get("heartbeat_timeout", 60.0)),
+                    window=int(args.get("window", 0)))
     code = runner.run()
     try:
         sys.stdout.buffer.flush()

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterable
+import inspect
+from collections.abc import Awaitable, Callable, Iterable
 from functools import partial
 
 from textual.app import App, SystemCommand
@@ -54,6 +55,21 @@ def feature_screen(mode: str, services: Services) -> Screen[None] | None:
         return None
     screen: Screen[None] = getattr(module, class_name)(services)
     return screen
+
+
+def lifecycle(service: object, names: tuple[str, ...]) -> Callable[[], Awaitable[None]] | None:
+    """A feature service's async startup/shutdown method: the first of ``names`` that
+    is a coroutine function taking no arguments (a start(paper_id) is not one)."""
+    for name in names:
+        method = getattr(service, name, None)
+        if method is None or not inspect.iscoroutinefunction(method):
+            continue
+        required = [p for p in inspect.signature(method).parameters.values()
+                    if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY,
+                                                           p.POSITIONAL_OR_KEYWORD)]
+        if not required:
+            return method  # type: ignore[no-any-return]
+    return None
 
 
 MODE_KEYS = {"workspace": "0", "fleet": "1", "logs": "2", "board": "3", "papers": "4",
@@ -124,7 +140,7 @@ class NomadApp(App[None]):
         if s.alerts is not None:
             await s.alerts.start()
         for feature in (s.board, s.papers, s.focus):
-            start = getattr(feature, "start", None)
+            start = lifecycle(feature, ("startup", "start"))
             if start is not None:
                 await start()
         if s.initial_log is not None and s.logs is not None:
@@ -139,7 +155,7 @@ class NomadApp(App[None]):
     async def on_unmount(self) -> None:
         s = self.services
         for feature in (s.board, s.papers, s.focus):
-            stop = getattr(feature, "stop", None)
+            stop = lifecycle(feature, ("shutdown", "stop"))
             if stop is not None:
                 await stop()
         if s.alerts is not None:

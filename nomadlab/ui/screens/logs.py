@@ -101,6 +101,11 @@ class LogsScreen(Screen[None]):
     def on_unmount(self) -> None:
         self.services.log_bridge.unsubscribe(self._on_lines, self._on_status)
 
+    def on_screen_resume(self) -> None:
+        for index in (0, 1):
+            self.panel(index).view.catch_up()
+        self.refresh_list()
+
     # ------------------------------------------------------------------ data
 
     def names(self) -> list[str]:
@@ -204,6 +209,9 @@ class LogsScreen(Screen[None]):
             self.view.focus()
 
     def on_descendant_focus(self, event: object) -> None:
+        self._track_focus()
+
+    def _track_focus(self) -> None:
         focused = self.focused
         for index in (0, 1):
             if focused is self.panel(index).view:
@@ -286,6 +294,7 @@ class LogsScreen(Screen[None]):
         self.app.push_screen(OpenLogScreen(self.services), opened)
 
     def action_close_log(self) -> None:
+        self._track_focus()
         logs = self.services.logs
         name = self.shown[self.active]
         if logs is None or name is None:

@@ -6,6 +6,7 @@ import asyncio
 
 from rich.text import Text
 from textual import work
+from textual.await_complete import AwaitComplete
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
@@ -63,6 +64,8 @@ class OpenLogScreen(ModalScreen[tuple[str, str] | None]):
     async def _suggest(self, value: str) -> None:
         await asyncio.sleep(0.15)  # debounce: typing fast asks the host once
         choices = await self.completions(value)
+        if not self.is_attached:  # the dialog closed while the host answered
+            return
         options = self.query_one("#choices", OptionList)
         options.clear_options()
         options.add_options([Option(render.safe(c), id=c) for c in choices[:200]])
@@ -79,8 +82,9 @@ class OpenLogScreen(ModalScreen[tuple[str, str] | None]):
         try:
             found = await asyncio.wait_for(logs.complete_path(host, path or "~/"), 5)
         except (TimeoutError, OSError, KeyError, ValueError) as exc:
-            hint = self.query_one("#open-hint", Static)
-            hint.update(render.safe(f"completion unavailable: {exc}", "yellow"))
+            if self.is_attached:
+                hint = self.query_one("#open-hint", Static)
+                hint.update(render.safe(f"completion unavailable: {exc}", "yellow"))
             return []
         return [f"{host}:{p}" for p in found]
 
@@ -126,3 +130,7 @@ class OpenLogScreen(ModalScreen[tuple[str, str] | None]):
 
     def action_cancel(self) -> None:
         self.dismiss(None)
+
+    def dismiss(self, result: tuple[str, str] | None = None) -> AwaitComplete:
+        self.workers.cancel_group(self, "complete")
+        return super().dismiss(result)

@@ -74,6 +74,12 @@ class WorkspaceScreen(Screen[None]):
         self.narrow = self._is_narrow(self.app.size.width, self.app.size.height)
         self.call_after_refresh(self.arrange_panes)
 
+    def on_screen_resume(self) -> None:
+        from nomadlab.ui.widgets.logview import LogView
+
+        for view in self.query(LogView):
+            view.catch_up()
+
     def _is_narrow(self, width: int, height: int) -> bool:
         ws = self.services.config.workspace
         return width < ws.narrow_width or height < ws.narrow_height

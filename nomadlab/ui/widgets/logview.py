@@ -85,6 +85,7 @@ class LogView(ScrollView, can_focus=True):
         self._width_seen = 0
         self._dirty = False
         self._rows_width = 0  # the width rows were wrapped for
+        self._stale = False  # lines arrived while off screen
 
     # ------------------------------------------------------------------ source
 
@@ -111,8 +112,14 @@ class LogView(ScrollView, can_focus=True):
     def _keep(self, line: LogLine) -> bool:
         return self._filter is None or self._filter.search(line.text) is not None
 
+    def catch_up(self) -> None:
+        """Back on screen: index what arrived meanwhile."""
+        if self._stale:
+            self.rebuild()
+
     def rebuild(self) -> None:
         """Re-index every buffered line (after a filter, wrap or width change)."""
+        self._stale = False
         self.rows.clear()
         self._cache.clear()
         self._width_seen = 0
@@ -128,6 +135,11 @@ class LogView(ScrollView, can_focus=True):
 
     def add_lines(self, lines: list[LogLine]) -> None:
         """New lines of the shown log (called by the screen for each batch)."""
+        if not self.screen.is_current:  # off screen: catch up when shown again
+            self._stale = True
+            if not self.follow:
+                self.paused_new += len(lines)
+            return
         width = self._rows_width or self._width()
         added = 0
         for line in lines:
@@ -267,7 +279,8 @@ class LogView(ScrollView, can_focus=True):
             self._move_cursor_to_row(index)
             return
         index = self._row_of(self.cursor_seq)
-        if index is None:
+        if index is None:  # the line left the buffer (a flood): start from the top
+            self._move_cursor_to_row(0)
             return
         # skip the other wrapped parts of the same line
         while 0 <= index + step < len(self.rows) and self.rows[index + step][0] == self.cursor_seq:

@@ -77,13 +77,15 @@ class StatusBar(Static):
         left = Text()
         left.append("nomadlab", style="bold")
         left.append(f" · {self.title}", style="")
-        right = self.summary()
         focus_text = getattr(self.services.focus, "status_text", None)
         if focus_text is not None:
-            extra = focus_text(now)  # the running timer, e.g. "deep 2:41:07"
+            # The running timer, e.g. "deep 2:41:07", next to the title: on a narrow
+            # terminal the fleet summary is cut before the countdown is.
+            extra = focus_text(now)
             if extra:
-                right.append("  ")
-                right.append(str(extra), style="bold magenta")
+                left.append("  ")
+                left.append(str(extra), style="bold magenta")
+        right = self.summary()
         right.append(f"  {clock}", style="bold")
         width = max(0, self.size.width - 2)
         gap = max(1, width - left.cell_len - right.cell_len)

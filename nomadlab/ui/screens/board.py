@@ -1,0 +1,697 @@
+"""Screen 3, the board: the model-lifecycle Kanban, with cards that know their runs.
+
+Columns side by side (as many as fit, at least 26 cells each: at 80 columns three
+show and the view follows the cursor); each card shows its title, tags, metrics,
+its run's live state (GPU utilization of its process, last log line, time running)
+and whether the run failed. Keys are vim-like (see BINDINGS, ``?`` lists them).
+
+Other writers (another TUI, ``nomadlab board ...``, run alerts) are seen within a
+second: the screen polls :meth:`BoardService.change_token` (SQLite's data_version
+plus this process's own writes) twice a second and reloads when it moved. Every
+change goes through the service, which rereads the card inside its transaction.
+"""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual import events
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.screen import Screen
+from textual.widgets import Footer, Input, OptionList, Static
+
+from nomadlab.core.board import BoardService
+from nomadlab.core.board_model import ARCHIVE, BoardError, Card, matches, value_diff
+from nomadlab.ui import render
+from nomadlab.ui.screens.board_dialogs import (
+    BoardPicker,
+    CardDetail,
+    CardForm,
+    CardFormResult,
+    Confirm,
+    form_fields,
+)
+from nomadlab.ui.services import Services
+from nomadlab.ui.widgets.board_cards import BoardColumn, CardList, card_text, header_text
+from nomadlab.ui.widgets.statusbar import StatusBar
+
+STATE_KEY = "board.current"
+MIN_COLUMN_WIDTH = 26
+
+
+class BoardScreen(Screen[None]):
+    TITLE = "Board"
+    AUTO_FOCUS = None  # the cursor's column takes focus once the columns are there
+    DEFAULT_CSS = """
+    BoardScreen #board-bar {
+        height: 1;
+        padding: 0 1;
+        background: $boost;
+    }
+    BoardScreen #board-filter {
+        margin: 0 1;
+        display: none;
+    }
+    BoardScreen #board-filter.shown {
+        display: block;
+    }
+    BoardScreen #board-columns {
+        height: 1fr;
+    }
+    BoardScreen #board-missing {
+        padding: 1 2;
+    }
+    """
+    BINDINGS = [
+        Binding("left,h", "cursor_column(-1)", "Column left", show=False),
+        Binding("right,l", "cursor_column(1)", "Column right", show=False),
+        Binding("k", "cursor_card(-1)", "Card up", show=False),
+        Binding("j", "cursor_card(1)", "Card down", show=False),
+        Binding("H,shift+left", "move_card(-1)", "Move left"),
+        Binding("L,shift+right", "move_card(1)", "Move right"),
+        Binding("K,shift+up", "reorder(-1)", "Move up in column", show=False),
+        Binding("J,shift+down", "reorder(1)", "Move down in column", show=False),
+        Binding("n", "new_card", "New"),
+        Binding("e", "edit_card", "Edit"),
+        Binding("enter", "open_card", "Open card", show=False),
+        Binding("d", "delete_card", "Delete", show=False),
+        Binding("a", "archive_card", "Archive / restore", show=False),
+        Binding("u", "undo", "Undo"),
+        Binding("ctrl+r", "redo", "Redo"),
+        Binding("slash", "filter", "Filter"),
+        Binding("escape", "clear_filter", "Clear filter", show=False),
+        Binding("c", "copy_card", "Copy as Markdown", show=False),
+        Binding("b", "switch_board", "Boards"),
+        Binding("A", "toggle_archive", "Show / hide the archive", show=False),
+        Binding("p", "cycle_priority", "Priority", show=False),
+        Binding("o", "open_log", "Open the card's log", show=False),
+    ]
+
+    def __init__(self, services: Services) -> None:
+        super().__init__()
+        self.services = services
+        self.service: BoardService | None = services.board
+        self.board = self.service.default_board() if self.service is not None else "main"
+        if self.service is not None:
+            remembered = services.store.get_state(STATE_KEY)
+            if isinstance(remembered, str) and remembered in {
+                    b.name for b in self.service.boards()}:
+                self.board = remembered
+        self.query_text = ""
+        self.show_archive = False
+        self.col_index = 0
+        self.cursor: int | None = None  # the card under the cursor
+        self.columns: list[BoardColumn] = []
+        self.column_names: list[str] = []
+        self._token: tuple[int, int] | None = None
+        self._window = (0, 1)
+        self._archived_total = 0
+        self._rebuilding = False
+        self._again = False
+        self._pending: int | None = None  # a card to put the cursor on after a rebuild
+        self._shown_count = 0
+
+    # ------------------------------------------------------------------ building
+
+    def compose(self) -> ComposeResult:
+        yield StatusBar(self.services, "Board")
+        yield Static("", id="board-bar", markup=False)
+        box = Input(placeholder="filter: words, #tag, key=value (enter keeps it, esc clears)",
+                    id="board-filter")
+        box.can_focus = False  # until / shows it
+        yield box
+        if self.service is None:
+            yield Static(Text("The board service is not available.", style="dim italic"),
+                         id="board-missing")
+        yield Horizontal(id="board-columns")
+        yield Footer()
+
+    async def on_mount(self) -> None:
+        if self.service is None:
+            return
+        await self.rebuild()
+        self.set_interval(0.5, self.poll)
+        self.set_interval(1.0, self.tick)
+
+    def on_screen_resume(self) -> None:
+        if self.service is not None and self.columns:
+            self.reload()
+
+    def wanted_columns(self) -> list[str]:
+        assert self.service is not None
+        names = self.service.columns(self.board)
+        extra = sorted(set(self.service.counts(self.board)) - set(names) - {ARCHIVE})
+        names += extra
+        if self.show_archive:
+            names.append(ARCHIVE)
+        return names
+
+    async def rebuild(self) -> None:
+        """(Re)make the columns for the current board, then load the cards (and put
+        the cursor on a card asked for meanwhile)."""
+        if self.service is None:
+            return
+        if self._rebuilding:
+            self._again = True
+            return
+        self._rebuilding = True
+        try:
+            while True:
+                self._again = False
+                names = self.wanted_columns()
+                if names != self.column_names:
+                    holder = self.query_one("#board-columns", Horizontal)
+                    await holder.remove_children()
+                    self.columns = [BoardColumn(name, i, self.render_card)
+                                    for i, name in enumerate(names)]
+                    for column in self.columns:
+                        column.set_class(column.column == ARCHIVE, "archive")
+                    self.column_names = names
+                    await holder.mount_all(self.columns)
+                    self.col_index = min(self.col_index, len(self.columns) - 1)
+                if not self._again:
+                    break
+        finally:
+            self._rebuilding = False
+        self.reload()
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            self.focus_card(pending)
+
+    def render_card(self, card: Card, width: int) -> Text:
+        service = self.service
+        assert service is not None
+        live = None
+        if card.column != ARCHIVE and (service.has_run(card)
+                                       or card.column == service.run_column(card.board)):
+            live = service.live(card, service.clock.time())
+        return card_text(card, width, live)
+
+    # ------------------------------------------------------------------ loading
+
+    def reload(self) -> None:
+        """Read the board again and show it; the cursor stays on its card."""
+        service = self.service
+        if service is None or not self.columns:
+            return
+        self._token = service.change_token()
+        if self.wanted_columns() != self.column_names:
+            self.call_later(self.rebuild)
+            return
+        cards = service.cards(self.board, query=self.query_text)
+        by_col: dict[str, list[Card]] = {name: [] for name in self.column_names}
+        for card in cards:
+            by_col.setdefault(card.column, []).append(card)
+        if self.show_archive:
+            archived, self._archived_total = service.archived_cards(
+                self.board, query=self.query_text)
+            by_col[ARCHIVE] = archived
+        totals = service.counts(self.board)
+        wip = service.wip(self.board)
+        follow: int | None = None
+        for index, column in enumerate(self.columns):
+            group = by_col.get(column.column, [])
+            if self.cursor is not None and any(c.id == self.cursor for c in group):
+                follow = index
+            column.list.set_cards(group, keep=self.cursor if follow == index else None)
+            total = (self._archived_total if column.column == ARCHIVE
+                     else totals.get(column.column, 0))
+            column.set_header(header_text(
+                column.column, total, wip.get(column.column),
+                shown=len(group) if self.query_text or column.column == ARCHIVE else None,
+                width=max(10, column.size.width - 2) if column.size.width else 40))
+        if follow is not None and follow != self.col_index:
+            self.col_index = follow
+        self.place_window()
+        self._shown_count = len(cards)
+        self.update_bar(len(cards))
+        focused = self.focused
+        if focused is None or isinstance(focused, CardList):
+            self.focus_current()
+
+    def poll(self) -> None:
+        """Another writer (a second TUI, the CLI, an alert) changed the board?"""
+        if self.service is None or not self.is_current:
+            return
+        if self.service.change_token() != self._token:
+            self.reload()
+
+    def tick(self) -> None:
+        """Live state and times move every second (only cards whose text changed)."""
+        if self.service is None or not self.is_current:
+            return
+        for column in self.columns:
+            if column.display and column.list.cards:
+                column.list.set_cards(column.list.cards)
+
+    def update_bar(self, shown: int) -> None:
+        text = Text()
+        text.append("Board ", style="dim")
+        text.append_text(render.safe(self.board, "bold"))
+        text.append(f" · {shown} card{'s' if shown != 1 else ''}", style="dim")
+        if self.query_text:
+            text.append(" · filter ", style="dim")
+            text.append_text(render.safe(self.query_text, "bold yellow", 30))
+        if self.show_archive:
+            text.append(" · archive shown", style="yellow")
+        start, fit = self._window
+        hidden_left, hidden_right = start, len(self.columns) - start - fit
+        if hidden_left or hidden_right:
+            text.append("  ")
+            text.append(f"◀ {hidden_left}" if hidden_left else "  ", style="bold cyan")
+            text.append(f" {start + 1}-{start + fit}/{len(self.columns)} ", style="dim")
+            text.append(f"{hidden_right} ▶" if hidden_right else "", style="bold cyan")
+        hint = Text("? keys", style="dim")
+        width = max(0, self.size.width - 2)
+        gap = width - text.cell_len - hint.cell_len
+        if gap >= 2:
+            text.append(" " * gap)
+            text.append_text(hint)
+        self.query_one("#board-bar", Static).update(text)
+
+    # ------------------------------------------------------------------ the cursor
+
+    def place_window(self) -> None:
+        """Show as many columns as fit (26 cells or more each), the cursor's among them."""
+        count = len(self.columns)
+        if not count:
+            return
+        width = self.size.width or self.app.size.width
+        fit = max(1, min(count, width // MIN_COLUMN_WIDTH))
+        start, _ = self._window
+        if self.col_index < start:
+            start = self.col_index
+        elif self.col_index >= start + fit:
+            start = self.col_index - fit + 1
+        start = max(0, min(start, count - fit))
+        self._window = (start, fit)
+        for index, column in enumerate(self.columns):
+            column.display = start <= index < start + fit
+            column.set_class(index == start + fit - 1, "last")
+            column.set_class(index == self.col_index, "current")
+
+    def on_resize(self, event: events.Resize) -> None:
+        self.place_window()
+        if self.columns:
+            self.reload()
+
+    def current_list(self) -> CardList | None:
+        if not self.columns:
+            return None
+        self.col_index = max(0, min(self.col_index, len(self.columns) - 1))
+        return self.columns[self.col_index].list
+
+    def focus_current(self) -> None:
+        cards = self.current_list()
+        if cards is not None and self.focused is not cards:
+            cards.focus()
+
+    def selected(self) -> Card | None:
+        cards = self.current_list()
+        return cards.highlighted_card() if cards is not None else None
+
+    def on_option_list_option_highlighted(self, event: OptionList.OptionHighlighted) -> None:
+        if isinstance(event.option_list, CardList) and event.option_list is self.current_list():
+            card = event.option_list.highlighted_card()
+            if card is not None:
+                self.cursor = card.id
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        if isinstance(event.option_list, CardList):
+            event.stop()
+            self.action_open_card()
+
+    def on_descendant_focus(self, event: events.DescendantFocus) -> None:
+        widget = event.widget
+        if isinstance(widget, CardList):
+            for index, column in enumerate(self.columns):
+                if column.list is widget:
+                    self.col_index = index
+                    card = widget.highlighted_card()
+                    if card is not None:
+                        self.cursor = card.id
+                    self.place_window()
+                    break
+
+    def focus_column(self, index: int, row: int | None = None) -> None:
+        if not self.columns:
+            return
+        self.col_index = max(0, min(index, len(self.columns) - 1))
+        self.place_window()
+        cards = self.columns[self.col_index].list
+        if row is not None and cards.cards:
+            cards.highlighted = max(0, min(row, len(cards.cards) - 1))
+        card = cards.highlighted_card()
+        self.cursor = card.id if card is not None else self.cursor
+        cards.focus()
+        self.update_bar(self._shown_count)
+
+    def focus_card(self, card_id: int) -> bool:
+        for index, column in enumerate(self.columns):
+            if column.list.highlight_card(card_id):
+                self.cursor = card_id
+                self.focus_column(index)
+                return True
+        return False
+
+    def select_card(self, card_id: int) -> None:
+        """Show this card (its board, the archive, no filter hiding it) under the cursor."""
+        service = self.service
+        if service is None:
+            return
+        card = service.card(card_id)
+        if card is None:
+            self.notify(f"No card #{card_id}", severity="warning")
+            return
+        self.cursor = card_id
+        if self.query_text and not matches(card, self.query_text):
+            self._set_filter("")
+        if card.column == ARCHIVE:
+            self.show_archive = True
+        if card.board != self.board:
+            self.board = card.board
+            self.services.store.set_state(STATE_KEY, self.board, service.clock.time())
+        self._pending = card_id
+        self.call_later(self.rebuild)
+
+    # ------------------------------------------------------------------ actions: cursor
+
+    def action_cursor_column(self, delta: int) -> None:
+        cards = self.current_list()
+        row = cards.highlighted if cards is not None else 0
+        self.focus_column(self.col_index + delta, row if row is not None else 0)
+
+    def action_cursor_card(self, delta: int) -> None:
+        cards = self.current_list()
+        if cards is None:
+            return
+        if self.focused is not cards:
+            cards.focus()
+        if delta < 0:
+            cards.action_cursor_up()
+        else:
+            cards.action_cursor_down()
+
+    # ------------------------------------------------------------------ actions: changes
+
+    def _after(self, card_id: int | None) -> None:
+        if card_id is not None:
+            self.cursor = card_id
+        self.reload()
+        if card_id is not None:
+            self.focus_card(card_id)
+
+    def _guard(self) -> tuple[BoardService, Card] | None:
+        service = self.service
+        card = self.selected()
+        if service is None or card is None:
+            return None
+        return service, card
+
+    def action_move_card(self, delta: int) -> None:
+        picked = self._guard()
+        if picked is None:
+            return
+        service, card = picked
+        if card.column == ARCHIVE:
+            self.notify("Archived: press a to restore it first", timeout=3)
+            return
+        try:
+            target = service.step(card.id, delta)
+        except BoardError as exc:
+            self.notify(str(exc), severity="warning")
+            self.reload()
+            return
+        self._after(card.id)
+        if target is None:
+            return
+        limit = service.wip(self.board).get(target)
+        count = service.counts(self.board).get(target, 0)
+        if limit is not None and count > limit:
+            self.notify(f"{target} is over its WIP limit ({count}/{limit})",
+                        severity="warning", timeout=4)
+
+    def action_reorder(self, delta: int) -> None:
+        picked = self._guard()
+        if picked is None:
+            return
+        service, card = picked
+        cards = self.current_list()
+        among = [c.id for c in cards.cards] if cards is not None else None
+        try:
+            service.reorder(card.id, delta, among=among)
+        except BoardError as exc:
+            self.notify(str(exc), severity="warning")
+        self._after(card.id)
+
+    def action_new_card(self) -> None:
+        service = self.service
+        if service is None:
+            return
+        names = service.columns(self.board)
+        column = self.column_names[self.col_index] if self.column_names else names[0]
+        if column not in names:
+            column = names[0]
+
+        def created(result: CardFormResult | None) -> None:
+            if result is None:
+                return
+            f = result.fields
+            try:
+                new_id = service.add_card(
+                    f["title"], column=column, board=self.board, links=f["links"],
+                    tags=f["tags"], params=result.params, metrics=result.metrics,
+                    priority=f["priority"], hypothesis=f["hypothesis"], notes=f["notes"],
+                    origin="tui")
+            except BoardError as exc:
+                self.notify(str(exc), severity="error")
+                return
+            self._after(new_id)
+
+        self.app.push_screen(CardForm(None, column, editor=service.config.board.editor),
+                             created)
+
+    def action_edit_card(self) -> None:
+        picked = self._guard()
+        if picked is None:
+            return
+        service, card = picked
+        self.edit(service, card)
+
+    def edit(self, service: BoardService, card: Card) -> None:
+        original = form_fields(card)
+
+        def edited(result: CardFormResult | None) -> None:
+            if result is None:
+                return
+            try:
+                service.edit(card.id, result.fields, original=original,
+                             params=value_diff(card.params, result.params),
+                             metrics=value_diff(card.metrics, result.metrics))
+            except BoardError as exc:
+                self.notify(str(exc), severity="error")
+            self._after(card.id)
+
+        self.app.push_screen(CardForm(card, card.column, editor=service.config.board.editor),
+                             edited)
+
+    def action_open_card(self) -> None:
+        picked = self._guard()
+        if picked is None:
+            return
+        service, card = picked
+
+        def closed(choice: str | None) -> None:
+            fresh = service.card(card.id)
+            if fresh is None:
+                self.reload()
+                return
+            if choice == "edit":
+                self.edit(service, fresh)
+            elif choice == "log":
+                self.open_log(service, fresh)
+            self._after(card.id)
+
+        self.app.push_screen(CardDetail(service, card.id), closed)
+
+    def action_delete_card(self) -> None:
+        picked = self._guard()
+        if picked is None:
+            return
+        service, card = picked
+        question = Text("Delete card ")
+        question.append(f"#{card.id} ", style="bold")
+        question.append_text(render.safe(card.title, "bold", 80))
+        question.append("?\n")
+        question.append("u undoes it; deleted cards are purged after 30 days.", style="dim")
+
+        def answered(yes: bool | None) -> None:
+            if not yes:
+                return
+            try:
+                service.delete(card.id)
+            except BoardError as exc:
+                self.notify(str(exc), severity="warning")
+            self.notify(f"Deleted #{card.id} (u undoes)", timeout=3)
+            self._after(None)
+
+        self.app.push_screen(Confirm(question), answered)
+
+    def action_archive_card(self) -> None:
+        picked = self._guard()
+        if picked is None:
+            return
+        service, card = picked
+        try:
+            if card.column == ARCHIVE:
+                target = service.restore(card.id)
+                self.notify(f"Restored #{card.id} to {target}", timeout=3)
+                self._after(card.id)
+            else:
+                service.archive(card.id)
+                self.notify(f"Archived #{card.id} (A shows the archive, u undoes)", timeout=3)
+                self._after(None)
+        except BoardError as exc:
+            self.notify(str(exc), severity="warning")
+            self.reload()
+
+    def _travel(self, undo: bool) -> None:
+        service = self.service
+        if service is None:
+            return
+        result = service.undo(self.board) if undo else service.redo(self.board)
+        if result is None:
+            self.notify("Nothing to undo" if undo else "Nothing to redo", timeout=2)
+            return
+        message = f"{'Undid' if undo else 'Redid'}: {result.label}"
+        if result.skipped:
+            message += (f" ({result.skipped} field{'s' if result.skipped != 1 else ''} changed "
+                        "elsewhere since, left as they are)")
+        self.notify(message, timeout=3)
+        card = service.card(result.card) if result.card is not None else None
+        if card is not None and card.board == self.board:
+            if card.column == ARCHIVE and not self.show_archive:
+                self._after(None)
+                return
+            self._after(card.id)
+        else:
+            self._after(None)
+
+    def action_undo(self) -> None:
+        self._travel(True)
+
+    def action_redo(self) -> None:
+        self._travel(False)
+
+    def action_cycle_priority(self) -> None:
+        picked = self._guard()
+        if picked is None:
+            return
+        service, card = picked
+        try:
+            service.cycle_priority(card.id)
+        except BoardError as exc:
+            self.notify(str(exc), severity="warning")
+        self._after(card.id)
+
+    def action_copy_card(self) -> None:
+        picked = self._guard()
+        if picked is None:
+            return
+        service, card = picked
+        self.app.copy_to_clipboard(service.markdown(card.id))
+        self.notify(f"Copied card #{card.id} as Markdown", title="Clipboard", timeout=3)
+
+    def action_open_log(self) -> None:
+        picked = self._guard()
+        if picked is None:
+            return
+        service, card = picked
+        self.open_log(service, card)
+
+    def open_log(self, service: BoardService, card: Card) -> None:
+        name = service.log_name(card)
+        logs = self.services.logs
+        if name is None:
+            self.notify(f"Card #{card.id} has no log link (e edits its links)", timeout=3)
+            return
+        if logs is None or name not in logs.tails:
+            host, sep, path = name.partition(":")
+            if logs is not None and sep:
+                try:
+                    name = logs.open_adhoc(host, path)
+                except (KeyError, ValueError) as exc:
+                    self.notify(render.clean(str(exc)), severity="warning")
+                    return
+            else:
+                self.notify(f"The log {render.clean(name)} is not followed", severity="warning")
+                return
+        self.app.call_later(self.app.open_log, name)  # type: ignore[attr-defined]
+
+    # ------------------------------------------------------------------ filter, boards
+
+    def action_filter(self) -> None:
+        box = self.query_one("#board-filter", Input)
+        box.add_class("shown")
+        box.can_focus = True
+        box.value = self.query_text
+        box.focus()
+
+    def _set_filter(self, text: str) -> None:
+        self.query_text = text.strip()
+        box = self.query_one("#board-filter", Input)
+        if not self.query_text and not box.has_focus:
+            self._hide_filter(box)
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if event.input.id == "board-filter":
+            self.query_text = event.value.strip()
+            self.reload()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id == "board-filter":
+            self.focus_current()
+            if not self.query_text:
+                self._hide_filter(event.input)
+
+    def action_clear_filter(self) -> None:
+        box = self.query_one("#board-filter", Input)
+        if not self.query_text and not box.has_class("shown"):
+            return
+        box.value = ""
+        self.query_text = ""
+        self.focus_current()
+        self._hide_filter(box)
+        self.reload()
+
+    def _hide_filter(self, box: Input) -> None:
+        box.remove_class("shown")
+        box.can_focus = False
+
+    def action_switch_board(self) -> None:
+        service = self.service
+        if service is None:
+            return
+        boards = [(b.name, sum(service.counts(b.name).values())) for b in service.boards()]
+
+        def picked(name: str | None) -> None:
+            if name is None or name == self.board:
+                return
+            self.board = name
+            self.cursor = None
+            self.col_index = 0
+            self._window = (0, 1)
+            self.services.store.set_state(STATE_KEY, name, service.clock.time())
+            self.call_later(self.rebuild)
+            self.notify(f"Board: {render.clean(name)}", timeout=2)
+
+        self.app.push_screen(BoardPicker(boards, self.board), picked)
+
+    async def action_toggle_archive(self) -> None:
+        self.show_archive = not self.show_archive
+        await self.rebuild()
+        if self.show_archive and self.columns:
+            self.focus_column(len(self.columns) - 1, 0)
+        else:
+            self.focus_current()

@@ -31,7 +31,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
 from sshd import SshServer  # noqa: E402
-
 from textual import events  # noqa: E402
 
 from nomadlab.cli.tui import build_app  # noqa: E402

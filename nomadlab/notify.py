@@ -591,6 +591,7 @@ class AlertHub:
         self.tick_every = tick_every
         self.keep_days = keep_days
         self._subscribers: list[Callable[[Alert], None]] = []
+        self._annotators: list[Callable[[Alert], None]] = []
         self._tasks: set[asyncio.Task[None]] = set()
         self._pending: list[Alert] = []  # raised before an event loop ran: sent on start()
         self._ticker: asyncio.Task[None] | None = None
@@ -606,6 +607,18 @@ class AlertHub:
                 self._subscribers.remove(callback)
 
         return unsubscribe
+
+    def add_annotator(self, callback: Callable[[Alert], None]) -> Callable[[], None]:
+        """``callback(alert)`` for every new alert BEFORE it is stored, told and
+        delivered: it may add to ``message`` and ``extra`` (the board names the card
+        whose run an alert is about). Returns the function that removes it."""
+        self._annotators.append(callback)
+
+        def remove() -> None:
+            with contextlib.suppress(ValueError):
+                self._annotators.remove(callback)
+
+        return remove
 
     def set_log_host(self, log_name: str, host: str) -> None:
         self.hosts_of_logs[log_name] = host
@@ -645,6 +658,11 @@ class AlertHub:
     def emit(self, alerts: Iterable[Alert]) -> None:
         """Store, tell subscribers, deliver: what happens to every new alert."""
         for alert in alerts:
+            for annotate in list(self._annotators):
+                try:
+                    annotate(alert)
+                except Exception:
+                    log.exception("alert annotator failed")
             self._record(alert)
             self._tell(alert)
             self._schedule(alert)

@@ -56,7 +56,8 @@ def build_app(config: Config, *, clock: Clock = SYSTEM_CLOCK, start_fleet: bool 
 
 # Feature services: "module:function"; the function takes keyword arguments config,
 # store, clock, fleet, logs, alerts and returns the feature's service object (which
-# may have async start() and stop(), called with the app's). Absent modules are skipped.
+# may have async startup() and shutdown() -- or start()/stop() taking no arguments --
+# called with the app's). Absent modules are skipped.
 FEATURE_SERVICES = {
     "board": "nomadlab.core.board:make_service",
     "papers": "nomadlab.core.papers:make_service",

@@ -192,20 +192,20 @@ class Timing:
 
 
 def _instrument(probe: Any) -> Timing:
-    """Time FleetTable.flush (cells + update_cell) and Screen._compositor_refresh (the
-    frame: render the dirty widgets' lines, build the update, write it); tell the
-    probe whether a flush changed any cell (update_cell called)."""
+    """Time FleetTable.flush (cells + repaint requests) and Screen._compositor_refresh
+    (the frame: render the dirty widgets' lines, build the update, write it); tell the
+    probe whether a flush changed anything on screen (a row repaint was asked for)."""
     from textual.screen import Screen
 
     from nomadlab.ui.widgets.fleet_table import FleetTable
 
-    update_cell = FleetTable.update_cell
+    refresh_row = FleetTable._refresh_row
 
-    def counted_update_cell(self: Any, *args: Any, **kwargs: Any) -> None:
+    def counted_refresh_row(self: Any, *args: Any, **kwargs: Any) -> None:
         probe.cells_changed += 1
-        update_cell(self, *args, **kwargs)
+        refresh_row(self, *args, **kwargs)
 
-    FleetTable.update_cell = counted_update_cell  # type: ignore[method-assign]
+    FleetTable._refresh_row = counted_refresh_row  # type: ignore[method-assign]
     flush = FleetTable.flush
 
     def probed_flush(self: Any) -> None:

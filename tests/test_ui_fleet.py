@@ -16,12 +16,14 @@ from nomadlab.ui.widgets.fleet_table import FleetTable, gpu_key, host_key
 from nomadlab.ui.widgets.processes import ProcessTable
 
 
-def row_text(table: DataTable, key: str) -> str:  # type: ignore[type-arg]
+def row_text(table: DataTable | FleetTable, key: str) -> str:  # type: ignore[type-arg]
+    if isinstance(table, FleetTable):
+        return " | ".join(cell.plain for cell in table.row_cells(key))
     return " | ".join(cell.plain for cell in table.get_row(key))
 
 
 def host_rows(table: FleetTable) -> list[str]:
-    return [str(k.value).split("\x00")[1] for k in table.rows if str(k.value).startswith("h")]
+    return [key.split("\x00")[1] for key in table.keys if key.startswith("h")]
 
 
 async def test_workspace_fleet_pane_puts_problems_first(tmp_path: Path) -> None:

@@ -22,6 +22,9 @@ from nomadlab.ui.screens.modals import HelpScreen
 from nomadlab.ui.screens.placeholder import PlaceholderScreen
 from nomadlab.ui.screens.workspace import WorkspaceScreen
 from nomadlab.ui.services import Services
+from nomadlab.ui.textual_patches import apply as apply_textual_patches
+
+apply_textual_patches()
 
 MODES = ("workspace", "fleet", "logs", "board", "papers", "focus", "alerts")
 MODE_TITLES = {

@@ -21,12 +21,12 @@ remote paths over SFTP.
 from __future__ import annotations
 
 import asyncio
-import time
 import contextlib
 import json
 import os
 import stat
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any, Protocol

@@ -42,9 +42,9 @@ def _render_segments(self: Any, console: Console) -> str:
                 append(strip.render(console))
                 continue
             start = max(x, x1)
-            strip = strip.crop(start - x, min(end, x2) - x)
+            part = strip.crop(start - x, min(end, x2) - x)
             append(move_to(start, y).segment.text)
-            append(strip.render(console))
+            append(part.render(console))
         if y != last_y:
             append("\n")
     return "".join(sequences)

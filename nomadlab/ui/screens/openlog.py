@@ -6,8 +6,8 @@ import asyncio
 
 from rich.text import Text
 from textual import work
-from textual.await_complete import AwaitComplete
 from textual.app import ComposeResult
+from textual.await_complete import AwaitComplete
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import ModalScreen

@@ -129,10 +129,10 @@ def _line(cells: list[Text], widths: list[int]) -> Text:
     """Cells padded/cut to their column widths, one space either side, as one line."""
     line = Text(no_wrap=True, end="")
     for cell, width in zip(cells, widths, strict=False):
-        cell = cell.copy()
-        cell.truncate(width, overflow="ellipsis", pad=True)
+        fitted = cell.copy()
+        fitted.truncate(width, overflow="ellipsis", pad=True)
         line.append(" ")
-        line.append_text(cell)
+        line.append_text(fitted)
         line.append(" ")
     return line
 

@@ -72,7 +72,9 @@ async def test_demo_fleet_over_real_ssh(tmp_path: Path, isolated_home: Path) -> 
     async with DemoFleet(hosts=4, gpus=8, seed=1, base_dir=tmp_path / "demo") as demo:
         assert demo.dir is not None and demo.dir.is_relative_to(tmp_path / "demo")
         assert sorted(p.name for p in demo.dir.iterdir()) == [
-            "id_ed25519", "id_ed25519.pub", "known_hosts"]
+            "id_ed25519", "id_ed25519.pub", "known_hosts", "runs"]
+        assert sorted(p.name for p in (demo.dir / "runs").iterdir()) == [
+            p.key for p in sorted(PROFILES, key=lambda p: p.key)]
         config = demo.config(tmp_path / "data", interval=0.2)
         assert config.show_local is False
         assert [h.name for h in config.hosts] == [p.key for p in PROFILES]

@@ -165,7 +165,7 @@ MIGRATIONS: dict[str, list[str]] = {
             time REAL NOT NULL
         );
         CREATE INDEX board_values_card ON board_values (card, kind, id);
-        CREATE TABLE board_moves (            -- every column a card entered (creation: from_col NULL)
+        CREATE TABLE board_moves (            -- each column a card entered (from_col NULL: new)
             id INTEGER PRIMARY KEY AUTOINCREMENT,
             card INTEGER NOT NULL REFERENCES board_cards(id) ON DELETE CASCADE,
             from_col TEXT,
@@ -222,6 +222,7 @@ MIGRATIONS: dict[str, list[str]] = {
         CREATE UNIQUE INDEX focus_one_open ON focus_sessions ((state IN ('running', 'paused')))
             WHERE state IN ('running', 'paused');
         CREATE INDEX focus_sessions_started ON focus_sessions (started);
+        CREATE INDEX focus_sessions_unnotified ON focus_sessions (id) WHERE notified = 0;
         CREATE TABLE focus_pauses (
             id INTEGER PRIMARY KEY AUTOINCREMENT,
             session INTEGER NOT NULL REFERENCES focus_sessions(id) ON DELETE CASCADE,

@@ -301,6 +301,12 @@ class FocusScreen(Screen[None]):
 
     def start_dialog(self, preset: str) -> None:
         service = self.focus_service
+        now = self.services.clock.time()
+        running = service.current(now)
+        if running is not None:  # say so before asking anything
+            self.notify(str(AlreadyRunning(running, now)), title="Already running",
+                        severity="warning", timeout=6)
+            return
         names = ", ".join(f"{p.name} ({format_hours(p.minutes * 60)})" for p in service.presets)
         dialog = FormDialog("Start a focus session", [
             ("Preset or minutes", preset, "sprint, deep, pomodoro or minutes"),

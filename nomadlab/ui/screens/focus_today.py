@@ -45,6 +45,7 @@ class Timeline(Widget):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.blocks: list[Block] = []
+        self._yesterday_at = 0.0
         self.now_minute: int | None = None
         self.selected: int | None = None
         self.day_starts = 4 * 60
@@ -184,9 +185,13 @@ class TodayScreen(Screen[None]):
 
     def tick(self) -> None:
         if self.is_current:
-            self.reload()
+            self.reload(light=True)
+            # Yesterday does not change by the second: once a minute is enough.
+            if self.services.clock.time() - self._yesterday_at >= 60:
+                self._yesterday(self.focus_service, self.services.clock.time())
 
-    def reload(self, select: int | None = None) -> None:
+    def reload(self, select: int | None = None, *, light: bool = False) -> None:
+        """Rebuild what changed; ``light`` leaves yesterday's summary as it is."""
         service = self.focus_service
         now = self.services.clock.time()
         day = service.today(now)
@@ -244,7 +249,8 @@ class TodayScreen(Screen[None]):
             if session.state == "paused":
                 head.append(" paused", style="yellow")
         self.query_one("#today-head", Static).update(head)
-        self._yesterday(service, now)
+        if not light:
+            self._yesterday(service, now)
         note = service.note(day)
         text = lead("Note: ", "bold")
         if note:
@@ -254,6 +260,7 @@ class TodayScreen(Screen[None]):
         self.query_one("#today-note", Static).update(text)
 
     def _yesterday(self, service: FocusService, now: float) -> None:
+        self._yesterday_at = now
         day = service.today(now)
         summary = day_summary(service, day.fromordinal(day.toordinal() - 1), now)
         lines = summary.lines()

@@ -146,7 +146,8 @@ class FocusPane(Vertical):
             countdown_text(session, now),
             purpose_text(session),
             total_text(service.day_focus(day, now), service.plan_seconds(day, blocks)),
-            (lead("next ", "dim") + block_text(upcoming)) if upcoming is not None
+            (lead("now " if upcoming.start <= minute else "next ", "dim")
+             + block_text(upcoming)) if upcoming is not None
             else Text(f"nothing planned after {minute_text(minute)}", style="dim"),
         )
         key = tuple(p.plain for p in pieces)

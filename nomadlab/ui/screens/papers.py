@@ -316,6 +316,8 @@ class PapersScreen(Screen[None]):
             table.add_column("Age", key="age", width=3)
             for paper in self.shown:
                 glyph, style = STATUS_GLYPH.get(paper.status, ("?", ""))
+                if paper.over_cap and paper.status == "reading":
+                    style = "bold red"  # started past the weekly cap
                 title_style = "bold" if paper.status == "reading" else ""
                 if paper.status in ("read", "dropped"):
                     title_style = "dim"

@@ -28,6 +28,10 @@ class StatusBar(Static):
         self._pending = False
         self._last = ""
 
+    def on_resize(self) -> None:
+        self._last = ""  # the width changed: lay the line out again
+        self.update_text()
+
     def on_mount(self) -> None:
         self.services.bridge.subscribe(self._poke)
         self.set_interval(1.0, self.update_text)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import importlib
 import inspect
 from collections.abc import Awaitable, Callable, Iterable
@@ -134,6 +135,9 @@ class NomadApp(App[None]):
             self.run_worker(self._start_services(), name="services", exclusive=True)
         if self.services.hint:
             self.notify(self.services.hint, title="Welcome", timeout=15)
+        # Everything built at start-up lives as long as the app: keep the garbage
+        # collector from walking it again and again (long GC pauses show as lag).
+        self.set_timer(3.0, gc.freeze)
 
     async def _start_services(self) -> None:
         s = self.services

@@ -13,16 +13,25 @@ change goes through the service, which rereads the card inside its transaction.
 
 from __future__ import annotations
 
+import sqlite3
+
 from rich.text import Text
 from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import Footer, Input, OptionList, Static
 
 from nomadlab.core.board import BoardService
-from nomadlab.core.board_model import ARCHIVE, BoardError, Card, matches, value_diff
+from nomadlab.core.board_model import (
+    ARCHIVE,
+    BoardError,
+    Card,
+    LiveState,
+    duration,
+    matches,
+    value_diff,
+)
 from nomadlab.ui import render
 from nomadlab.ui.screens.board_dialogs import (
     BoardPicker,
@@ -33,7 +42,14 @@ from nomadlab.ui.screens.board_dialogs import (
     form_fields,
 )
 from nomadlab.ui.services import Services
-from nomadlab.ui.widgets.board_cards import BoardColumn, CardList, card_text, header_text
+from nomadlab.ui.widgets.board_cards import (
+    BoardColumn,
+    BoardColumns,
+    CardList,
+    Line,
+    card_text,
+    header_text,
+)
 from nomadlab.ui.widgets.statusbar import StatusBar
 
 STATE_KEY = "board.current"
@@ -56,9 +72,6 @@ class BoardScreen(Screen[None]):
     BoardScreen #board-filter.shown {
         display: block;
     }
-    BoardScreen #board-columns {
-        height: 1fr;
-    }
     BoardScreen #board-missing {
         padding: 1 2;
     }
@@ -66,8 +79,12 @@ class BoardScreen(Screen[None]):
     BINDINGS = [
         Binding("left,h", "cursor_column(-1)", "Column left", show=False),
         Binding("right,l", "cursor_column(1)", "Column right", show=False),
-        Binding("k", "cursor_card(-1)", "Card up", show=False),
-        Binding("j", "cursor_card(1)", "Card down", show=False),
+        Binding("up,k", "cursor_card(-1)", "Card up", show=False),
+        Binding("down,j", "cursor_card(1)", "Card down", show=False),
+        Binding("home,g", "cursor_end(-1)", "First card", show=False),
+        Binding("end,G", "cursor_end(1)", "Last card", show=False),
+        Binding("pageup", "cursor_card(-5)", "Page up", show=False),
+        Binding("pagedown", "cursor_card(5)", "Page down", show=False),
         Binding("H,shift+left", "move_card(-1)", "Move left"),
         Binding("L,shift+right", "move_card(1)", "Move right"),
         Binding("K,shift+up", "reorder(-1)", "Move up in column", show=False),
@@ -111,12 +128,13 @@ class BoardScreen(Screen[None]):
         self._again = False
         self._pending: int | None = None  # a card to put the cursor on after a rebuild
         self._shown_count = 0
+        self._prompts: dict[tuple[object, ...], Text] = {}  # rendered cards, by what shows
 
     # ------------------------------------------------------------------ building
 
     def compose(self) -> ComposeResult:
         yield StatusBar(self.services, "Board")
-        yield Static("", id="board-bar", markup=False)
+        yield Line(id="board-bar")
         box = Input(placeholder="filter: words, #tag, key=value (enter keeps it, esc clears)",
                     id="board-filter")
         box.can_focus = False  # until / shows it
@@ -124,7 +142,7 @@ class BoardScreen(Screen[None]):
         if self.service is None:
             yield Static(Text("The board service is not available.", style="dim italic"),
                          id="board-missing")
-        yield Horizontal(id="board-columns")
+        yield BoardColumns(id="board-columns")
         yield Footer()
 
     async def on_mount(self) -> None:
@@ -156,12 +174,14 @@ class BoardScreen(Screen[None]):
             self._again = True
             return
         self._rebuilding = True
+        mounted = False
         try:
             while True:
                 self._again = False
                 names = self.wanted_columns()
                 if names != self.column_names:
-                    holder = self.query_one("#board-columns", Horizontal)
+                    mounted = True
+                    holder = self.query_one("#board-columns", BoardColumns)
                     await holder.remove_children()
                     self.columns = [BoardColumn(name, i, self.render_card)
                                     for i, name in enumerate(names)]
@@ -170,23 +190,43 @@ class BoardScreen(Screen[None]):
                     self.column_names = names
                     await holder.mount_all(self.columns)
                     self.col_index = min(self.col_index, len(self.columns) - 1)
+                    self.place_window()
                 if not self._again:
                     break
         finally:
             self._rebuilding = False
+        if mounted:  # load once the new columns have their sizes (cards are cut to them)
+            self.call_after_refresh(self._loaded)
+        else:
+            self._loaded()
+
+    def _loaded(self) -> None:
+        self.place_window()
         self.reload()
         pending, self._pending = self._pending, None
         if pending is not None:
             self.focus_card(pending)
 
     def render_card(self, card: Card, width: int) -> Text:
+        """A card's text (cached by its version and what its live state shows)."""
         service = self.service
         assert service is not None
-        live = None
+        live: LiveState | None = None
         if card.column != ARCHIVE and (service.has_run(card)
                                        or card.column == service.run_column(card.board)):
             live = service.live(card, service.clock.time())
-        return card_text(card, width, live)
+        key: tuple[object, ...] = (card.id, card.version, width)
+        if live is not None:
+            shown_for = duration(live.running_for) if live.running_for is not None else None
+            util = round(live.utilization) if live.utilization is not None else None
+            key += (util, live.scope, live.gpus, live.host, live.last_line, shown_for,
+                    live.log_state)
+        text = self._prompts.get(key)
+        if text is None:
+            if len(self._prompts) > 4000:
+                self._prompts.clear()
+            text = self._prompts[key] = card_text(card, width, live)
+        return text
 
     # ------------------------------------------------------------------ loading
 
@@ -217,17 +257,17 @@ class BoardScreen(Screen[None]):
             column.list.set_cards(group, keep=self.cursor if follow == index else None)
             total = (self._archived_total if column.column == ARCHIVE
                      else totals.get(column.column, 0))
-            column.set_header(header_text(
+            header = header_text(
                 column.column, total, wip.get(column.column),
                 shown=len(group) if self.query_text or column.column == ARCHIVE else None,
-                width=max(10, column.size.width - 2) if column.size.width else 40))
+                width=max(10, column.size.width - 2) if column.size.width else 40)
+            column.set_header(header)
         if follow is not None and follow != self.col_index:
             self.col_index = follow
         self.place_window()
         self._shown_count = len(cards)
         self.update_bar(len(cards))
-        focused = self.focused
-        if focused is None or isinstance(focused, CardList):
+        if self.focused is None:
             self.focus_current()
 
     def poll(self) -> None:
@@ -268,7 +308,7 @@ class BoardScreen(Screen[None]):
         if gap >= 2:
             text.append(" " * gap)
             text.append_text(hint)
-        self.query_one("#board-bar", Static).update(text)
+        self.query_one("#board-bar", Line).set_text(text)
 
     # ------------------------------------------------------------------ the cursor
 
@@ -287,9 +327,12 @@ class BoardScreen(Screen[None]):
         start = max(0, min(start, count - fit))
         self._window = (start, fit)
         for index, column in enumerate(self.columns):
-            column.display = start <= index < start + fit
+            shown = start <= index < start + fit
+            if column.display != shown:
+                column.display = shown
             column.set_class(index == start + fit - 1, "last")
             column.set_class(index == self.col_index, "current")
+            column.list.set_class(index == self.col_index, "current")
 
     def on_resize(self, event: events.Resize) -> None:
         self.place_window()
@@ -303,9 +346,10 @@ class BoardScreen(Screen[None]):
         return self.columns[self.col_index].list
 
     def focus_current(self) -> None:
-        cards = self.current_list()
-        if cards is not None and self.focused is not cards:
-            cards.focus()
+        """The board takes the focus (the cursor's column shows as the current one)."""
+        board = self.query_one("#board-columns", BoardColumns)
+        if self.focused is not board:
+            board.focus()
 
     def selected(self) -> Card | None:
         cards = self.current_list()
@@ -317,34 +361,34 @@ class BoardScreen(Screen[None]):
             if card is not None:
                 self.cursor = card.id
 
+    def on_card_list_picked(self, event: CardList.Picked) -> None:
+        """A click on a card: its column becomes the current one."""
+        for index, column in enumerate(self.columns):
+            if column.list is event.cards:
+                self.col_index = index
+                self.place_window()
+        self.focus_current()
+
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         if isinstance(event.option_list, CardList):
             event.stop()
+            card = event.option_list.highlighted_card()
+            if card is not None:
+                self.cursor = card.id
             self.action_open_card()
 
-    def on_descendant_focus(self, event: events.DescendantFocus) -> None:
-        widget = event.widget
-        if isinstance(widget, CardList):
-            for index, column in enumerate(self.columns):
-                if column.list is widget:
-                    self.col_index = index
-                    card = widget.highlighted_card()
-                    if card is not None:
-                        self.cursor = card.id
-                    self.place_window()
-                    break
-
     def focus_column(self, index: int, row: int | None = None) -> None:
+        """Make column ``index`` the current one (at ``row`` when given)."""
         if not self.columns:
             return
         self.col_index = max(0, min(index, len(self.columns) - 1))
-        self.place_window()
         cards = self.columns[self.col_index].list
         if row is not None and cards.cards:
             cards.highlighted = max(0, min(row, len(cards.cards) - 1))
         card = cards.highlighted_card()
         self.cursor = card.id if card is not None else self.cursor
-        cards.focus()
+        self.place_window()
+        self.focus_current()
         self.update_bar(self._shown_count)
 
     def focus_card(self, card_id: int) -> bool:
@@ -384,14 +428,16 @@ class BoardScreen(Screen[None]):
 
     def action_cursor_card(self, delta: int) -> None:
         cards = self.current_list()
-        if cards is None:
+        if cards is None or not cards.cards:
             return
-        if self.focused is not cards:
-            cards.focus()
-        if delta < 0:
-            cards.action_cursor_up()
-        else:
-            cards.action_cursor_down()
+        self.focus_current()
+        index = cards.highlighted if cards.highlighted is not None else 0
+        cards.highlighted = max(0, min(index + delta, len(cards.cards) - 1))
+
+    def action_cursor_end(self, direction: int) -> None:
+        cards = self.current_list()
+        if cards is not None and cards.cards:
+            cards.highlighted = 0 if direction < 0 else len(cards.cards) - 1
 
     # ------------------------------------------------------------------ actions: changes
 
@@ -419,7 +465,7 @@ class BoardScreen(Screen[None]):
             return
         try:
             target = service.step(card.id, delta)
-        except BoardError as exc:
+        except (BoardError, sqlite3.Error) as exc:
             self.notify(str(exc), severity="warning")
             self.reload()
             return
@@ -441,7 +487,7 @@ class BoardScreen(Screen[None]):
         among = [c.id for c in cards.cards] if cards is not None else None
         try:
             service.reorder(card.id, delta, among=among)
-        except BoardError as exc:
+        except (BoardError, sqlite3.Error) as exc:
             self.notify(str(exc), severity="warning")
         self._after(card.id)
 
@@ -464,7 +510,7 @@ class BoardScreen(Screen[None]):
                     tags=f["tags"], params=result.params, metrics=result.metrics,
                     priority=f["priority"], hypothesis=f["hypothesis"], notes=f["notes"],
                     origin="tui")
-            except BoardError as exc:
+            except (BoardError, sqlite3.Error) as exc:
                 self.notify(str(exc), severity="error")
                 return
             self._after(new_id)
@@ -489,7 +535,7 @@ class BoardScreen(Screen[None]):
                 service.edit(card.id, result.fields, original=original,
                              params=value_diff(card.params, result.params),
                              metrics=value_diff(card.metrics, result.metrics))
-            except BoardError as exc:
+            except (BoardError, sqlite3.Error) as exc:
                 self.notify(str(exc), severity="error")
             self._after(card.id)
 
@@ -531,9 +577,10 @@ class BoardScreen(Screen[None]):
                 return
             try:
                 service.delete(card.id)
-            except BoardError as exc:
+            except (BoardError, sqlite3.Error) as exc:
                 self.notify(str(exc), severity="warning")
-            self.notify(f"Deleted #{card.id} (u undoes)", timeout=3)
+            else:
+                self.notify(f"Deleted #{card.id} (u undoes)", timeout=3)
             self._after(None)
 
         self.app.push_screen(Confirm(question), answered)
@@ -552,7 +599,7 @@ class BoardScreen(Screen[None]):
                 service.archive(card.id)
                 self.notify(f"Archived #{card.id} (A shows the archive, u undoes)", timeout=3)
                 self._after(None)
-        except BoardError as exc:
+        except (BoardError, sqlite3.Error) as exc:
             self.notify(str(exc), severity="warning")
             self.reload()
 
@@ -560,7 +607,11 @@ class BoardScreen(Screen[None]):
         service = self.service
         if service is None:
             return
-        result = service.undo(self.board) if undo else service.redo(self.board)
+        try:
+            result = service.undo(self.board) if undo else service.redo(self.board)
+        except sqlite3.Error as exc:
+            self.notify(f"Not {'undone' if undo else 'redone'}: {exc}", severity="error")
+            return
         if result is None:
             self.notify("Nothing to undo" if undo else "Nothing to redo", timeout=2)
             return
@@ -591,7 +642,7 @@ class BoardScreen(Screen[None]):
         service, card = picked
         try:
             service.cycle_priority(card.id)
-        except BoardError as exc:
+        except (BoardError, sqlite3.Error) as exc:
             self.notify(str(exc), severity="warning")
         self._after(card.id)
 
@@ -600,7 +651,11 @@ class BoardScreen(Screen[None]):
         if picked is None:
             return
         service, card = picked
-        self.app.copy_to_clipboard(service.markdown(card.id))
+        try:
+            self.app.copy_to_clipboard(service.markdown(card.id))
+        except (BoardError, sqlite3.Error) as exc:
+            self.notify(str(exc), severity="warning")
+            return
         self.notify(f"Copied card #{card.id} as Markdown", title="Clipboard", timeout=3)
 
     def action_open_log(self) -> None:

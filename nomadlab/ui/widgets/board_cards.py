@@ -13,10 +13,13 @@ from collections.abc import Callable, Sequence
 
 from rich.cells import cell_len
 from rich.text import Text
+from textual import events
 from textual.app import ComposeResult
-from textual.containers import Vertical
+from textual.containers import Horizontal, Vertical
 from textual.events import Resize
-from textual.widgets import OptionList, Static
+from textual.message import Message
+from textual.widget import Widget
+from textual.widgets import OptionList
 from textual.widgets.option_list import Option
 
 from nomadlab.core.board_model import Card, LiveState, duration
@@ -153,7 +156,18 @@ def header_text(column: str, count: int, wip: int | None, *, shown: int | None =
 
 
 class CardList(OptionList):
-    """One column's cards; the highlighted one is the cursor."""
+    """One column's cards; the highlighted one is the cursor when the column is the
+    current one. Never focused itself: the board (one focusable container) keeps the
+    focus, so moving between columns restyles two columns, not the whole screen."""
+
+    can_focus = False
+
+    class Picked(Message):
+        """The mouse picked a card in this list (before OptionSelected)."""
+
+        def __init__(self, cards: CardList) -> None:
+            super().__init__()
+            self.cards = cards
 
     DEFAULT_CSS = """
     CardList {
@@ -163,10 +177,6 @@ class CardList(OptionList):
         padding: 0;
         background: transparent;
         scrollbar-size-vertical: 1;
-    }
-    CardList:focus {
-        border: none;
-        background-tint: $foreground 0%;
     }
     CardList > .option-list--option {
         padding: 0 1;
@@ -179,10 +189,8 @@ class CardList(OptionList):
         color: $foreground;
         text-style: none;
     }
-    CardList:focus > .option-list--option-highlighted {
+    CardList.current > .option-list--option-highlighted {
         background: $block-cursor-background 60%;
-        color: $foreground;
-        text-style: none;
     }
     """
 
@@ -199,40 +207,66 @@ class CardList(OptionList):
         return max(8, region - 2 - 1) if region else DEFAULT_WIDTH
 
     def set_cards(self, cards: Sequence[Card], keep: int | None = None) -> None:
-        """Show these cards; the highlight stays on ``keep`` (a card id) when it is here."""
+        """Show these cards; the highlight stays on ``keep`` (a card id) when it is here.
+
+        Only what changed is touched: the same number of cards replaces the prompts
+        that differ; cards gone from the list are removed; cards added at the end
+        are appended; anything else rebuilds the list."""
         width = self.card_width()
         prompts = [self.render_card(card, width) for card in cards]
         plain = [f"{c.id}\x00{p.plain}" for c, p in zip(cards, prompts, strict=True)]
-        if plain == self._plain and width == self._width:
-            self.cards = list(cards)
-            if keep is not None:
-                self.highlight_card(keep)
-            return
         current = self.highlighted_card()
         target = keep if keep is not None else (current.id if current else None)
         old_index = self.highlighted
-        ids_before = [c.id for c in self.cards]
+        old_plain = self._plain
         self.cards = list(cards)
-        self._plain = plain
-        self._width = width
-        if [c.id for c in cards] == ids_before and len(prompts) == self.option_count:
-            for index, prompt in enumerate(prompts):
-                self.replace_option_prompt_at_index(index, prompt)
-        else:
-            self.clear_options()
-            options: list[Option | None] = []
-            for card, prompt in zip(cards, prompts, strict=True):
-                options.append(Option(prompt, id=str(card.id)))
-                options.append(None)
-            if options:
-                options.pop()
-            self.add_options(options)
+        if plain != old_plain or width != self._width:
+            self._apply(old_plain, plain, prompts, rebuild=width != self._width)
+            self._plain = plain
+            self._width = width
         if not self.cards:
             return
         if target is not None and self.highlight_card(target):
             return
         fallback = min(old_index if old_index is not None else 0, len(self.cards) - 1)
         self.highlighted = max(0, fallback)
+
+    def _apply(self, old: list[str], new: list[str], prompts: list[Text], *,
+               rebuild: bool) -> None:
+        if not rebuild and len(old) == len(new) == self.option_count:
+            for index, (before, after) in enumerate(zip(old, new, strict=True)):
+                if before != after:
+                    self.replace_option_prompt_at_index(index, prompts[index])
+            return
+        wanted = set(new)
+        kept = [line for line in old if line in wanted]
+        if (not rebuild and len(old) == self.option_count and len(kept) < len(old)
+                and kept == new[:len(kept)]):
+            # Cards left (moved away, archived, deleted), maybe one came at the end.
+            gone = set(old) - set(kept)
+            for index in reversed(range(len(old))):
+                if old[index] in gone:
+                    self.remove_option_at_index(index)
+            if self.option_count:
+                self.get_option_at_index(self.option_count - 1)._divider = False
+            for prompt in prompts[len(kept):]:
+                self.add_options([None, Option(prompt)] if self.option_count
+                                 else [Option(prompt)])
+            return
+        if not rebuild and len(old) == self.option_count and new[:len(old)] == old:
+            # Cards came at the end (a move, a new card).
+            for prompt in prompts[len(old):]:
+                self.add_options([None, Option(prompt)] if self.option_count
+                                 else [Option(prompt)])
+            return
+        self.clear_options()
+        options: list[Option | None] = []
+        for prompt in prompts:
+            options.append(Option(prompt))
+            options.append(None)
+        if options:
+            options.pop()
+        self.add_options(options)
 
     def highlighted_card(self) -> Card | None:
         index = self.highlighted
@@ -263,6 +297,48 @@ class CardList(OptionList):
     def on_resize(self, event: Resize) -> None:
         if self.card_width() != self._width and self.cards:
             self.set_cards(self.cards)
+
+    async def _on_click(self, event: events.Click) -> None:
+        self.post_message(self.Picked(self))
+        await super()._on_click(event)
+
+
+class Line(Widget):
+    """One line of Text whose size never depends on it: an update repaints the line
+    only (Static.update would lay the whole screen out again)."""
+
+    DEFAULT_CSS = """
+    Line {
+        height: 1;
+        width: 1fr;
+    }
+    """
+
+    def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(id=id, classes=classes)
+        self._text = Text()
+
+    def set_text(self, text: Text) -> None:
+        if text.markup != self._text.markup or text.plain != self._text.plain:
+            self._text = text
+            self.refresh()
+
+    @property
+    def text(self) -> Text:
+        return self._text
+
+    def render(self) -> Text:
+        return self._text
+
+
+class BoardColumns(Horizontal, can_focus=True):
+    """The columns side by side: the one focusable widget of the board."""
+
+    DEFAULT_CSS = """
+    BoardColumns {
+        height: 1fr;
+    }
+    """
 
 
 class BoardColumn(Vertical):
@@ -295,7 +371,7 @@ class BoardColumn(Vertical):
         super().__init__(classes="board-column")
         self.column = column
         self.index = index
-        self.header = Static("", classes="col-header", markup=False)
+        self.header = Line(classes="col-header")
         self.list = CardList(column, render_card)
 
     def compose(self) -> ComposeResult:
@@ -303,4 +379,4 @@ class BoardColumn(Vertical):
         yield self.list
 
     def set_header(self, text: Text) -> None:
-        self.header.update(text)
+        self.header.set_text(text)

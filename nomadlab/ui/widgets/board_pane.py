@@ -77,9 +77,14 @@ class BoardPane(Widget, can_focus=True):
         self.set_interval(1.0, self.refresh_pane)
 
     def board(self) -> str:
+        """The board the board screen shows (remembered), else the default one."""
         assert self.service is not None
         remembered = self.services.store.get_state(STATE_KEY)
-        if isinstance(remembered, str) and remembered in {b.name for b in self.service.boards()}:
+        if not isinstance(remembered, str) or remembered == self.service.default_board():
+            return self.service.default_board()
+        if remembered in {b.name for b in self.service.config.board.boards}:
+            return remembered
+        if self.service.counts(remembered):  # a board made with --board, still in use
             return remembered
         return self.service.default_board()
 

@@ -15,6 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from nomadlab.cli.demo_seed import offline, seed
 from nomadlab.cli.tui import build_app
 from nomadlab.core.store import Store
 from nomadlab.remote.demo import DemoFleet
@@ -46,9 +47,11 @@ async def shoot(seconds: float) -> list[Path]:
         async with DemoFleet(hosts=4, seed=7, clock=clock, base_dir=tmp) as demo:
             config = demo.config(Path(tmp) / "data", interval=1.0 / SPEED)
             config.fleet.stale_after = 5.0
+            offline(config)
             store = Store(config.database)
             fleet = Fleet(config, store=store, clock=clock)
             app = build_app(config, clock=clock, store=store, fleet=fleet)
+            seed(app.services)
             async with app.run_test(size=(160, 48)) as pilot:
                 await pilot.pause()
                 deadline = time.monotonic() + seconds
@@ -59,6 +62,11 @@ async def shoot(seconds: float) -> list[Path]:
                     ("fleet", ["1", "down", "down", "down", "down", "down", "down", "down",
                                "down", "down", "down", "down", "down"], (160, 48)),
                     ("free-gpus", ["f"], (160, 48)),
+                    ("logs", ["escape", "2"], (160, 48)),
+                    ("alerts", ["exclamation_mark"], (160, 48)),
+                    ("board", ["3"], (160, 48)),
+                    ("papers", ["4"], (160, 48)),
+                    ("focus", ["5"], (160, 48)),
                 ):
                     await pilot.resize_terminal(*size)
                     await pilot.press(*keys)
@@ -67,7 +75,7 @@ async def shoot(seconds: float) -> list[Path]:
                     path = HERE / f"{name}.svg"
                     app.save_screenshot(filename=path.name, path=str(HERE))
                     made.append(path)
-                await pilot.press("escape", "0")
+                await pilot.press("0")
                 await pilot.resize_terminal(80, 24)
                 await asyncio.sleep(0.6)
                 await pilot.pause()

@@ -414,3 +414,18 @@ def test_alert_log_survives_a_restart(tmp_path: Path) -> None:
     assert log.prune(clock.time() - 10 + 2) == 2
     assert len(log.recent()) == 2
     store.close()
+
+
+def test_a_traceback_alert_quotes_the_exception_that_ended_it() -> None:
+    """On a phone, 'CUDA out of memory' says more than 'Traceback (most recent ...'."""
+    engine = AlertEngine(list(DEFAULT_RULES), ManualClock(), {})
+    alerts = engine.on_log_lines("exp", "gpu1", lines(
+        "step 9",
+        "Traceback (most recent call last):",
+        '  File "train.py", line 88, in <module>',
+        "    loss.backward()",
+        "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.50 GiB",
+    ))
+    assert [a.rule for a in alerts] == ["run failed"]
+    assert "torch.OutOfMemoryError: CUDA out of memory" in alerts[0].message
+    assert alerts[0].line == "Traceback (most recent call last):"

@@ -23,13 +23,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 async def _run(args: argparse.Namespace) -> None:
+    from nomadlab.cli.demo_seed import offline, seed
     from nomadlab.cli.tui import build_app
     from nomadlab.remote.demo import DemoFleet
 
     async with DemoFleet(hosts=args.hosts, gpus=args.gpus, seed=args.seed) as demo:
         assert demo.dir is not None
         config = demo.config(demo.dir / "data", interval=args.interval)
+        offline(config)
         app = build_app(config)
+        seed(app.services)
         await app.run_async()
 
 

@@ -197,6 +197,21 @@ class _HostTrack:
     procs: dict[int, _Proc] = field(default_factory=dict)
 
 
+_EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(?:Error|Exception|Interrupt|Exit|Warning)\b")
+
+
+def _explanation(texts: Sequence[str], index: int, look: int = 60) -> str | None:
+    """For a 'Traceback' line: the exception line that ends it, when it arrived in the
+    same batch ("torch.OutOfMemoryError: CUDA out of memory ..."), which says far
+    more on a phone than "Traceback (most recent call last):"."""
+    if not texts[index].lstrip().startswith("Traceback"):
+        return None
+    for text in texts[index + 1:index + 1 + look]:
+        if _EXCEPTION_LINE.match(text):
+            return text
+    return None
+
+
 class AlertEngine:
     """Turns log lines, statuses and samples into alerts. Feed it; it answers.
 
@@ -287,7 +302,8 @@ class AlertEngine:
                 index = bisect.bisect_right(starts, match.start()) - 1
                 text = texts[index]
                 if lr.regex.search(text) is not None and not self._cooling(lr.rule, log, now):
-                    out.append(self._log_alert(lr.rule, log, host, lines[index], now))
+                    out.append(self._log_alert(lr.rule, log, host, lines[index], now,
+                                               _explanation(texts, index)))
                     self._fire(lr.rule, log, now)
                     if lr.rule.cooldown > 0:
                         break
@@ -296,8 +312,8 @@ class AlertEngine:
         return out
 
     def _log_alert(self, rule: AlertRule, log: str, host: str, line: LogLine,
-                   now: float) -> Alert:
-        excerpt = clean_text(line.text, EXCERPT_LIMIT)
+                   now: float, explanation: str | None = None) -> Alert:
+        excerpt = clean_text(explanation or line.text, EXCERPT_LIMIT)
         where = f"{log} on {host}" if host else log
         if rule.outcome == "failed":
             message = f"The run logging to {where} failed: {excerpt}"

@@ -303,7 +303,7 @@ class AlertEngine:
                 text = texts[index]
                 if lr.regex.search(text) is not None and not self._cooling(lr.rule, log, now):
                     out.append(self._log_alert(lr.rule, log, host, lines[index], now,
-                                               _explanation(texts, index)))
+                                               explanation=_explanation(texts, index)))
                     self._fire(lr.rule, log, now)
                     if lr.rule.cooldown > 0:
                         break
@@ -312,7 +312,7 @@ class AlertEngine:
         return out
 
     def _log_alert(self, rule: AlertRule, log: str, host: str, line: LogLine,
-                   now: float, explanation: str | None = None) -> Alert:
+                   now: float, *, explanation: str | None = None) -> Alert:
         excerpt = clean_text(explanation or line.text, EXCERPT_LIMIT)
         where = f"{log} on {host}" if host else log
         if rule.outcome == "failed":

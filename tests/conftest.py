@@ -17,6 +17,7 @@ from standins.nvml import build_fake_nvml
 from standins.smi import install_fake_smi
 
 from nomadlab.core.config import Config, HostConfig, SshSettings, load_config_text
+from nomadlab.core.model import HostSample, HostState, HostStatus
 
 DATA = Path(__file__).resolve().parent / "data"
 
@@ -106,6 +107,28 @@ def config_for(*hosts: HostConfig, tmp: Path, interval: float = 0.5,
     config.ssh = fast_ssh()
     config.fleet.interval = interval
     return config
+
+
+class Recorder:
+    """A fleet listener that keeps every status and sample it is told of."""
+
+    def __init__(self) -> None:
+        self.statuses: list[HostStatus] = []
+        self.samples: list[HostSample] = []
+
+    def fleet_status(self, status: HostStatus) -> None:
+        self.statuses.append(status)
+
+    def fleet_sample(self, sample: HostSample) -> None:
+        self.samples.append(sample)
+
+    def states(self, host: str) -> list[HostState]:
+        """The host's state changes, in order (repeats of one state folded)."""
+        out: list[HostState] = []
+        for s in self.statuses:
+            if s.name == host and (not out or out[-1] is not s.state):
+                out.append(s.state)
+        return out
 
 
 async def wait_for(predicate: Callable[[], object], timeout: float = 15.0,

@@ -20,13 +20,13 @@ from pathlib import Path
 
 import asyncssh
 import pytest
-from conftest import config_for, host_for, nvml_env, wait_for
+from conftest import Recorder, config_for, host_for, nvml_env, wait_for
 from sshd import SshServer, free_port, keygen
 from tcpproxy import TcpProxy
 
 from nomadlab.core.clock import ManualClock, WakeDetector
 from nomadlab.core.config import Config, HostConfig
-from nomadlab.core.model import HostSample, HostState, HostStatus
+from nomadlab.core.model import HostState
 from nomadlab.remote.agent import AGENT_VERSION
 from nomadlab.remote.fleet import Fleet
 from nomadlab.remote.protocol import dumps
@@ -36,29 +36,6 @@ pytestmark = pytest.mark.sshd
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.statuses: list[HostStatus] = []
-        self.samples: list[HostSample] = []
-
-    def fleet_status(self, status: HostStatus) -> None:
-        self.statuses.append(status)
-
-    def fleet_sample(self, sample: HostSample) -> None:
-        self.samples.append(sample)
-
-    def states(self, host: str) -> list[HostState]:
-        """The host's state changes, in order (repeats of one state folded)."""
-        out: list[HostState] = []
-        for s in self.statuses:
-            if s.name == host and (not out or out[-1] is not s.state):
-                out.append(s.state)
-        return out
-
-    def samples_of(self, host: str) -> list[HostSample]:
-        return [s for s in self.samples if s.host == host]
 
 
 @contextlib.asynccontextmanager

@@ -8,32 +8,13 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import config_for, host_for, wait_for
+from conftest import Recorder, config_for, host_for, wait_for
 from sshd import SshServer
 
-from nomadlab.core.model import GpuSource, HostSample, HostState, HostStatus
+from nomadlab.core.model import GpuSource, HostState
 from nomadlab.remote.fleet import Fleet
 
 pytestmark = pytest.mark.sshd
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.statuses: list[HostStatus] = []
-        self.samples: list[HostSample] = []
-
-    def fleet_status(self, status: HostStatus) -> None:
-        self.statuses.append(status)
-
-    def fleet_sample(self, sample: HostSample) -> None:
-        self.samples.append(sample)
-
-    def states(self, host: str) -> list[HostState]:
-        out: list[HostState] = []
-        for s in self.statuses:
-            if s.name == host and (not out or out[-1] is not s.state):
-                out.append(s.state)
-        return out
 
 
 async def run_fleet(config, recorder: Recorder) -> Fleet:  # type: ignore[no-untyped-def]

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from nomadlab.core.alerts import human_duration
 from nomadlab.core.config import DEFAULT_COLUMNS, BoardConfig
 from nomadlab.core.model import GpuProcess, HostSample
 
@@ -133,6 +134,9 @@ class LiveState:
 
 
 # --------------------------------------------------------------------------- columns
+
+
+duration = human_duration  # the one duration format ('45s', '12m', '3h05m', '2d04h')
 
 
 def board_columns(config: BoardConfig | None) -> list[str]:
@@ -393,21 +397,6 @@ def iso(when: float | None) -> str | None:
 
 def local_time(when: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M", time.localtime(when))
-
-
-def duration(seconds: float) -> str:
-    """'45s', '12m', '3h05m', '2d04h'."""
-    seconds = max(0.0, seconds)
-    if seconds < 60:
-        return f"{seconds:.0f}s"
-    minutes = int(seconds // 60)
-    if minutes < 60:
-        return f"{minutes}m"
-    hours, minutes = divmod(minutes, 60)
-    if hours < 24:
-        return f"{hours}h{minutes:02d}m"
-    days, hours = divmod(hours, 24)
-    return f"{days}d{hours:02d}h"
 
 
 def _md_inline(text: str) -> str:

@@ -173,6 +173,18 @@ def state_text(status: HostStatus, now: float) -> Text:
     return Text(status.label(now), style=STATE_STYLE.get(status.state, ""), no_wrap=True)
 
 
+def spark_text(values: list[float | None]) -> Text:
+    """A sparkline whose every bar has the colour of its own value, so a new sample
+    changes (and repaints) one character, not the whole line's colour."""
+    from nomadlab.core.history import sparkline
+
+    chars = sparkline(values)
+    text = Text(no_wrap=True)
+    for char, value in zip(chars, values, strict=True):
+        text.append(char, style=util_style(value) if value is not None else "")
+    return text
+
+
 def worst_gpu_key(gpu: GpuSample) -> tuple[float, float]:
     """Sort key putting the GPU that most needs a look first: hot, then idle."""
     temp = gpu.temperature_c or 0.0

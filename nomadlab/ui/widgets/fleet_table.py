@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from rich.cells import cell_len
 from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
@@ -25,7 +26,6 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from nomadlab.core import fleetview
-from nomadlab.core.history import sparkline
 from nomadlab.core.model import GpuSample, HostSample, HostState, HostStatus
 from nomadlab.ui import render
 from nomadlab.ui.services import Services
@@ -322,7 +322,7 @@ class FleetTable(ScrollView, can_focus=True):
         hist = Text("")
         if series is not None:
             values = series.buckets(now, spec.hist, SPARK_SPAN)
-            hist = Text(sparkline(values), style=render.util_style(gpu.utilization))
+            hist = render.spark_text(values)
         label = Text(f"  {gpu.index:>2} ", style="dim")
         label.append_text(render.safe(short_model(gpu.name)))
         cells = [
@@ -388,8 +388,8 @@ class FleetTable(ScrollView, can_focus=True):
             x, width = columns[i] if i < len(columns) else (0, self.size.width)
             before = old_shown[i].plain if old_shown is not None and i < len(old_shown) else None
             after = shown[i].plain
-            if (before is None or len(before) != len(after) or not after.isascii()
-                    or not before.isascii() or before == after):
+            if (before is None or len(before) != len(after) or before == after
+                    or cell_len(before) != len(before) or cell_len(after) != len(after)):
                 spans.append((x, width))
                 continue
             spans.extend((x + 1 + start, stop - start) for start, stop in _runs(before, after))

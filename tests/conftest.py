@@ -130,6 +130,9 @@ class Recorder:
                 out.append(s.state)
         return out
 
+    def samples_of(self, host: str) -> list[HostSample]:
+        return [s for s in self.samples if s.host == host]
+
 
 async def wait_for(predicate: Callable[[], object], timeout: float = 15.0,
                    what: str = "condition") -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TypeVar
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -13,8 +14,30 @@ from textual.widgets import Button, Input, Label, Static, TextArea
 
 from nomadlab.ui import render
 
+T = TypeVar("T")
 
-class AddPaper(ModalScreen[str | None]):
+
+class _FormDialog(ModalScreen[T]):
+    """Enter or OK submits (``_go``), Cancel or escape closes with None."""
+
+    def _go(self) -> None:
+        """Read the fields and dismiss with the result (each dialog has its own)."""
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self._go()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "ok":
+            self._go()
+        else:
+            self.dismiss(None)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class AddPaper(_FormDialog[str | None]):
     """One line: an arXiv id or URL, a DOI, a BibTeX file or entry, or a title. The
     caller's ``submit`` adds it and returns an error message, or None when it worked."""
 
@@ -50,21 +73,8 @@ class AddPaper(ModalScreen[str | None]):
             return
         self.dismiss(value)
 
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        event.stop()
-        self._go()
 
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        if event.button.id == "ok":
-            self._go()
-        else:
-            self.dismiss(None)
-
-    def action_cancel(self) -> None:
-        self.dismiss(None)
-
-
-class Takeaway(ModalScreen[tuple[str, int | None] | None]):
+class Takeaway(_FormDialog[tuple[str, int | None] | None]):
     """Marking a paper read asks for its one-line takeaway (and a rating, if you like)."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
@@ -101,19 +111,6 @@ class Takeaway(ModalScreen[tuple[str, int | None] | None]):
             self.query_one("#takeaway", Input).focus()
             return
         self.dismiss((takeaway, int(rating_text) if rating_text else None))
-
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        event.stop()
-        self._go()
-
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        if event.button.id == "ok":
-            self._go()
-        else:
-            self.dismiss(None)
-
-    def action_cancel(self) -> None:
-        self.dismiss(None)
 
 
 class Confirm(ModalScreen[bool]):

@@ -4,8 +4,6 @@ undo/redo, the cross-feature contract, run alerts, export."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -415,21 +413,6 @@ def test_export_json_and_markdown(tmp_path: Path) -> None:
     assert "# Board: main" in md and "## Archive (1)" in md
     assert "\x1b" not in md and "\x07" not in md and "[bold]x[/]" in md
     assert card_markdown(board.card(a), now=clock.time()).startswith("## #1 [bold]x[/]")
-
-
-def test_core_board_never_imports_textual() -> None:
-    code = ("import sys\n"
-            "class Block:\n"
-            "    def find_spec(self, name, path=None, target=None):\n"
-            "        if name == 'textual' or name.startswith('textual.'):\n"
-            "            raise ImportError('textual is blocked')\n"
-            "sys.meta_path.insert(0, Block())\n"
-            "import nomadlab.core.board, nomadlab.core.board_model, nomadlab.cli.board\n"
-            "print('ok')\n")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            timeout=60, check=False)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "ok"
 
 
 def test_board_config_from_toml(tmp_path: Path) -> None:

@@ -260,7 +260,9 @@ class SshSettings:
     backoff_initial: float = 1.0
     backoff_max: float = 60.0
     config_file: str = "~/.ssh/config"
-    known_hosts: str = "~/.ssh/known_hosts"
+    # None: what ssh uses (UserKnownHostsFile / GlobalKnownHostsFile from ssh_config,
+    # by default ~/.ssh/known_hosts and /etc/ssh/ssh_known_hosts); a path: only that file
+    known_hosts: str | None = None
 
 
 @dataclass(slots=True)
@@ -524,7 +526,7 @@ def _read_ssh(t: Table) -> SshSettings:
         backoff_initial=t.duration("backoff_initial", d.backoff_initial, minimum=0.1),
         backoff_max=t.duration("backoff_max", d.backoff_max, minimum=1),
         config_file=t.text("config_file", d.config_file) or d.config_file,
-        known_hosts=t.text("known_hosts", d.known_hosts) or d.known_hosts,
+        known_hosts=t.text("known_hosts") or None,
     )
     t.finish()
     return out
@@ -852,3 +854,41 @@ def load_config(explicit: str | os.PathLike[str] | None = None) -> Config:
     except UnicodeDecodeError as exc:
         raise ConfigError(path, [f"not UTF-8 text (byte {exc.start})"]) from None
     return load_config_text(text, path)
+
+
+# --------------------------------------------------------------------------- new host names
+
+_NEW_HOST_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$")
+
+
+def new_host_name_problem(name: str) -> str | None:
+    """Why ``name`` cannot name a new host (``hosts add``), or None.
+
+    Stricter than what an existing config may hold: a name is typed in ``HOST:PATH``
+    (so no ``:``) and in shell commands nomadlab prints (so no spaces or shell
+    characters).
+    """
+    if name in RESERVED_HOST_NAMES:
+        return f"{name!r} is reserved for this machine; choose another name"
+    if not _NEW_HOST_NAME.match(name):
+        return (f"invalid host name {name!r}: use 1 to 64 letters, digits, '.', '_', '+' "
+                "or '-', starting with a letter or digit (no spaces, ':' or shell characters)")
+    return None
+
+
+def new_hostname_problem(hostname: str) -> str | None:
+    """Why ``hostname`` (an address or ssh alias) cannot be added, or None."""
+    if not hostname or any(c.isspace() or not c.isprintable() for c in hostname):
+        return f"invalid hostname {hostname!r}: no spaces or control characters"
+    if hostname.startswith("-"):
+        return f"invalid hostname {hostname!r}: it cannot start with '-'"
+    if "@" in hostname:
+        user, _, rest = hostname.rpartition("@")
+        return f"hostname {hostname!r} includes a user: use {rest!r} with --user {user!r}"
+    if hostname.count(":") == 1:
+        head, _, port = hostname.partition(":")
+        hint = f": use {head!r} with --port {port}" if port.isdigit() else ""
+        return f"hostname {hostname!r} includes ':'{hint}"
+    if any(c in hostname for c in "/\\'\"`$;&|<>(){}*?!#"):
+        return f"invalid hostname {hostname!r}: no shell characters"
+    return None

@@ -25,9 +25,9 @@ import asyncssh
 from nomadlab.core.config import HostConfig, SshSettings
 from nomadlab.core.model import HostKeyInfo
 from nomadlab.core.paths import expand
+from nomadlab.remote import sshconfig
 
 KEYRING_SERVICE = "nomadlab"
-DEFAULT_KEY_FILES = ("id_ed25519_sk", "id_ecdsa_sk", "id_ed448", "id_ed25519", "id_ecdsa", "id_rsa")
 
 
 class ConnectFailure(Exception):
@@ -152,25 +152,46 @@ def _known_hosts_pattern(host: str, port: int) -> str:
     return host if port == 22 else f"[{host}]:{port}"
 
 
-def read_known_hosts(path: Path) -> asyncssh.SSHKnownHosts:
-    try:
-        return asyncssh.read_known_hosts(str(path))
-    except FileNotFoundError:
-        return asyncssh.import_known_hosts("")
-    except (OSError, ValueError) as exc:
-        raise AuthFailed(f"cannot read known_hosts {path}: {exc}") from exc
+def _as_paths(known_hosts: Path | Sequence[Path]) -> list[Path]:
+    return [known_hosts] if isinstance(known_hosts, Path) else list(known_hosts)
 
 
-def host_key_info(known_hosts: Path, host: str, addr: str, port: int,
+def read_known_hosts(known_hosts: Path | Sequence[Path]) -> asyncssh.SSHKnownHosts:
+    """All the given known_hosts files as one (missing files are empty)."""
+    known = asyncssh.import_known_hosts("")
+    for path in _as_paths(known_hosts):
+        try:
+            text = path.read_text(encoding="utf-8", errors="replace")
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            raise AuthFailed(f"cannot read known_hosts {path}: {exc.strerror or exc}") from exc
+        try:
+            known.load(text)
+        except ValueError as exc:
+            raise AuthFailed(f"cannot read known_hosts {path}: {exc}") from exc
+    return known
+
+
+def host_key_info(known_hosts: Path | Sequence[Path], host: str, addr: str, port: int,
                   key: asyncssh.SSHKey) -> HostKeyInfo:
-    """Describe a key known_hosts did not trust: unknown, or a changed key."""
-    try:
-        known = asyncssh.read_known_hosts(str(known_hosts))
-        trusted = known.match(host, addr, port if port != 22 else None)[0]
-    except (OSError, ValueError):
-        trusted = []
+    """Describe a key known_hosts did not trust: unknown, or a changed key.
+
+    ``known_hosts``: the files checked, the first being the one trusting writes to
+    (ssh's first UserKnownHostsFile). For a changed key ``info.known_hosts`` names
+    the file that holds the old key, the one to clean up.
+    """
+    files = _as_paths(known_hosts)
     algorithm = key.get_algorithm()
-    changed = any(k.get_algorithm() == algorithm and k != key for k in trusted)
+    changed_in: Path | None = None
+    for path in files:
+        try:
+            trusted = read_known_hosts(path).match(host, addr, port if port != 22 else None)[0]
+        except AuthFailed:
+            continue
+        if any(k.get_algorithm() == algorithm and k != key for k in trusted):
+            changed_in = path
+            break
     public = key.export_public_key("openssh").decode("ascii").split()
     line = f"{_known_hosts_pattern(host, port)} {public[0]} {public[1]}"
     return HostKeyInfo(
@@ -178,9 +199,9 @@ def host_key_info(known_hosts: Path, host: str, addr: str, port: int,
         port=port,
         key_type=algorithm,
         fingerprint=key.get_fingerprint("sha256"),
-        known_hosts=str(known_hosts),
+        known_hosts=str(changed_in or files[0]),
         line=line,
-        changed=changed,
+        changed=changed_in is not None,
     )
 
 
@@ -221,62 +242,94 @@ class _Client(asyncssh.SSHClient):
 
 @dataclass(slots=True)
 class Target:
-    """Where to connect, after our config and ~/.ssh/config are combined."""
+    """Where and how to connect: our [[hosts]] entry combined with what ssh would use
+    (see :mod:`nomadlab.remote.sshconfig`)."""
 
     name: str
-    host: str
-    port: int | None
-    user: str | None
-    identity_files: list[str]
-    known_hosts: Path
+    host: str  # the address: HostName from ssh_config, or the hostname itself
+    port: int
+    user: str
+    identity_files: list[str]  # in the order ssh tries them; may not exist
+    known_hosts: Path  # where trusting a key writes: the first user known_hosts file
     jump: str | None  # a [[hosts]] name, an ssh alias, or user@host:port (comma: chain)
     config_files: list[str] = field(default_factory=list)
+    alias: str = ""  # the name ssh_config was evaluated for ([[hosts]] hostname)
+    known_hosts_files: list[Path] = field(default_factory=list)  # all checked, in order
+    agent_path: str | None = None  # None: $SSH_AUTH_SOCK; "": no agent
+    identities_only: bool = False
+    proxy_command: str | None = None
+    host_key_alias: str | None = None
+    problem: str | None = None  # ssh_config could not be evaluated: connecting fails with it
 
 
 def _ssh_config_value(config_files: Sequence[str], host: str, key: str) -> Any:
-    if not config_files:
-        return None
+    """One resolved ssh_config value (Hostname, Port, User, ProxyJump, IdentityFile)."""
     try:
-        from asyncssh.config import SSHClientConfig
-
-        config = SSHClientConfig.load(
-            None, list(config_files), False, False, False, getpass.getuser(), (), host, ()
-        )
-        return config.get(key)
-    except Exception:  # a config asyncssh cannot read: let connect() report it
+        options = sshconfig.resolve(host, config_files[0] if config_files else None)
+    except sshconfig.SshConfigError:
         return None
+    return {
+        "hostname": options.hostname, "port": options.port, "user": options.user,
+        "proxyjump": options.proxy_jump, "identityfile": list(options.identity_files),
+        "identityagent": options.identity_agent,
+    }.get(key.lower())
 
 
 def resolve_target(host: HostConfig, settings: SshSettings) -> Target:
-    config_file = expand(settings.config_file)
-    config_files = [str(config_file)] if config_file.is_file() else []
-    identity: list[str] = []
+    """Combine ``host`` with ssh_config the way ``ssh -l USER -p PORT HOSTNAME`` would.
+
+    Our own settings win (user, port, identity_file, jump, known_hosts), like ssh's
+    command-line options; everything else is what ssh resolves. This may run
+    ``ssh -G``: from async code use :func:`resolve_target_async`.
+    """
+    problem: str | None = None
+    try:
+        options = sshconfig.resolve(host.hostname, settings.config_file,
+                                    user=host.user, port=host.port)
+    except sshconfig.SshConfigError as exc:
+        problem = f"ssh config: {exc}"
+        options = sshconfig.SshOptions(
+            alias=host.hostname, hostname=host.hostname, port=host.port or 22,
+            user=host.user or getpass.getuser(), identity_files=(), source="none")
     if host.identity_file:
         identity = [str(expand(host.identity_file))]
     else:
-        from_config = _ssh_config_value(config_files, host.hostname, "IdentityFile")
-        if from_config:
-            identity = [str(expand(p)) for p in from_config]
-        else:
-            ssh_dir = Path(os.path.expanduser("~")) / ".ssh"
-            identity = [str(ssh_dir / n) for n in DEFAULT_KEY_FILES if (ssh_dir / n).is_file()]
-    jump = host.jump
-    if jump is None:
-        proxy = _ssh_config_value(config_files, host.hostname, "ProxyJump")
-        if isinstance(proxy, str) and proxy.lower() != "none":
-            jump = proxy
-        elif isinstance(proxy, list | tuple) and proxy:
-            jump = ",".join(str(p) for p in proxy)
+        identity = list(options.identity_files)
+    jump = host.jump if host.jump is not None else options.proxy_jump
+    if jump:
+        hops = [h.strip() for h in jump.split(",") if h.strip()]
+        if hops and hops[-1] in (host.hostname, host.name):
+            jump = None  # ``Host *`` with ProxyJump reaching the jump host itself
+    explicit = host.known_hosts or settings.known_hosts
+    if explicit:
+        known_files = [expand(explicit)]
+    else:
+        known_files = [Path(p) for p in (*options.user_known_hosts,
+                                         *options.global_known_hosts)]
+        if not options.user_known_hosts:  # UserKnownHostsFile none: still somewhere to write
+            known_files.insert(0, expand("~/.ssh/known_hosts"))
     return Target(
         name=host.name,
-        host=host.hostname,
-        port=host.port,
-        user=host.user,
+        host=options.hostname,
+        port=options.port,
+        user=options.user,
         identity_files=identity,
-        known_hosts=expand(host.known_hosts or settings.known_hosts),
-        jump=jump,
-        config_files=config_files,
+        known_hosts=known_files[0],
+        jump=jump or None,
+        config_files=[options.config_file] if options.config_file else [],
+        alias=host.hostname,
+        known_hosts_files=known_files,
+        agent_path=options.identity_agent,
+        identities_only=options.identities_only,
+        proxy_command=options.proxy_command,
+        host_key_alias=options.host_key_alias,
+        problem=problem,
     )
+
+
+async def resolve_target_async(host: HostConfig, settings: SshSettings) -> Target:
+    """:func:`resolve_target` off the event loop (``ssh -G`` is a subprocess)."""
+    return await asyncio.to_thread(resolve_target, host, settings)
 
 
 def parse_jump(spec: str) -> HostConfig:
@@ -367,7 +420,7 @@ class Connector:
                       tunnel: asyncssh.SSHClientConnection | None = None
                       ) -> asyncssh.SSHClientConnection:
         """Connect ``host`` (through its jump host, acquired here, when it has one)."""
-        target = resolve_target(host, self.settings)
+        target = await resolve_target_async(host, self.settings)
         what = label or ""
         bastion_spec = target.jump if tunnel is None else None
         if bastion_spec:
@@ -390,67 +443,119 @@ class Connector:
             task.add_done_callback(_BACKGROUND.discard)
         return conn
 
-    def _client_keys(self, target: Target) -> tuple[list[asyncssh.SSHKey], list[str]]:
-        loaded: list[asyncssh.SSHKey] = []
-        locked: list[str] = []
-        for path in target.identity_files:
+    async def _client_keys(self, target: Target) -> _Keys:
+        """The keys to offer, as OpenSSH picks them.
+
+        Each IdentityFile in order: when the agent holds its key (found through the
+        ``.pub`` next to it, or the file itself when it is a public key), the agent
+        signs and the private file is never read, so no passphrase is asked for;
+        otherwise the private file is loaded (see :class:`KeyStore`). Then the
+        agent's other keys, unless IdentitiesOnly. A public key whose private half
+        is in no agent is skipped, with a note for the error message.
+        """
+        keys = _Keys()
+        agent_path = (target.agent_path if target.agent_path is not None
+                      else os.environ.get("SSH_AUTH_SOCK", ""))
+        agent_keys: list[asyncssh.SSHKeyPair] = []
+        if agent_path:
             try:
-                key = self.keys.load(path)
+                keys.agent = await asyncssh.connect_agent(agent_path)
+                agent_keys = list(await keys.agent.get_keys())
+            except (OSError, asyncssh.Error, ValueError):
+                keys.notes.append(f"no agent at {agent_path}")
+                if keys.agent is not None:
+                    keys.agent.close()
+                keys.agent = None
+        in_agent = {k.public_data: k for k in agent_keys}
+        used: set[bytes] = set()
+        for path in target.identity_files:
+            public, private = _identity_pair(path)
+            if public is not None and public.public_data in in_agent:
+                if public.public_data not in used:
+                    keys.offered.append(in_agent[public.public_data])
+                    used.add(public.public_data)
+                continue
+            if private is None:
+                if public is not None:
+                    where = f"the agent at {agent_path}" if agent_path else "no agent is set"
+                    keys.notes.append(f"{path} is a public key and its private key is not "
+                                      f"in an agent ({where})")
+                elif target.identity_files == [path]:
+                    keys.notes.append(f"identity file {path} does not exist")
+                continue
+            try:
+                key = self.keys.load(private)
             except (OSError, asyncssh.KeyImportError) as exc:
-                if target.identity_files == [path] and not os.path.exists(path):
-                    raise AuthFailed(f"identity file {path} does not exist") from exc
                 if isinstance(exc, FileNotFoundError):
                     continue
-                raise AuthFailed(f"cannot use identity file {path}: {exc}") from exc
+                raise AuthFailed(f"cannot use identity file {private}: {exc}") from exc
             if key is None:
-                locked.append(path)
+                keys.locked.append(private)
             else:
-                loaded.append(key)
-        return loaded, locked
+                keys.offered.append(key)
+        if not target.identities_only:
+            keys.offered.extend(k for k in agent_keys if k.public_data not in used)
+        if not keys.offered and not keys.locked and keys.notes:
+            if keys.agent is not None:
+                keys.agent.close()
+            raise AuthFailed("no key to offer: " + "; ".join(keys.notes))
+        return keys
 
     async def _connect_target(self, target: Target, label: str,
                               tunnel: asyncssh.SSHClientConnection | None
                               ) -> asyncssh.SSHClientConnection:
-        settings = self.settings
         what = f"{label}: " if label else ""
-        loaded, locked = self._client_keys(target)
-        have_agent = bool(os.environ.get("SSH_AUTH_SOCK"))
-        if locked and not loaded and not have_agent:
+        if target.problem:
+            raise AuthFailed(f"{what}{target.problem}")
+        keys = await self._client_keys(target)
+        try:
+            return await self._connect_with(target, what, tunnel, keys)
+        finally:
+            if keys.agent is not None:
+                keys.agent.close()
+
+    async def _connect_with(self, target: Target, what: str,
+                            tunnel: asyncssh.SSHClientConnection | None,
+                            keys: _Keys) -> asyncssh.SSHClientConnection:
+        settings = self.settings
+        locked = keys.locked
+        if locked and not keys.offered:
             raise PassphraseNeeded(locked[0], f"{what}the key {locked[0]} needs its passphrase")
         client = _Client()
         options: dict[str, Any] = {
-            "known_hosts": read_known_hosts(target.known_hosts),
+            "known_hosts": read_known_hosts(target.known_hosts_files or [target.known_hosts]),
             "connect_timeout": settings.connect_timeout,
             "login_timeout": settings.login_timeout,
             "keepalive_interval": settings.keepalive_interval,
             "keepalive_count_max": settings.keepalive_count_max,
             "client_factory": lambda: client,
-            "config": target.config_files or None,
+            # ssh_config was evaluated already (sshconfig.py): asyncssh reads no file
+            "config": None,
             "agent_forwarding": False,
             "x11_forwarding": False,
             "tunnel": tunnel,
+            "port": target.port,
+            "username": target.user,
+            # The agent's keys are in the list already (signing through keys.agent).
+            "client_keys": keys.offered or None,
+            "agent_path": None,
         }
-        if target.port is not None:
-            options["port"] = target.port
-        if target.user is not None:
-            options["username"] = target.user
-        if loaded:
-            options["client_keys"] = loaded
-        elif target.identity_files:
-            # Only locked keys: let the agent try; asyncssh skips encrypted files.
-            options["client_keys"] = ()
-            options["ignore_encrypted"] = True
+        if target.host_key_alias:
+            options["host_key_alias"] = target.host_key_alias
+        if tunnel is None and target.proxy_command:
+            options["proxy_command"] = target.proxy_command
         try:
             return await asyncssh.connect(target.host, **options)
         except asyncssh.HostKeyNotVerifiable as exc:
             if client.untrusted is None:
                 raise HostKeyProblem(
-                    HostKeyInfo(target.host, target.port or 22, "?", "?",
+                    HostKeyInfo(target.host, target.port, "?", "?",
                                 str(target.known_hosts), "", True),
                     f"{what}host key not verifiable: {exc.reason}",
                 ) from None
             host, addr, port, key = client.untrusted
-            info = host_key_info(target.known_hosts, host, addr, port, key)
+            info = host_key_info(target.known_hosts_files or [target.known_hosts],
+                                 host, addr, port, key)
             if info.changed:
                 message = (f"{what}HOST KEY CHANGED for {host} (now {info.key_type} "
                            f"{info.fingerprint}). Possible man-in-the-middle; not connecting.")
@@ -462,7 +567,8 @@ class Connector:
                 raise PassphraseNeeded(
                     locked[0], f"{what}the key {locked[0]} needs its passphrase"
                 ) from None
-            raise AuthFailed(f"{what}authentication refused ({exc.reason})") from None
+            notes = "".join(f"; {note}" for note in keys.notes)
+            raise AuthFailed(f"{what}authentication refused ({exc.reason}){notes}") from None
         except asyncssh.DisconnectError as exc:
             raise Unreachable(f"{what}disconnected: {exc.reason}") from None
         except asyncssh.ChannelOpenError as exc:  # the jump host could not reach it
@@ -480,6 +586,48 @@ class Connector:
 
 
 _BACKGROUND: set[asyncio.Task[None]] = set()
+
+
+@dataclass(slots=True)
+class _Keys:
+    """What one connection attempt offers: keys in order, and what it could not use."""
+
+    offered: list[asyncssh.SSHKeyPair | asyncssh.SSHKey] = field(default_factory=list)
+    locked: list[str] = field(default_factory=list)  # private keys needing a passphrase
+    notes: list[str] = field(default_factory=list)  # said when the server refuses
+    agent: asyncssh.SSHAgentClient | None = None  # open while connecting
+
+
+def _read_public(path: str) -> asyncssh.SSHKey | None:
+    try:
+        return asyncssh.read_public_key(path)
+    except (OSError, asyncssh.KeyImportError, ValueError):
+        return None
+
+
+def _identity_pair(path: str) -> tuple[asyncssh.SSHKey | None, str | None]:
+    """(public key, private key file) for an IdentityFile, as OpenSSH reads it.
+
+    ``key`` -> its ``key.pub`` when there is one; ``key.pub`` (or any file holding
+    a public key) -> that key, with ``key`` as the private file when it exists.
+    """
+    if not os.path.exists(path):
+        return None, None
+    if not _is_private_key_file(path):
+        public = _read_public(path)
+        if public is not None:  # the IdentityFile is a public key
+            private = path[:-4] if path.endswith(".pub") else None
+            return public, private if private and os.path.isfile(private) else None
+    return _read_public(path + ".pub"), path
+
+
+def _is_private_key_file(path: str) -> bool:
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4096)
+    except OSError:
+        return True  # let loading it report the problem
+    return b"PRIVATE KEY" in head or b"PuTTY-User-Key-File" in head
 
 
 def _os_reason(exc: OSError) -> str:

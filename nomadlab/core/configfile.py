@@ -4,15 +4,23 @@
 right); ``hosts remove`` cuts that host's block out of the text. Either way the
 result is parsed again and must equal the intended data before it replaces the
 file: temp file + fsync + rename, the previous version kept as ``config.toml.bak``.
+
+Read-modify-write runs under an exclusive lock (``flock`` on ``config.toml.lock``
+next to the file), so two ``hosts add`` at once both land.
 """
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import os
 import re
 import shutil
 import tempfile
+import time
 import tomllib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -114,7 +122,57 @@ def _loads(text: str) -> dict[str, Any] | None:
         return None
 
 
+LOCK_TIMEOUT = 30.0
+
+
+@contextmanager
+def locked(path: Path, timeout: float = LOCK_TIMEOUT) -> Iterator[None]:
+    """Hold the config's lock (a sidecar ``.lock`` file, never removed) while changing it.
+
+    The rename in :func:`atomic_write` replaces the config's inode, so the lock is
+    on a file of its own. A symlinked config is locked where it points.
+    """
+    target = path.resolve() if path.is_symlink() else path
+    lock_path = target.with_name(target.name + ".lock")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError:
+        # No place for a lock is no place for the config either: reading or writing
+        # it says why, in the words those steps use.
+        yield
+        return
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError as exc:
+                if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                    raise ConfigError(path, [f"cannot lock: {exc.strerror or exc}"]) from None
+                if time.monotonic() > deadline:
+                    raise ConfigError(path, [f"another nomadlab has held {lock_path} for "
+                                             f"{timeout:.0f} s; try again"]) from None
+                time.sleep(0.01)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
 def add_host(path: Path, host: HostConfig) -> None:
+    """Append ``host`` (under the config's lock)."""
+    with locked(path):
+        _add_host(path, host)
+
+
+def remove_host(path: Path, name: str) -> None:
+    """Remove the host named ``name`` (under the config's lock)."""
+    with locked(path):
+        _remove_host(path, name)
+
+
+def _add_host(path: Path, host: HostConfig) -> None:
     text = _read(path)
     config = load_config_text(text, path)  # the current file must be valid first
     if config.host(host.name) is not None:
@@ -136,7 +194,7 @@ def add_host(path: Path, host: HostConfig) -> None:
     _write(path, new_text)
 
 
-def remove_host(path: Path, name: str) -> None:
+def _remove_host(path: Path, name: str) -> None:
     text = _read(path)
     config = load_config_text(text, path)  # the current file must be valid first
     if config.host(name) is None:

@@ -194,7 +194,8 @@ def test_hosts_add_list_remove(isolated_home: Path) -> None:
     lines = listed.stdout.splitlines()
     assert lines[0].split() == ["NAME", "HOSTNAME", "USER", "PORT", "JUMP", "COST/H", "TAGS"]
     assert lines[1].split() == ["gpu-a", "10.0.0.7", "ana", "2222", "2.50", "h100,", "lab"]
-    assert lines[2].split() == ["gpu-b", "b.example.org", "gpu-a"]
+    # USER and PORT as ssh would use them (no ~/.ssh/config here: the defaults)
+    assert lines[2].split() == ["gpu-b", "b.example.org", getpass.getuser(), "22", "gpu-a"]
 
     removed = nomadlab("hosts", "remove", "gpu-a")
     assert removed.returncode == 0, removed.stderr

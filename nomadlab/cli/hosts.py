@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import shlex
 import sys
 
 from rich.console import Console
@@ -19,13 +20,20 @@ from nomadlab.cli.common import (
     run_async,
 )
 from nomadlab.core import configfile
-from nomadlab.core.config import RESERVED_HOST_NAMES, Config, ConfigError, HostConfig
+from nomadlab.core.config import (
+    Config,
+    ConfigError,
+    HostConfig,
+    new_host_name_problem,
+    new_hostname_problem,
+)
 from nomadlab.remote.diagnose import diagnose
 from nomadlab.remote.ssh import (
     ConnectFailure,
     Connector,
     HostKeyProblem,
     Unreachable,
+    resolve_target,
     trust_host_key,
 )
 from nomadlab.ui import render
@@ -82,6 +90,7 @@ def _host(config: Config, name: str) -> HostConfig:
 
 
 def list_hosts(args: argparse.Namespace) -> int:
+    """The hosts, with USER/PORT/JUMP as ssh would use them (ssh_config applied)."""
     config = config_from(args)
     if not config.hosts:
         print("No hosts configured. Add one: nomadlab hosts add NAME HOSTNAME")
@@ -89,28 +98,39 @@ def list_hosts(args: argparse.Namespace) -> int:
     table = Table(box=None, pad_edge=False)
     for column in ("NAME", "HOSTNAME", "USER", "PORT", "JUMP", "COST/H", "TAGS"):
         table.add_column(column, no_wrap=True)
+    problems: list[str] = []
     for h in config.hosts:
-        table.add_row(render.safe(h.name, "bold"), render.safe(h.hostname),
-                      render.safe(h.user or ""), Text(str(h.port or "")),
-                      render.safe(h.jump or ""),
+        target = resolve_target(h, config.ssh)
+        if target.problem:
+            problems.append(f"{render.clean(h.name)}: {render.clean(target.problem)}")
+        hostname = render.safe(h.hostname)
+        if target.problem is None and target.host != h.hostname:
+            hostname.append(render.safe(f" ({target.host})", "dim"))
+        table.add_row(render.safe(h.name, "bold"), hostname,
+                      render.safe(target.user if target.problem is None else h.user or ""),
+                      Text(str(target.port if target.problem is None else h.port or "")),
+                      render.safe(target.jump or ""),
                       Text(f"{h.hourly_cost:.2f}" if h.hourly_cost is not None else ""),
                       render.safe(", ".join(h.tags)))
     Console(highlight=False).print(table)
+    for line in problems:
+        print(line, file=sys.stderr)
     return 0
 
 
 def add_host(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    if args.name in RESERVED_HOST_NAMES:
-        raise UserError(f"{args.name!r} is reserved for this machine; choose another name")
+    problem = new_host_name_problem(args.name) or new_hostname_problem(args.hostname)
+    if problem:
+        raise UserError(render.clean(problem))
     host = HostConfig(name=args.name, hostname=args.hostname, user=args.user, port=args.port,
                       identity_file=args.identity_file, jump=args.jump,
                       known_hosts=args.known_hosts, hourly_cost=args.hourly_cost,
                       python=args.python or "python3", tags=list(args.tags))
     path = Path(config_file_path(args))
     configfile.add_host(path, host)
-    print(f"Added {args.name} to {path}. Next: nomadlab hosts check {args.name}")
+    print(f"Added {args.name} to {path}. Next: nomadlab hosts check {shlex.quote(args.name)}")
     return 0
 
 

@@ -404,3 +404,20 @@ def test_concurrent_hosts_add_keeps_every_host(isolated_home: Path) -> None:
     listed = nomadlab("hosts", "list")
     names = {line.split()[0] for line in listed.stdout.splitlines()[1:]}
     assert names == {f"gpu-{i}" for i in range(count)}
+
+
+async def test_proxy_command_runs_through_the_shell(make_sshd: Callable[..., SshServer],
+                                                    tmp_path: Path) -> None:
+    """ProxyCommand from ssh_config (here: OpenSSH's own ``ssh -W`` via the same sshd)."""
+    server = make_sshd()
+    known = server.write_known_hosts(tmp_path / "known_hosts")
+    config = tmp_path / "ssh_config"
+    config.write_text(
+        f"Host jumpbox\n  HostName 127.0.0.1\n  Port {server.port}\n\n"
+        f"Host gpubox\n  HostName 127.0.0.1\n  Port {server.port}\n"
+        f"  ProxyCommand ssh -F {config} -o BatchMode=yes -W %h:%p jumpbox 2>/dev/null\n\n"
+        f"Host *\n  IdentityFile {server.client_key}\n  UserKnownHostsFile {known}\n")
+    before = accepted(server)
+    assert await run_echo(settings_for(config),
+                          HostConfig(name="gpu", hostname="gpubox")) == "connected"
+    assert accepted(server) == before + 2  # the proxy's login and ours

@@ -5,8 +5,8 @@ right); ``hosts remove`` cuts that host's block out of the text. Either way the
 result is parsed again and must equal the intended data before it replaces the
 file: temp file + fsync + rename, the previous version kept as ``config.toml.bak``.
 
-Read-modify-write runs under an exclusive lock (``flock`` on ``config.toml.lock``
-next to the file), so two ``hosts add`` at once both land.
+Read-modify-write runs under an exclusive lock (``flock`` on the config's
+directory), so two ``hosts add`` at once both land.
 """
 
 from __future__ import annotations
@@ -127,19 +127,20 @@ LOCK_TIMEOUT = 30.0
 
 @contextmanager
 def locked(path: Path, timeout: float = LOCK_TIMEOUT) -> Iterator[None]:
-    """Hold the config's lock (a sidecar ``.lock`` file, never removed) while changing it.
+    """Hold the config's lock while changing it: ``flock`` on its directory.
 
-    The rename in :func:`atomic_write` replaces the config's inode, so the lock is
-    on a file of its own. A symlinked config is locked where it points.
+    The rename in :func:`atomic_write` replaces the config's inode, so the lock
+    cannot be on the file itself; the directory is there as long as the file is and
+    leaves nothing behind. A symlinked config is locked where it points.
     """
     target = path.resolve() if path.is_symlink() else path
-    lock_path = target.with_name(target.name + ".lock")
+    fd: int | None = None
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        fd = os.open(target.parent, os.O_RDONLY | os.O_DIRECTORY)
     except OSError:
-        # No place for a lock is no place for the config either: reading or writing
-        # it says why, in the words those steps use.
+        pass  # no directory to lock is no place for the config either: read/write say why
+    if fd is None:
         yield
         return
     try:
@@ -152,8 +153,8 @@ def locked(path: Path, timeout: float = LOCK_TIMEOUT) -> Iterator[None]:
                 if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
                     raise ConfigError(path, [f"cannot lock: {exc.strerror or exc}"]) from None
                 if time.monotonic() > deadline:
-                    raise ConfigError(path, [f"another nomadlab has held {lock_path} for "
-                                             f"{timeout:.0f} s; try again"]) from None
+                    raise ConfigError(path, [f"another nomadlab has been changing this file "
+                                             f"for {timeout:.0f} s; try again"]) from None
                 time.sleep(0.01)
         yield
     finally:

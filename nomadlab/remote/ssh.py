@@ -508,15 +508,40 @@ class Connector:
         if target.problem:
             raise AuthFailed(f"{what}{target.problem}")
         keys = await self._client_keys(target)
+        proxy: _Proxy | None = None
         try:
-            return await self._connect_with(target, what, tunnel, keys)
+            if tunnel is None and target.proxy_command:
+                proxy = await _Proxy.start(target.proxy_command)
+            conn = await self._connect_with(target, what, tunnel, keys, proxy)
+        except ConnectFailure as exc:
+            if proxy is not None:
+                await proxy.stop()
+                if isinstance(exc, Unreachable) and proxy.last_error:
+                    raise Unreachable(f"{exc} (ProxyCommand: {proxy.last_error})") from None
+            raise
+        except BaseException:
+            if proxy is not None:
+                await proxy.stop()
+            raise
         finally:
             if keys.agent is not None:
                 keys.agent.close()
+        if proxy is not None:
+            running = proxy
+
+            async def _stop_proxy_when_closed() -> None:
+                await conn.wait_closed()
+                await running.stop()
+
+            task = asyncio.get_running_loop().create_task(_stop_proxy_when_closed())
+            _BACKGROUND.add(task)
+            task.add_done_callback(_BACKGROUND.discard)
+        return conn
 
     async def _connect_with(self, target: Target, what: str,
                             tunnel: asyncssh.SSHClientConnection | None,
-                            keys: _Keys) -> asyncssh.SSHClientConnection:
+                            keys: _Keys, proxy: _Proxy | None
+                            ) -> asyncssh.SSHClientConnection:
         settings = self.settings
         locked = keys.locked
         if locked and not keys.offered:
@@ -542,8 +567,8 @@ class Connector:
         }
         if target.host_key_alias:
             options["host_key_alias"] = target.host_key_alias
-        if tunnel is None and target.proxy_command:
-            options["proxy_command"] = target.proxy_command
+        if proxy is not None:
+            options["sock"] = proxy.sock
         try:
             return await asyncssh.connect(target.host, **options)
         except asyncssh.HostKeyNotVerifiable as exc:
@@ -586,6 +611,56 @@ class Connector:
 
 
 _BACKGROUND: set[asyncio.Task[None]] = set()
+
+
+class _Proxy:
+    """A ProxyCommand, run as OpenSSH runs it: through the shell, its stdin and
+    stdout the connection (a socket pair), its stderr kept apart (the last line is
+    told when connecting fails; asyncssh's own proxy support reads stderr as data)."""
+
+    def __init__(self, proc: asyncio.subprocess.Process, sock: socket.socket) -> None:
+        self.proc = proc
+        self.sock = sock
+        self.last_error = ""
+        self._reader = asyncio.get_running_loop().create_task(self._read_stderr())
+
+    @classmethod
+    async def start(cls, command: str) -> _Proxy:
+        ours, theirs = socket.socketpair()
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                "/bin/sh", "-c", f"exec {command}", stdin=theirs.fileno(), stdout=theirs.fileno(),
+                stderr=asyncio.subprocess.PIPE, start_new_session=True)
+        except OSError as exc:
+            ours.close()
+            raise Unreachable(f"cannot run ProxyCommand: {exc.strerror or exc}") from None
+        finally:
+            theirs.close()
+        return cls(proc, ours)
+
+    async def _read_stderr(self) -> None:
+        assert self.proc.stderr is not None
+        while True:
+            line = await self.proc.stderr.readline()
+            if not line:
+                return
+            text = line.decode("utf-8", "replace").strip()
+            if text:
+                self.last_error = text[:300]
+
+    async def stop(self) -> None:
+        if self.proc.returncode is None:
+            try:
+                self.proc.terminate()
+            except ProcessLookupError:
+                pass
+            try:
+                await asyncio.wait_for(self.proc.wait(), 5)
+            except TimeoutError:
+                self.proc.kill()
+                await self.proc.wait()
+        self.sock.close()
+        self._reader.cancel()
 
 
 @dataclass(slots=True)

@@ -165,15 +165,23 @@ class LogView(ScrollView, can_focus=True):
         self.virtual_size = Size(width, len(self.rows))
         if self.follow:
             self._to_end()
-            if scroll:  # the size may not be known yet: once more after layout
-                self.call_after_refresh(self._to_end)
+            # The size (and a horizontal scrollbar) may change with this layout:
+            # once more after it, so the last line never hides under the scrollbar.
+            self.call_after_refresh(self._to_end)
         self.refresh()
         self.post_message(self.Changed())
 
     def _to_end(self) -> None:
         if self.follow:
-            self.scroll_to(y=max(0, len(self.rows) - self._page()), animate=False,
-                           immediate=True)
+            # force: before the first layout Textual has not decided that the view
+            # scrolls, and would ignore the scroll (the view stayed at the top).
+            end = max(0, len(self.rows) - self._page())
+            if self.container_size.height:  # laid out: mind the horizontal scrollbar
+                end = max(end, self.max_scroll_y)
+            self.scroll_to(y=end, animate=False, immediate=True, force=True)
+
+    def on_show(self) -> None:
+        self._to_end()
 
     def _page(self) -> int:
         """Rows visible at once (without a horizontal scrollbar's row)."""
@@ -227,6 +235,8 @@ class LogView(ScrollView, can_focus=True):
     def on_resize(self) -> None:
         if self.wrap and self._width() != self._rows_width:
             self.rebuild()
+        elif self.follow:
+            self.call_after_refresh(self._to_end)
 
     # ------------------------------------------------------------------ follow
 
@@ -264,11 +274,28 @@ class LogView(ScrollView, can_focus=True):
         self.cursor_seq = self.rows[index][0]
         self.follow = False
         if index < self.scroll_y:
-            self.scroll_to(y=index, animate=False, immediate=True)
+            self.scroll_to(y=index, animate=False, immediate=True, force=True)
         elif index >= self.scroll_y + self._page():
-            self.scroll_to(y=index - self._page() + 1, animate=False, immediate=True)
+            self.scroll_to(y=index - self._page() + 1, animate=False, immediate=True,
+                           force=True)
         self.refresh()
         self.post_message(self.Changed())
+
+    def pause_on(self, seq: int) -> None:
+        """Paused, with the cursor on line ``seq`` (e.g. the line an alert fired on)."""
+        index = self._row_of(seq)
+        if index is None:
+            return
+        self._move_cursor_to_row(index)
+        # The size may not be known yet: place it again once laid out.
+        self.call_after_refresh(self._place_cursor)
+
+    def _place_cursor(self) -> None:
+        if self.cursor_seq is not None and (index := self._row_of(self.cursor_seq)) is not None:
+            page = self._page()
+            if not self.scroll_y <= index < self.scroll_y + page:
+                self.scroll_to(y=max(0, index - page // 2), animate=False, immediate=True,
+                               force=True)
 
     def action_cursor(self, step: int) -> None:
         if self.cursor_seq is None:

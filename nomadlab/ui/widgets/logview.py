@@ -67,6 +67,16 @@ class LogView(ScrollView, can_focus=True):
     class Changed(Message):
         """Follow state, counts or queries changed: headers should redraw."""
 
+        def __init__(self, view: LogView) -> None:
+            super().__init__()
+            self.view = view
+
+        @property
+        def control(self) -> LogView:
+            """The view that changed (without it, handlers matching on ``control``
+            never saw a change: the border said "following" while paused)."""
+            return self.view
+
     def __init__(self, *, compact: bool = False, id: str | None = None) -> None:
         super().__init__(id=id)
         self.compact = compact
@@ -169,7 +179,7 @@ class LogView(ScrollView, can_focus=True):
             # once more after it, so the last line never hides under the scrollbar.
             self.call_after_refresh(self._to_end)
         self.refresh()
-        self.post_message(self.Changed())
+        self.post_message(self.Changed(self))
 
     def _to_end(self) -> None:
         if self.follow:
@@ -245,7 +255,7 @@ class LogView(ScrollView, can_focus=True):
         at_end = new_value >= self.max_scroll_y - 0.5
         if new_value < old_value and not at_end and self.follow:
             self.follow = False
-            self.post_message(self.Changed())
+            self.post_message(self.Changed(self))
         elif at_end and not self.follow and self.cursor_seq is None:
             self.resume()
 
@@ -279,7 +289,7 @@ class LogView(ScrollView, can_focus=True):
             self.scroll_to(y=index - self._page() + 1, animate=False, immediate=True,
                            force=True)
         self.refresh()
-        self.post_message(self.Changed())
+        self.post_message(self.Changed(self))
 
     def pause_on(self, seq: int) -> None:
         """Paused, with the cursor on line ``seq`` (e.g. the line an alert fired on)."""
@@ -350,7 +360,7 @@ class LogView(ScrollView, can_focus=True):
         self._search = compile_query(text)
         self._cache.clear()
         self.refresh()
-        self.post_message(self.Changed())
+        self.post_message(self.Changed(self))
 
     def action_next_match(self, step: int) -> None:
         if self._search is None or self.buffer is None or not self.rows:

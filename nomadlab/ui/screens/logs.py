@@ -335,7 +335,22 @@ class LogsScreen(Screen[None]):
             self.notify("Configured logs stay; remove them from the config.", timeout=3)
             return
         logs.close(name)
-        self.shown[self.active] = None
-        self.panel(self.active).view.show(None, None)
-        self._title(self.active)
+        closed = self.active
+        self.shown[closed] = None
+        self.panel(closed).view.show(None, None)
+        if self.panel(1).display:  # split: the other log takes the whole width
+            keep = self.shown[1 - closed]
+            self.panel(1).display = False
+            self.shown[1] = None
+            self.panel(1).view.show(None, None)
+            self.active = 0
+            if keep is not None:
+                self.show_log(keep, 0)
+        else:  # one pane: the next log, if there is one
+            rest = [n for n in self.names() if n != name]
+            if rest:
+                self.show_log(rest[0], 0)
+        self._title(0)
+        self._title(1)
+        self.panel(0).view.focus()
         self.refresh_list()

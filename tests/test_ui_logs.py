@@ -119,7 +119,7 @@ async def test_split_view_and_open_host_path(tmp_path: Path) -> None:
         assert isinstance(app.screen, OpenLogScreen)
         dialog = app.screen
         completions = await dialog.completions(f"local:{tmp_path}/adh")
-        assert completions == [f"local:{other}"]
+        assert completions == ([f"local:{other}"], None)
         await pilot.press(*f"local:{other}", "enter")
         await pilot.pause()
         assert isinstance(app.screen, LogsScreen)

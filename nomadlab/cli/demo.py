@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+from typing import TYPE_CHECKING
 
 from nomadlab.cli.common import UserError
+
+if TYPE_CHECKING:
+    from nomadlab.ui.app import NomadApp
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -22,7 +26,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(func=run)
 
 
-async def _run(args: argparse.Namespace) -> None:
+async def _run(args: argparse.Namespace) -> NomadApp:
     from nomadlab.cli.demo_seed import offline, seed
     from nomadlab.cli.tui import build_app
     from nomadlab.remote.demo import DemoFleet
@@ -34,6 +38,7 @@ async def _run(args: argparse.Namespace) -> None:
         app = build_app(config)
         seed(app.services)
         await app.run_async()
+        return app
 
 
 def run(args: argparse.Namespace) -> int:
@@ -43,5 +48,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--gpus must be between 1 and 64")
     if args.interval < 0.1:
         raise UserError("--interval must be at least 0.1 seconds")
-    asyncio.run(_run(args))
-    return 0
+    from nomadlab.cli.tui import exit_status, require_terminal
+
+    require_terminal()
+    return exit_status(asyncio.run(_run(args)))

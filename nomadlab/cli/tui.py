@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import sys
 from typing import TYPE_CHECKING, Any
 
 from nomadlab.cli.common import UserError, add_config_option, config_from
@@ -79,11 +80,21 @@ def feature_services(**context: Any) -> dict[str, Any]:
     return out
 
 
+def require_terminal() -> None:
+    """The TUI draws on a terminal and reads keys from it: refuse at once without one
+    (``nomadlab </dev/null >/dev/null`` would otherwise run until killed)."""
+    for name, stream in (("stdin", sys.stdin), ("stdout", sys.stdout)):
+        if stream is None or not stream.isatty():
+            raise UserError(f"the TUI needs a terminal, and {name} is not one; for scripts "
+                            "use `nomadlab status --json` or `nomadlab watch`")
+
+
 def run(args: argparse.Namespace) -> int:
     config = config_from(args)
+    require_terminal()
     app = build_app(config)
     app.run()
-    return 0
+    return exit_status(app)
 
 
 def register_tail(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -110,6 +121,16 @@ def parse_spec(spec: str, config: Config) -> tuple[str, str]:
 def run_tail(args: argparse.Namespace) -> int:
     config = config_from(args)
     host, path = parse_spec(args.spec, config)
+    require_terminal()
     app = build_app(config, initial_mode="logs", initial_log=(host, path))
     app.run()
-    return 0
+    return exit_status(app)
+
+
+def exit_status(app: NomadApp) -> int:
+    """0 after a normal quit; non-zero (1) when the TUI ended on an unhandled error."""
+    code = app.return_code or 0
+    if code:
+        print("nomadlab: the TUI stopped on an internal error (above); "
+              "please report it.", file=sys.stderr)
+    return code

@@ -45,6 +45,7 @@ from nomadlab.core.config import Config, HostConfig, LogConfig, SshSettings
 from nomadlab.remote import agent as _agent_module
 from nomadlab.remote import bootstrap
 from nomadlab.remote.demo_logs import DemoLogs
+from nomadlab.remote.demo_sftp import DemoSftp, expand_home
 
 # The agent module is Python 3.8 stdlib code without annotations: use it through Any.
 _agent: Any = _agent_module
@@ -898,7 +899,7 @@ class DemoFleet:
                 agent_forwarding=False,
                 x11_forwarding=False,
                 allow_scp=False,
-                sftp_factory=None,
+                sftp_factory=functools.partial(DemoSftp, base),
                 allow_pty=False,
             )
             self._acceptors.append(acceptor)
@@ -1038,8 +1039,10 @@ class DemoFleet:
         """
         args = dict(bundle.get("args", {}))
         assert self.dir is not None
-        raw = str(args.get("path", ""))
         root = self.dir.resolve()
+        user = str(process.get_extra_info("username", ""))
+        raw = expand_home(str(args.get("path", "")), root, user)
+        args["path"] = raw
         target = Path(os.path.expanduser(raw)).resolve() if raw else root
         if root not in target.parents:
             args["path"] = str(root / "not-in-the-demo" / Path(raw).name)

@@ -755,15 +755,31 @@ class Logs:
 
     async def complete_path(self, host: str, partial: str) -> list[str]:
         """Completions of a path typed for ``host``: folders end in "/"; [] when unknown."""
+        found, _reason = await self.complete_path_explained(host, partial)
+        return found
+
+    async def complete_path_explained(self, host: str,
+                                      partial: str) -> tuple[list[str], str | None]:
+        """Completions, and why there are none when the host could not be asked
+        (not connected, no SFTP, a timeout); the reason is None when it answered."""
+        if host == LOCAL_HOST:
+            return await asyncio.to_thread(complete_local, partial), None
         try:
-            if host == LOCAL_HOST:
-                return await asyncio.to_thread(complete_local, partial)
             sftp = await asyncio.wait_for(self._sftp_for(host), COMPLETE_TIMEOUT)
-            if sftp is None:
-                return []
-            return await asyncio.wait_for(complete_sftp(sftp, partial), COMPLETE_TIMEOUT)
-        except (asyncssh.Error, OSError, TimeoutError):
-            return []
+        except TimeoutError:
+            return [], f"{host} did not open SFTP within {COMPLETE_TIMEOUT:g} s"
+        except (asyncssh.Error, OSError) as exc:
+            return [], f"no SFTP on {host}: {exc}"
+        if sftp is None:
+            return [], f"{host} is not connected yet"
+        try:
+            return await asyncio.wait_for(complete_sftp(sftp, partial), COMPLETE_TIMEOUT), None
+        except asyncssh.SFTPError:  # no such folder, no permission: nothing to offer
+            return [], None
+        except TimeoutError:
+            return [], f"{host} did not answer within {COMPLETE_TIMEOUT:g} s"
+        except (asyncssh.Error, OSError) as exc:
+            return [], f"SFTP on {host} failed: {exc}"
 
     async def _sftp_for(self, host: str) -> asyncssh.SFTPClient | None:
         supervisor = self.fleet.supervisors.get(host) if self.fleet is not None else None

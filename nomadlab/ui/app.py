@@ -7,6 +7,7 @@ import importlib
 import inspect
 from collections.abc import Awaitable, Callable, Iterable
 from functools import partial
+from typing import Any
 
 from textual.app import App, SystemCommand
 from textual.binding import Binding
@@ -74,6 +75,19 @@ def lifecycle(service: object, names: tuple[str, ...]) -> Callable[[], Awaitable
         if not required:
             return method  # type: ignore[no-any-return]
     return None
+
+
+def when_composed(screen: Screen[Any], callback: Callable[..., object],
+                  *args: object) -> None:
+    """Run ``callback(*args)`` once ``screen`` has composed its widgets.
+
+    A mode's screen is created by ``switch_mode`` but composed later, by its own
+    message loop (the first ``switch_mode`` of the app is not awaited, and awaiting a
+    switch to the mode already current returns at once). A callback queued on the
+    screen runs after its Compose and Mount, so "switch, then act on the screen" must
+    go through here rather than call the screen directly.
+    """
+    screen.call_later(callback, *args)
 
 
 MODE_KEYS = {"workspace": "0", "fleet": "1", "logs": "2", "board": "3", "papers": "4",
@@ -193,11 +207,12 @@ class NomadApp(App[None]):
             driver.write(data)
             driver.flush()
 
-    async def open_log(self, name: str) -> None:
+    async def open_log(self, name: str, at: Alert | None = None) -> None:
+        """The logs screen on log ``name``; with ``at``, paused on the alert's line."""
         await self.switch_mode("logs")
         screen = self.screen
         if isinstance(screen, LogsScreen):
-            screen.show_log(name)
+            when_composed(screen, screen.show_log, name, None, at)
 
     async def action_open_mode(self, mode: str) -> None:
         if mode in MODES and self.current_mode != mode:
@@ -208,7 +223,7 @@ class NomadApp(App[None]):
         if host is not None:
             screen = self.screen
             if isinstance(screen, FleetScreen):
-                screen.call_after_refresh(screen.select_host, host)
+                when_composed(screen, screen.select_host, host)
 
     # ------------------------------------------------------------------ help & palette
 

@@ -146,4 +146,4 @@ class AlertsScreen(Screen[None]):
         if alert is None or not alert.log:
             self.notify("This alert has no log.", severity="warning", timeout=2)
             return
-        self.app.call_later(self.app.open_log, alert.log)  # type: ignore[attr-defined]
+        self.app.call_later(self.app.open_log, alert.log, alert)  # type: ignore[attr-defined]

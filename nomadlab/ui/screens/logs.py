@@ -9,7 +9,8 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input
 
-from nomadlab.core.logs import LogLine, LogState, LogStatus
+from nomadlab.core.alerts import LINE_LIMIT, Alert, clean_text
+from nomadlab.core.logs import LogBuffer, LogLine, LogState, LogStatus
 from nomadlab.ui import render
 from nomadlab.ui.screens.openlog import OpenLogScreen
 from nomadlab.ui.services import Services
@@ -23,6 +24,24 @@ STATE_STYLE = {
     LogState.ERROR: "bold red",
     LogState.STOPPED: "dim",
 }
+
+
+def alert_line_seq(buffer: LogBuffer, alert: Alert) -> int | None:
+    """The buffered line an alert fired on: its recorded seq when that line still reads
+    the same, else the last line with the alert's text received by the alert's time."""
+    if not alert.line:
+        return None
+    seq = alert.extra.get("seq")
+    position = buffer.index_of(seq) if isinstance(seq, int) else None
+    if position is not None and clean_text(buffer[position].text, LINE_LIMIT) == alert.line:
+        return buffer[position].seq
+    found = None
+    for line in buffer:
+        if line.received > alert.time + 1.0:
+            break
+        if clean_text(line.text, LINE_LIMIT) == alert.line:
+            found = line.seq
+    return found
 
 
 class LogPanel(Vertical):
@@ -116,17 +135,29 @@ class LogsScreen(Screen[None]):
         logs = self.services.logs
         return logs.statuses.get(name) if logs is not None else None
 
-    def show_log(self, name: str, index: int | None = None) -> None:
+    def show_log(self, name: str, index: int | None = None, at: Alert | None = None) -> None:
+        """Show log ``name`` in viewer ``index`` (the active one by default); with an
+        alert ``at``, paused on the line that fired it (when still buffered)."""
         logs = self.services.logs
         if logs is None or name not in logs.tails:
             return
         index = self.active if index is None else index
         self.shown[index] = name
         buffer = logs.tails[name].buffer
-        self.panel(index).view.show(name, buffer)
+        view = self.panel(index).view
+        view.show(name, buffer)
         self.seen[name] = buffer.next_seq - 1
+        if at is not None:
+            seq = alert_line_seq(buffer, at)
+            if seq is not None:
+                view.pause_on(seq)
+            else:
+                self.notify("The alert's line is no longer in the buffer: showing the end.",
+                            timeout=4)
         self._title(index)
         self.refresh_list()
+        if at is not None:
+            view.focus()
 
     def _on_lines(self, name: str, lines: list[LogLine]) -> None:
         for index, shown in enumerate(self.shown):
@@ -304,7 +335,22 @@ class LogsScreen(Screen[None]):
             self.notify("Configured logs stay; remove them from the config.", timeout=3)
             return
         logs.close(name)
-        self.shown[self.active] = None
-        self.panel(self.active).view.show(None, None)
-        self._title(self.active)
+        closed = self.active
+        self.shown[closed] = None
+        self.panel(closed).view.show(None, None)
+        if self.panel(1).display:  # split: the other log takes the whole width
+            keep = self.shown[1 - closed]
+            self.panel(1).display = False
+            self.shown[1] = None
+            self.panel(1).view.show(None, None)
+            self.active = 0
+            if keep is not None:
+                self.show_log(keep, 0)
+        else:  # one pane: the next log, if there is one
+            rest = [n for n in self.names() if n != name]
+            if rest:
+                self.show_log(rest[0], 0)
+        self._title(0)
+        self._title(1)
+        self.panel(0).view.focus()
         self.refresh_list()

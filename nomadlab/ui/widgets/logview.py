@@ -67,6 +67,16 @@ class LogView(ScrollView, can_focus=True):
     class Changed(Message):
         """Follow state, counts or queries changed: headers should redraw."""
 
+        def __init__(self, view: LogView) -> None:
+            super().__init__()
+            self.view = view
+
+        @property
+        def control(self) -> LogView:
+            """The view that changed (without it, handlers matching on ``control``
+            never saw a change: the border said "following" while paused)."""
+            return self.view
+
     def __init__(self, *, compact: bool = False, id: str | None = None) -> None:
         super().__init__(id=id)
         self.compact = compact
@@ -165,15 +175,23 @@ class LogView(ScrollView, can_focus=True):
         self.virtual_size = Size(width, len(self.rows))
         if self.follow:
             self._to_end()
-            if scroll:  # the size may not be known yet: once more after layout
-                self.call_after_refresh(self._to_end)
+            # The size (and a horizontal scrollbar) may change with this layout:
+            # once more after it, so the last line never hides under the scrollbar.
+            self.call_after_refresh(self._to_end)
         self.refresh()
-        self.post_message(self.Changed())
+        self.post_message(self.Changed(self))
 
     def _to_end(self) -> None:
         if self.follow:
-            self.scroll_to(y=max(0, len(self.rows) - self._page()), animate=False,
-                           immediate=True)
+            # force: before the first layout Textual has not decided that the view
+            # scrolls, and would ignore the scroll (the view stayed at the top).
+            end = max(0, len(self.rows) - self._page())
+            if self.container_size.height:  # laid out: mind the horizontal scrollbar
+                end = max(end, self.max_scroll_y)
+            self.scroll_to(y=end, animate=False, immediate=True, force=True)
+
+    def on_show(self) -> None:
+        self._to_end()
 
     def _page(self) -> int:
         """Rows visible at once (without a horizontal scrollbar's row)."""
@@ -227,6 +245,8 @@ class LogView(ScrollView, can_focus=True):
     def on_resize(self) -> None:
         if self.wrap and self._width() != self._rows_width:
             self.rebuild()
+        elif self.follow:
+            self.call_after_refresh(self._to_end)
 
     # ------------------------------------------------------------------ follow
 
@@ -235,7 +255,7 @@ class LogView(ScrollView, can_focus=True):
         at_end = new_value >= self.max_scroll_y - 0.5
         if new_value < old_value and not at_end and self.follow:
             self.follow = False
-            self.post_message(self.Changed())
+            self.post_message(self.Changed(self))
         elif at_end and not self.follow and self.cursor_seq is None:
             self.resume()
 
@@ -264,11 +284,28 @@ class LogView(ScrollView, can_focus=True):
         self.cursor_seq = self.rows[index][0]
         self.follow = False
         if index < self.scroll_y:
-            self.scroll_to(y=index, animate=False, immediate=True)
+            self.scroll_to(y=index, animate=False, immediate=True, force=True)
         elif index >= self.scroll_y + self._page():
-            self.scroll_to(y=index - self._page() + 1, animate=False, immediate=True)
+            self.scroll_to(y=index - self._page() + 1, animate=False, immediate=True,
+                           force=True)
         self.refresh()
-        self.post_message(self.Changed())
+        self.post_message(self.Changed(self))
+
+    def pause_on(self, seq: int) -> None:
+        """Paused, with the cursor on line ``seq`` (e.g. the line an alert fired on)."""
+        index = self._row_of(seq)
+        if index is None:
+            return
+        self._move_cursor_to_row(index)
+        # The size may not be known yet: place it again once laid out.
+        self.call_after_refresh(self._place_cursor)
+
+    def _place_cursor(self) -> None:
+        if self.cursor_seq is not None and (index := self._row_of(self.cursor_seq)) is not None:
+            page = self._page()
+            if not self.scroll_y <= index < self.scroll_y + page:
+                self.scroll_to(y=max(0, index - page // 2), animate=False, immediate=True,
+                               force=True)
 
     def action_cursor(self, step: int) -> None:
         if self.cursor_seq is None:
@@ -323,7 +360,7 @@ class LogView(ScrollView, can_focus=True):
         self._search = compile_query(text)
         self._cache.clear()
         self.refresh()
-        self.post_message(self.Changed())
+        self.post_message(self.Changed(self))
 
     def action_next_match(self, step: int) -> None:
         if self._search is None or self.buffer is None or not self.rows:

@@ -1,0 +1,67 @@
+"""The TUI as a user starts it: the installed ``nomadlab`` script on a real terminal
+(a pseudo-terminal read through a VT100 emulator), on a machine kept busy."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+from ptyterm import CpuHog, PtyTerm, nomadlab_argv
+
+
+def user_config(home: Path) -> Path:
+    path = home / ".config" / "nomadlab" / "config.toml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text('show_local = false\n[notify]\nbell = false\ndesktop = false\n'
+                    'notify_send = false\n[tail]\npoll = 0.1\n')
+    return path
+
+
+def test_tail_host_path_opens_the_log_and_quits_cleanly(isolated_home: Path,
+                                                        tmp_path: Path) -> None:
+    user_config(isolated_home)
+    log = tmp_path / "train.log"
+    # The last line is wider than the view: a horizontal scrollbar appears, and the
+    # last line must stay above it.
+    log.write_text("".join(f"step {i} loss=0.{i:03d}\n" for i in range(1, 40))
+                   + "step 40 loss=0.040 " + "x" * 300 + "\n")
+    with CpuHog(), PtyTerm(nomadlab_argv("tail", f"local:{log}"), env=dict(os.environ),
+                           cols=120, rows=32) as term:
+        screen = term.wait_for("step 40 loss=0.040", what="the log's last line")
+        assert "following" in screen
+        with log.open("a") as f:
+            f.write("step 41 loss=0.041\n")
+        term.wait_for("step 41 loss=0.041", what="a line written after start")
+        term.press("q")
+        status = term.wait_exit()
+    assert status == 0
+    assert "Traceback" not in term.output() and "NoMatches" not in term.output()
+
+
+def test_tail_of_a_missing_file_waits_for_it(isolated_home: Path, tmp_path: Path) -> None:
+    user_config(isolated_home)
+    log = tmp_path / "later.log"
+    with CpuHog(), PtyTerm(nomadlab_argv("tail", f"local:{log}"), env=dict(os.environ),
+                           cols=120, rows=32) as term:
+        term.wait_for("following", what="the log view")
+        log.write_text("first line\n")
+        term.wait_for("first line")
+        term.press("q")
+        assert term.wait_exit() == 0
+    assert "Traceback" not in term.output()
+
+
+def test_without_a_terminal_the_tui_refuses_at_once(isolated_home: Path) -> None:
+    user_config(isolated_home)
+    for stdin, stdout in ((subprocess.DEVNULL, subprocess.PIPE),
+                          (subprocess.PIPE, subprocess.PIPE)):
+        done = subprocess.run(nomadlab_argv(), check=False, stdin=stdin, stdout=stdout,
+                              stderr=subprocess.PIPE, text=True, timeout=60)
+        assert done.returncode == 2
+        assert "needs a terminal" in done.stderr
+        assert "Traceback" not in done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1
+    done = subprocess.run(nomadlab_argv("tail", "local:/tmp/x.log"), check=False,
+                          stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "needs a terminal" in done.stderr

@@ -31,9 +31,13 @@ Rule kinds (``[[alerts]] when = ...``):
 
 Cooldown is per (rule, subject), the subject being the log name (``log``) or the host
 (every other kind): within ``cooldown`` of an alert the same rule says nothing more
-about the same subject. A duration condition that clears and comes back starts a new
-duration. One that keeps holding is repeated once per ``cooldown`` as a reminder
-(with the time and cost so far); with ``cooldown = 0`` it is said once per episode.
+about the same subject. For a log, the subject is the file behind its path
+(``LogLine.run``): a new file there (rotated, replaced, recreated) or a truncation is a
+new run, whose first failure or finish is said even within the cooldown of the last
+run's; repeats within one file keep the cooldown. A duration condition that clears and
+comes back starts a new duration. One that keeps holding is repeated once per
+``cooldown`` as a reminder (with the time and cost so far); with ``cooldown = 0`` it is
+said once per episode.
 """
 
 from __future__ import annotations
@@ -235,6 +239,7 @@ class AlertEngine:
         self._hosts: dict[str, _HostTrack] = {}
         self._last_fired: dict[tuple[str, str], float] = {}
         self._fired: set[tuple[str, str]] = set()  # fired in the episode that still holds
+        self._log_runs: dict[str, int] = {}  # log -> LogLine.run of its latest lines
         # (rule, host) -> GPU key -> since: GPUs idle (gpu_idle) or hot (temperature)
         self._gpu_since: dict[tuple[str, str], dict[str, float]] = {}
 
@@ -277,11 +282,30 @@ class AlertEngine:
             self._log_cache[key] = rules
         return rules
 
+    def _new_run(self, log: str, run: int) -> None:
+        """Lines from another file behind the log's path: a new run, cooldown over."""
+        known = self._log_runs.get(log)
+        self._log_runs[log] = run
+        if known is None or known == run:
+            return
+        for lr in self._log_rules:
+            self._last_fired.pop((lr.rule.name, log), None)
+            self._fired.discard((lr.rule.name, log))
+
     def on_log_lines(self, log: str, host: str, lines: Sequence[LogLine]) -> list[Alert]:
         """New lines of one log. One search per rule over the joined batch; only a
         candidate line is looked at on its own (so a match never spans two lines)."""
         if not lines:
             return []
+        if lines[0].run != lines[-1].run:  # a batch that spans two files: one run at a time
+            out: list[Alert] = []
+            begin = 0
+            for i in range(1, len(lines) + 1):
+                if i == len(lines) or lines[i].run != lines[begin].run:
+                    out.extend(self.on_log_lines(log, host, lines[begin:i]))
+                    begin = i
+            return out
+        self._new_run(log, lines[0].run)
         now = self.clock.time()
         active = [lr for lr in self._rules_for_log(log, host)
                   if not self._cooling(lr.rule, log, now)]
@@ -290,7 +314,7 @@ class AlertEngine:
         texts = [line.text for line in lines]
         joined = "\n".join(texts)
         starts: list[int] | None = None
-        out: list[Alert] = []
+        out = []
         for lr in active:
             pos = 0
             while pos <= len(joined):

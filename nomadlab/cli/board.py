@@ -252,12 +252,13 @@ def home_warnings(links: dict[str, str | None], home: str) -> list[str]:
     if not log or not home:
         return []
     host, sep, path = log.partition(":")
-    if not sep or "/" in host:
+    prefixed = bool(sep) and "/" not in host  # HOST:PATH, else a path on the card's host
+    if not prefixed:
         host, path = links.get("host") or LOCAL_HOST, log
     if host == LOCAL_HOST or not (path == home or path.startswith(home + "/")):
         return []
     tilde = "~" + path[len(home):]
-    shown = f"{host}:{tilde}" if sep and "/" not in log.partition(":")[0] else tilde
+    shown = f"{host}:{tilde}" if prefixed else tilde
     return [_plain(f"log={log} names {path} on {host}, a path under this machine's home "
                    f"directory ({home}): the shell expands ~ after '=' before nomadlab sees "
                    f"it. If you meant the home directory on {host}, quote it: "

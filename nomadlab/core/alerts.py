@@ -216,6 +216,30 @@ def _explanation(texts: Sequence[str], index: int, look: int = 60) -> str | None
     return None
 
 
+TRACEBACK_KEEP = 8  # lines of a traceback's end kept with an alert (the last frames + error)
+
+
+def traceback_tail(texts: Sequence[str], index: int, look: int = 60,
+                   keep: int = TRACEBACK_KEEP) -> list[str]:
+    """For a 'Traceback' line at ``index``: the traceback's last lines after it, up to
+    and including the exception line ("RuntimeError: CUDA out of memory"), at most
+    ``keep`` of them, cleaned. Only what is in ``texts``: when the exception line is not
+    there (yet), the last ``keep`` lines that are. Empty for any other line."""
+    if not texts[index].lstrip().startswith("Traceback"):
+        return []
+    after: list[str] = []
+    for text in texts[index + 1:index + 1 + look]:
+        after.append(text)
+        if _EXCEPTION_LINE.match(text):
+            break
+    return [clean_text(t, EXCERPT_LIMIT) for t in after[-keep:]]
+
+
+def ends_traceback(lines: Sequence[str]) -> bool:
+    """Does the last of these lines end a traceback (the exception line)?"""
+    return bool(lines) and _EXCEPTION_LINE.match(lines[-1]) is not None
+
+
 class AlertEngine:
     """Turns log lines, statuses and samples into alerts. Feed it; it answers.
 
@@ -326,8 +350,12 @@ class AlertEngine:
                 index = bisect.bisect_right(starts, match.start()) - 1
                 text = texts[index]
                 if lr.regex.search(text) is not None and not self._cooling(lr.rule, log, now):
-                    out.append(self._log_alert(lr.rule, log, host, lines[index], now,
-                                               explanation=_explanation(texts, index)))
+                    alert = self._log_alert(lr.rule, log, host, lines[index], now,
+                                            explanation=_explanation(texts, index))
+                    context = traceback_tail(texts, index)
+                    if context:
+                        alert.extra["context"] = context
+                    out.append(alert)
                     self._fire(lr.rule, log, now)
                     if lr.rule.cooldown > 0:
                         break

@@ -46,7 +46,7 @@ WEEK = {
     "plan": {"2026-11-16": 4 * H, "2026-11-17": 4 * H, "2026-11-18": 6.5 * H,
              "2026-11-19": 4 * H, "2026-11-20": 4 * H, "2026-11-21": 4 * H,
              "2026-11-22": 4 * H},
-    "sessions": 7, "completed": 3, "finished_early": 2, "abandoned": 1, "interruptions": 4,
+    "sessions": 6, "completed": 3, "finished_early": 2, "abandoned": 1, "interruptions": 4,
     "longest": 4 * H,  # Wednesday 07:00-11:00 (S6: no pause, no interruption)
     "runs": (2, 2),
 }

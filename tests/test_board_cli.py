@@ -122,3 +122,34 @@ def test_boards_from_the_command_line(isolated_home: Path) -> None:
 def test_board_without_a_command_shows_its_help(isolated_home: Path) -> None:
     result = nomadlab(check=False)
     assert result.returncode == 2 and "board commands" in result.stdout
+
+
+def test_a_log_link_expanded_by_the_shell_is_warned_about(isolated_home: Path) -> None:
+    """Issue 9 item 12: ``--link log=lambda-h100:~/runs/r16/train.log`` unquoted reaches
+    nomadlab as the local home directory (the shell expands ~ after =)."""
+    home = str(isolated_home)
+    shell = subprocess.run(  # what a user's bash does with the README's line, unquoted
+        ["bash", "-c", 'printf "%s" log=lambda-h100:~/runs/r16/train.log'],
+        capture_output=True, text=True, timeout=10, check=True)
+    assert shell.stdout == f"log=lambda-h100:{home}/runs/r16/train.log"
+    added = nomadlab("add", "LoRA", "--link", "host=lambda-h100", "--link", shell.stdout)
+    assert added.stdout == "1\n"  # still stored, still only the id on stdout
+    [warning] = ours(added.stderr)
+    assert warning.startswith("nomadlab: warning: log=lambda-h100:")
+    assert f"home directory ({home})" in warning
+    assert warning.endswith("--link 'log=lambda-h100:~/runs/r16/train.log'")
+
+    on_host = nomadlab("add", "path on the card's host", "--link", "host=gpu1",
+                       "--link", f"log={home}/x.log")
+    assert ours(on_host.stderr)[0].endswith("--link 'log=~/x.log'")
+
+    for quiet in (["--link", "log=lambda-h100:~/runs/r16/train.log"],  # quoted: as meant
+                  ["--link", f"log=local:{home}/train.log"],  # this machine: right
+                  ["--link", f"log={home}/train.log"],  # no host: this machine
+                  ["--link", "log=lambda-h100:/data/runs/train.log"]):
+        assert ours(nomadlab("add", "fine", *quiet).stderr) == []
+
+
+def ours(stderr: str) -> list[str]:
+    """What nomadlab said on stderr (not a library's warnings at import)."""
+    return [line for line in stderr.splitlines() if line.startswith("nomadlab")]

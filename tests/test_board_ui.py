@@ -330,7 +330,7 @@ async def test_cards_show_their_runs_live(tmp_path: Path) -> None:
         assert board_of(app).render_card(service(app).card(LORA), 200).plain.endswith(
             "epoch 3 step 4200/10000 loss=1.734 lr=2.9e-04 ok [red]x[/]")
         full = prompt(app, FULL)
-        assert "◇ 91% host runpod-h200" in full  # no run command: the host's mean
+        assert "■ 91% host runpod-h200" in full  # the host's mean; failed: not "running"
         assert "✗ failed: CUDA out of memor" in full
         assert "15h25m" in prompt(app, WARMUP)  # time in Training
         clock.advance(3600)

@@ -165,7 +165,7 @@ def test_today_and_the_week_report_on_a_seeded_store() -> None:
     assert "  now: sprint 1:23:20 · write the eval section · 1 interruption" in lines
     assert "  note: ship the eval section before the 14:00 sync" in lines
     assert "  last week you meant to change: no meetings before 11" in lines
-    assert ("Yesterday, Tue 17 Nov: 4h45m focus of 4h00m planned, 3 sessions, 1 interruption"
+    assert ("Yesterday, Tue 17 Nov: 4h45m focus of 4h00m planned, 2 sessions, 1 interruption"
             in lines)
     assert "runs: 2 finished, 1 failed" in today.stdout
 
@@ -173,12 +173,12 @@ def test_today_and_the_week_report_on_a_seeded_store() -> None:
     assert report.returncode == 0, report.stderr
     md = report.stdout.splitlines()
     assert md[0] == "# Week 2026-W47 (16-22 Nov 2026)"
-    assert "| **Total** | **13h51m** | **30h30m** | **7** | **4** |" in md
+    assert "| **Total** | **13h51m** | **30h30m** | **6** | **4** |" in md
     assert "| lambda-h100 | 2.0 | 1.0 | 3.00 | 9.00 |" in md
     assert "- **Runs:** 2 finished, 2 failed" in md
     data = json.loads(run("report", "week", "--week", "2026-W47", "--json").stdout)
     assert data["focus_seconds"] == 13 * H + 51 * M + 40
-    assert (data["sessions"], data["interruptions"], data["abandoned"]) == (7, 4, 1)
+    assert (data["sessions"], data["interruptions"], data["abandoned"]) == (6, 4, 1)
     assert data["longest_unbroken_seconds"] == 4 * H
     text = run("report", "week", "--week", "2026w46").stdout
     assert text.startswith("Week 2026-W46 (09-15 Nov 2026)\n")

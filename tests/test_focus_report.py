@@ -39,10 +39,10 @@ def test_the_week_report_matches_the_hand_computed_figures(seeded: FocusService)
     assert {d.day.isoformat(): d.plan for d in report.days} == week["plan"]
     assert report.focus == 13 * H + 51 * M + 40
     assert report.plan == 30.5 * H
-    assert [d.sessions for d in report.days] == [2, 3, 2, 0, 0, 0, 0]
+    assert [d.sessions for d in report.days] == [2, 2, 2, 0, 0, 0, 0]  # S4: abandoned
     assert [d.interruptions for d in report.days] == [2, 1, 1, 0, 0, 0, 0]
     assert (report.sessions, report.completed, report.finished_early, report.abandoned,
-            report.interruptions) == (7, 3, 2, 1, 4)
+            report.interruptions) == (6, 3, 2, 1, 4)
     assert report.by_kind == {"deep": 12 * H, "sprint": H + 6 * M + 40, "light": 45 * M}
     assert (report.longest, report.longest_day, report.longest_purpose) == (
         4 * H, date(2026, 11, 18), "#42 Tune the LR schedule")
@@ -72,7 +72,8 @@ def test_the_week_report_as_markdown_and_text(seeded: FocusService) -> None:
     lines = markdown.splitlines()
     assert "| Mon 16 Nov | 5h00m | 4h00m | 2 | 2 |" in lines
     assert "| Wed 18 Nov | 4h06m | 6h30m | 2 | 1 |" in lines
-    assert "| **Total** | **13h51m** | **30h30m** | **7** | **4** |" in lines
+    assert "| Tue 17 Nov | 4h45m | 4h00m | 2 | 1 |" in lines  # S4 was abandoned
+    assert "| **Total** | **13h51m** | **30h30m** | **6** | **4** |" in lines
     assert "- **Longest block:** 4h00m on Wed, #42 Tune the LR schedule" in lines
     assert "- **Runs:** 2 finished, 2 failed" in lines
     assert "- **Papers:** 1 started of 2 allowed, 1 read" in lines
@@ -86,6 +87,8 @@ def test_the_week_report_as_markdown_and_text(seeded: FocusService) -> None:
     assert "  Wed 18  " in text and "4h06m / 6h30m" in text
     assert "  Focus:         13h51m of 30h30m planned (45%)" in text
     assert "read: Attention Is All You Need" in text
+    assert ("  Sessions:      6 (3 completed, 2 finished early; 1 abandoned, not counted),"
+            " 4 interruptions") in text
     data = report.to_dict()
     assert data["runs"] == {"finished": 2, "failed": 2}
     assert data["longest_unbroken_day"] == "2026-11-18"
@@ -95,11 +98,11 @@ def test_yesterday_in_a_few_lines(seeded: FocusService) -> None:
     summary = yesterday(seeded)
     assert summary.day == date(2026, 11, 17)
     assert (summary.focus, summary.plan, summary.sessions, summary.interruptions) == (
-        4 * H + 45 * M, 4 * H, 3, 1)
+        4 * H + 45 * M, 4 * H, 2, 1)  # the abandoned one does not count
     assert (summary.runs_finished, summary.runs_failed) == (2, 1)
     assert (summary.cards_moved, summary.cards_finished, summary.papers_read) == (2, 1, 1)
     assert summary.lines() == [
-        "Tue 17 Nov: 4h45m focus of 4h00m planned, 3 sessions, 1 interruption",
+        "Tue 17 Nov: 4h45m focus of 4h00m planned, 2 sessions, 1 interruption",
         "2 cards moved, 1 finished · runs: 2 finished, 1 failed · 1 paper read: "
         "Attention Is All You Need",
     ]

@@ -55,8 +55,8 @@ async def test_start_pause_interrupt_extend_finish_and_abandon_with_keys(tmp_pat
         await pilot.press("down", "s")  # deep
         dialog = app.screen
         assert isinstance(dialog, FormDialog)
-        assert dialog.values() == ["deep", ""]
-        assert dialog.focused is dialog.query_one("#field-1", Input)
+        assert dialog.values() == ["", "deep"]
+        assert dialog.focused is dialog.query_one("#field-0", Input)
         await pilot.press(*"write the intro", "enter")
         await pilot.pause()
         service = focus_of(app)
@@ -89,7 +89,7 @@ async def test_start_pause_interrupt_extend_finish_and_abandon_with_keys(tmp_pat
         assert service.session(session.id).state == "finished"  # type: ignore[union-attr]
         assert "No session running" in plain(screen, "#focus-state")
         await pilot.press("s")
-        await fill(pilot, app, "25", "")
+        await fill(pilot, app, "", "25")
         assert service.current().preset == "custom"  # type: ignore[union-attr]
         await pilot.press("a")
         assert isinstance(app.screen, ConfirmDialog)
@@ -112,7 +112,7 @@ async def test_a_restarted_app_continues_the_countdown(tmp_path: Path) -> None:
     app, clock = focus_seed.build(tmp_path, seeded=False)
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.press("s")
-        await fill(pilot, app, "sprint", "the loss spike")
+        await fill(pilot, app, "the loss spike", "sprint")
         assert app.screen.query_one(Digits).value == "1:30:00"
     app.services.store.close()
     again, clock2 = focus_seed.build(tmp_path, seeded=False, now=clock.time() + 20 * M)
@@ -287,7 +287,7 @@ async def test_two_open_tuis_share_one_timer(tmp_path: Path) -> None:
     focus_of(two).clock = clock
     async with one.run_test(size=(120, 40)) as first, two.run_test(size=(120, 40)) as second:
         await first.press("s")
-        await fill(first, one, "deep", "the first")
+        await fill(first, one, "the first", "deep")
         await second.press("s")
         assert isinstance(two.screen, FocusScreen)  # refused: no form
         messages = [n.message for n in two._notifications]
@@ -303,3 +303,46 @@ async def test_two_open_tuis_share_one_timer(tmp_path: Path) -> None:
             assert one.screen.query_one(Digits).value == "3:59:00"
         finally:
             active_app.reset(token)
+
+
+async def test_the_start_form_takes_what_is_typed_at_once_as_its_purpose(
+        tmp_path: Path) -> None:
+    """Issue 9 item 7: the cursor starts in the first field, tab goes on to the second
+    and back; a card number typed at once is what the session is for, never minutes."""
+    app, _clock = focus_seed.build(tmp_path, seeded=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        await pilot.press("s")  # the highlighted preset: sprint
+        dialog = app.screen
+        assert isinstance(dialog, FormDialog)
+        first, second = dialog.query_one("#field-0", Input), dialog.query_one("#field-1", Input)
+        assert dialog.focused is first
+        await pilot.press("tab")
+        assert dialog.focused is second
+        await pilot.press("tab")
+        assert dialog.focused is first
+        await pilot.press("9", "enter")  # card 9, "Distill"
+        await pilot.pause()
+        session = focus_of(app).current()
+        assert session is not None
+        assert (session.preset, session.purpose) == ("sprint", "#9 Distill")
+
+
+async def test_an_abandoned_session_is_not_counted_today(tmp_path: Path) -> None:
+    app, clock = focus_seed.build(tmp_path, seeded=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        await pilot.press("s")
+        await fill(pilot, app, "the intro", "sprint")
+        clock.advance(10 * M)
+        await pilot.press("a", "y")
+        await pilot.pause()
+        await pilot.press("s")
+        await fill(pilot, app, "the outro", "sprint")
+        clock.advance(10 * M)
+        await pilot.press("f")
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, FocusScreen)
+        screen.refresh_view()
+        assert "1 session · " in plain(screen, "#focus-today")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable
 
@@ -20,6 +21,7 @@ from nomadlab.cli.common import UserError, add_config_option, config_from
 from nomadlab.core.board import BoardError, BoardService
 from nomadlab.core.board_model import ARCHIVE, Card, duration, local_time, parse_assignments
 from nomadlab.core.clock import SYSTEM_CLOCK
+from nomadlab.core.model import LOCAL_HOST
 from nomadlab.core.store import Store
 
 ORIGIN = "cli"
@@ -235,8 +237,32 @@ def run_add(args: argparse.Namespace, service: BoardService) -> int:
             priority=args.priority, hypothesis=args.hypothesis, origin=ORIGIN)
     except BoardError as exc:
         raise UserError(str(exc)) from None
+    for warning in home_warnings(links, os.environ.get("HOME", "")):
+        print(f"nomadlab: warning: {warning}", file=sys.stderr)
     print(new_id)
     return 0
+
+
+def home_warnings(links: dict[str, str | None], home: str) -> list[str]:
+    """A log on a host whose path starts with this machine's home directory: most likely
+    ``--link log=HOST:~/x`` unquoted, which the shell expands (``~`` after ``=``) before
+    nomadlab sees it. Stored as given; said once on stderr with what to type instead."""
+    home = home.rstrip("/")
+    log = links.get("log")
+    if not log or not home:
+        return []
+    host, sep, path = log.partition(":")
+    prefixed = bool(sep) and "/" not in host  # HOST:PATH, else a path on the card's host
+    if not prefixed:
+        host, path = links.get("host") or LOCAL_HOST, log
+    if host == LOCAL_HOST or not (path == home or path.startswith(home + "/")):
+        return []
+    tilde = "~" + path[len(home):]
+    shown = f"{host}:{tilde}" if prefixed else tilde
+    return [_plain(f"log={log} names {path} on {host}, a path under this machine's home "
+                   f"directory ({home}): the shell expands ~ after '=' before nomadlab sees "
+                   f"it. If you meant the home directory on {host}, quote it: "
+                   f"--link 'log={shown}'")]
 
 
 @_closing

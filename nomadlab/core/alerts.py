@@ -31,9 +31,13 @@ Rule kinds (``[[alerts]] when = ...``):
 
 Cooldown is per (rule, subject), the subject being the log name (``log``) or the host
 (every other kind): within ``cooldown`` of an alert the same rule says nothing more
-about the same subject. A duration condition that clears and comes back starts a new
-duration. One that keeps holding is repeated once per ``cooldown`` as a reminder
-(with the time and cost so far); with ``cooldown = 0`` it is said once per episode.
+about the same subject. For a log, the subject is the file behind its path
+(``LogLine.run``): a new file there (rotated, replaced, recreated) or a truncation is a
+new run, whose first failure or finish is said even within the cooldown of the last
+run's; repeats within one file keep the cooldown. A duration condition that clears and
+comes back starts a new duration. One that keeps holding is repeated once per
+``cooldown`` as a reminder (with the time and cost so far); with ``cooldown = 0`` it is
+said once per episode.
 """
 
 from __future__ import annotations
@@ -212,6 +216,30 @@ def _explanation(texts: Sequence[str], index: int, look: int = 60) -> str | None
     return None
 
 
+TRACEBACK_KEEP = 8  # lines of a traceback's end kept with an alert (the last frames + error)
+
+
+def traceback_tail(texts: Sequence[str], index: int, look: int = 60,
+                   keep: int = TRACEBACK_KEEP) -> list[str]:
+    """For a 'Traceback' line at ``index``: the traceback's last lines after it, up to
+    and including the exception line ("RuntimeError: CUDA out of memory"), at most
+    ``keep`` of them, cleaned. Only what is in ``texts``: when the exception line is not
+    there (yet), the last ``keep`` lines that are. Empty for any other line."""
+    if not texts[index].lstrip().startswith("Traceback"):
+        return []
+    after: list[str] = []
+    for text in texts[index + 1:index + 1 + look]:
+        after.append(text)
+        if _EXCEPTION_LINE.match(text):
+            break
+    return [clean_text(t, EXCERPT_LIMIT) for t in after[-keep:]]
+
+
+def ends_traceback(lines: Sequence[str]) -> bool:
+    """Does the last of these lines end a traceback (the exception line)?"""
+    return bool(lines) and _EXCEPTION_LINE.match(lines[-1]) is not None
+
+
 class AlertEngine:
     """Turns log lines, statuses and samples into alerts. Feed it; it answers.
 
@@ -235,6 +263,7 @@ class AlertEngine:
         self._hosts: dict[str, _HostTrack] = {}
         self._last_fired: dict[tuple[str, str], float] = {}
         self._fired: set[tuple[str, str]] = set()  # fired in the episode that still holds
+        self._log_runs: dict[str, int] = {}  # log -> LogLine.run of its latest lines
         # (rule, host) -> GPU key -> since: GPUs idle (gpu_idle) or hot (temperature)
         self._gpu_since: dict[tuple[str, str], dict[str, float]] = {}
 
@@ -277,11 +306,30 @@ class AlertEngine:
             self._log_cache[key] = rules
         return rules
 
+    def _new_run(self, log: str, run: int) -> None:
+        """Lines from another file behind the log's path: a new run, cooldown over."""
+        known = self._log_runs.get(log)
+        self._log_runs[log] = run
+        if known is None or known == run:
+            return
+        for lr in self._log_rules:
+            self._last_fired.pop((lr.rule.name, log), None)
+            self._fired.discard((lr.rule.name, log))
+
     def on_log_lines(self, log: str, host: str, lines: Sequence[LogLine]) -> list[Alert]:
         """New lines of one log. One search per rule over the joined batch; only a
         candidate line is looked at on its own (so a match never spans two lines)."""
         if not lines:
             return []
+        if lines[0].run != lines[-1].run:  # a batch that spans two files: one run at a time
+            out: list[Alert] = []
+            begin = 0
+            for i in range(1, len(lines) + 1):
+                if i == len(lines) or lines[i].run != lines[begin].run:
+                    out.extend(self.on_log_lines(log, host, lines[begin:i]))
+                    begin = i
+            return out
+        self._new_run(log, lines[0].run)
         now = self.clock.time()
         active = [lr for lr in self._rules_for_log(log, host)
                   if not self._cooling(lr.rule, log, now)]
@@ -290,7 +338,7 @@ class AlertEngine:
         texts = [line.text for line in lines]
         joined = "\n".join(texts)
         starts: list[int] | None = None
-        out: list[Alert] = []
+        out = []
         for lr in active:
             pos = 0
             while pos <= len(joined):
@@ -302,8 +350,12 @@ class AlertEngine:
                 index = bisect.bisect_right(starts, match.start()) - 1
                 text = texts[index]
                 if lr.regex.search(text) is not None and not self._cooling(lr.rule, log, now):
-                    out.append(self._log_alert(lr.rule, log, host, lines[index], now,
-                                               explanation=_explanation(texts, index)))
+                    alert = self._log_alert(lr.rule, log, host, lines[index], now,
+                                            explanation=_explanation(texts, index))
+                    context = traceback_tail(texts, index)
+                    if context:
+                        alert.extra["context"] = context
+                    out.append(alert)
                     self._fire(lr.rule, log, now)
                     if lr.rule.cooldown > 0:
                         break

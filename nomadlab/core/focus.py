@@ -521,6 +521,11 @@ class FocusService:
     def today(self, now: float | None = None) -> date:
         return self.days.day_of(self.clock.time() if now is None else now)
 
+    @staticmethod
+    def counted(sessions: Iterable[Session]) -> list[Session]:
+        """The sessions that count in totals: all but the abandoned ones."""
+        return [s for s in sessions if s.state != "abandoned"]
+
     def focus_seconds(self, sessions: Iterable[Session], now: float) -> float:
         """Focus time of sessions; abandoned ones do not count."""
         return sum(s.focus_seconds(now) for s in sessions if s.state != "abandoned")

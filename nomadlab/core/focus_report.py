@@ -103,7 +103,8 @@ def day_summary(service: FocusService, day: date, now: float | None = None) -> D
     finished, failed = runs_between(service, start, end)
     summary = DaySummary(
         day=day, focus=service.focus_seconds(sessions, now), plan=service.plan_seconds(day),
-        sessions=len(sessions), interruptions=sum(len(s.interruptions) for s in sessions),
+        sessions=len(service.counted(sessions)),
+        interruptions=sum(len(s.interruptions) for s in sessions),
         runs_finished=finished, runs_failed=failed)
     moves = _ask(service.board, "moves_between", start, end)
     if isinstance(moves, list):
@@ -212,9 +213,8 @@ class WeekReport:
         ended = [f"{self.completed} completed"]
         if self.finished_early:
             ended.append(f"{self.finished_early} finished early")
-        if self.abandoned:
-            ended.append(f"{self.abandoned} abandoned")
-        rows.append(("Sessions", f"{self.sessions} ({', '.join(ended)}), "
+        dropped = f"; {self.abandoned} abandoned, not counted" if self.abandoned else ""
+        rows.append(("Sessions", f"{self.sessions} ({', '.join(ended)}{dropped}), "
                                  f"{_plural(self.interruptions, 'interruption')}"))
         if self.longest_day is not None:
             text = f"{format_hours(self.longest)} on {self.longest_day:%a}"
@@ -349,10 +349,10 @@ def week_report(service: FocusService, week: str, now: float | None = None) -> W
     for day in day_list:
         sessions = service.sessions_between(*days.day_range(day))
         report.days.append(DayRow(day, service.focus_seconds(sessions, now),
-                                  service.plan_seconds(day), len(sessions),
+                                  service.plan_seconds(day), len(service.counted(sessions)),
                                   sum(len(s.interruptions) for s in sessions)))
         for s in sessions:
-            report.sessions += 1
+            report.sessions += s.state != "abandoned"  # like their time, not counted
             report.interruptions += len(s.interruptions)
             report.completed += s.state == "completed"
             report.finished_early += s.state == "finished"

@@ -18,6 +18,10 @@ class LogLine(NamedTuple):
     received: float  # wall clock when it arrived
     cut: int = 0  # bytes the transport dropped from an over-long line (0: whole line)
     history: bool = False  # already in the file when following began: shown, not alerted on
+    # Which file behind the log's path the line came from: 0 for the first one followed,
+    # +1 for each new file (rotated, replaced, recreated) or truncation. A new number
+    # is a new run for the alerts (their cooldown starts over).
+    run: int = 0
 
 
 class LogState(enum.StrEnum):
@@ -50,11 +54,11 @@ class LogBuffer:
         self.next_seq = 1
 
     def append(self, texts: list[str], received: float, cuts: list[int] | None = None,
-               history: bool = False) -> list[LogLine]:
+               history: bool = False, run: int = 0) -> list[LogLine]:
         out = []
         seq = self.next_seq
         for i, text in enumerate(texts):
-            out.append(LogLine(seq, text, received, cuts[i] if cuts else 0, history))
+            out.append(LogLine(seq, text, received, cuts[i] if cuts else 0, history, run))
             seq += 1
         self.next_seq = seq
         self.lines.extend(out)

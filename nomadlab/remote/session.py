@@ -7,6 +7,8 @@ through a :class:`SessionSink`; it never changes host state itself.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import math
 import shlex
 from collections.abc import Callable
 from typing import Protocol
@@ -120,7 +122,9 @@ class AgentSession:
             self._proc = None
         if fallback is not None:
             self._shell = ShellSession(self.conn, self.host, self.sink, self.clock,
-                                       interval=self.interval, detail=fallback.detail)
+                                       interval=self.interval, detail=fallback.detail,
+                                       heartbeat=self.heartbeat,
+                                       heartbeat_timeout=self.heartbeat_timeout)
             return await self._shell.run()
         if lost is not None:
             return lost
@@ -155,6 +159,31 @@ _SMI = (
     "command -v nvidia-smi >/dev/null 2>&1 || {{ echo NOMADLAB-NO-NVIDIA-SMI; exit 0; }}; "
     "exec nvidia-smi --query-{what}={fields} --format=csv,noheader,nounits -lms {ms}"
 )
+
+# Every channel's command runs under this watchdog (POSIX sh: no ``read -t``). The
+# work runs in the background; the shell reads heartbeat lines from stdin, and each
+# one restarts a timer. When no line comes for T seconds (a black-holed link: nothing
+# is closed, writes just pile up in sshd), when stdin ends (the channel closed), or
+# when the work ends, ``kill 0`` ends the whole process group: sshd starts each
+# session in a group of its own (setsid), so that is this command and nothing else.
+_WATCHDOG = """t={timeout}
+( ( {command}
+) ; kill -TERM 0 ) &
+timer() {{ trap 'kill $p 2>/dev/null; exit 0' TERM; sleep $t & p=$!; wait $p; kill -TERM 0; }}
+timer >/dev/null 2>&1 & s=$!
+while read -r _l; do
+  kill $s 2>/dev/null
+  timer >/dev/null 2>&1 & s=$!
+done
+kill -TERM 0
+"""
+
+
+def watched(command: str, timeout: float) -> str:
+    """``command`` (sh) as a channel command that ends on the host when the client has
+    been silent for ``timeout`` seconds (it writes a line at least that often)."""
+    seconds = max(1, math.ceil(timeout))  # POSIX sleep takes whole seconds
+    return "exec sh -c " + shlex.quote(_WATCHDOG.format(timeout=seconds, command=command))
 
 
 class _HostStatsParser:
@@ -193,18 +222,23 @@ class ShellSession:
     """No python3 on the host: three cheap channels on the same connection.
 
     ``nvidia-smi --query-gpu ... -lms`` and ``--query-compute-apps ... -lms`` stream
-    GPUs and processes; a plain sh loop reads /proc for CPU, RAM and load. Each ends
-    by SIGPIPE on its next write once the channel is gone.
+    GPUs and processes; a plain sh loop reads /proc for CPU, RAM and load. Each runs
+    under a watchdog (:func:`watched`) that this side feeds a line every ``heartbeat``
+    seconds: it ends on the host when the channel closes or when no line came for
+    ``heartbeat_timeout`` seconds, whatever happened to the link.
     """
 
     def __init__(self, conn: asyncssh.SSHClientConnection, host: str, sink: SessionSink,
-                 clock: Clock, *, interval: float, detail: str) -> None:
+                 clock: Clock, *, interval: float, detail: str, heartbeat: float = 10.0,
+                 heartbeat_timeout: float = 60.0) -> None:
         self.conn = conn
         self.host = host
         self.sink = sink
         self.clock = clock
         self.interval = interval
         self.detail = detail
+        self.heartbeat = heartbeat
+        self.heartbeat_timeout = heartbeat_timeout
         self.stats = _HostStatsParser()
         self.garbage = 0
         self._batch: list[dict[str, object]] = []
@@ -217,6 +251,14 @@ class ShellSession:
 
     async def _lines(self, command: str, handle: Callable[[str], None]) -> None:
         proc = await self.conn.create_process(command, encoding=None, stderr=asyncssh.DEVNULL)
+
+        async def heartbeats() -> None:
+            with contextlib.suppress(asyncssh.Error, OSError, RuntimeError):
+                while True:
+                    await asyncio.sleep(self.heartbeat)
+                    proc.stdin.write(b"\n")
+
+        beat = asyncio.create_task(heartbeats())
         buffer = bytearray()
         try:
             while True:
@@ -231,6 +273,7 @@ class ShellSession:
                     buffer.clear()
                     self.garbage += 1
         finally:
+            beat.cancel()
             proc.close()
 
     def _send_info(self, gpus: list[dict[str, object]]) -> None:
@@ -312,7 +355,7 @@ class ShellSession:
         app_cmd = _SMI.format(what="compute-apps", fields=",".join(wire.SMI_APP_FIELDS), ms=ms)
         host_cmd = _HOST_LOOP.replace("{interval}", f"{self.interval:g}")
         tasks = [
-            asyncio.create_task(self._lines("exec sh -c " + shlex.quote(c), h))
+            asyncio.create_task(self._lines(watched(c, self.heartbeat_timeout), h))
             for c, h in ((host_cmd, self._host_line), (gpu_cmd, self._gpu_line),
                          (app_cmd, self._app_line))
         ]

@@ -79,6 +79,19 @@ class KeyStore:
         self.use_keyring = use_keyring
         self._keys: dict[str, asyncssh.SSHKey] = {}
         self._locked: set[str] = set()
+        self._keyring_checked = False
+        self._keyring_problem: str | None = None
+
+    def keyring_problem(self) -> str | None:
+        """Why a passphrase cannot be remembered on this machine; None when it can.
+
+        Asked of ``keyring`` once per process: no backend at all (``fail.Keyring``, the
+        usual case on a headless jump box), one that keeps nothing (``null``), or one
+        with no priority here all say no. Nothing is read or written to find out."""
+        if not self._keyring_checked:
+            self._keyring_checked = True
+            self._keyring_problem = _keyring_backend_problem(self.use_keyring)
+        return self._keyring_problem
 
     @staticmethod
     def _keyring_name(path: str) -> str:
@@ -143,6 +156,35 @@ class KeyStore:
 
     def locked(self) -> set[str]:
         return set(self._locked)
+
+
+def _keyring_backend_problem(use_keyring: bool) -> str | None:
+    if not use_keyring:
+        return "the keyring is turned off for nomadlab"
+    try:
+        import keyring
+
+        backend = keyring.get_keyring()
+        priority = float(getattr(backend, "priority", 1))
+    except Exception as exc:  # a broken backend or its dependencies
+        return f"the keyring does not work here ({type(exc).__name__})"
+    module = type(backend).__module__
+    if module.endswith((".fail", ".null")) or priority <= 0:
+        return "there is no keyring backend on this machine"
+    return None
+
+
+def agent_hint(key_path: str) -> str:
+    """What works without a keyring: the key in an ssh-agent, unlocked once per login."""
+    import shlex
+
+    add = f"ssh-add {shlex.quote(key_path)}"
+    if os.environ.get("SSH_AUTH_SOCK"):
+        return (f"Instead, add the key to the ssh-agent running here: {add} "
+                "(nomadlab uses the agent's keys; then no passphrase is asked).")
+    return (f"Instead, use an ssh-agent: eval \"$(ssh-agent)\" && {add} in the shell that "
+            "starts nomadlab (it uses the agent's keys; then no passphrase is asked), "
+            "or forward your laptop's agent (ssh -A).")
 
 
 # --------------------------------------------------------------------------- host keys

@@ -426,6 +426,9 @@ class LogTail:
         self.sessions = 0  # agents started so far (1 + reconnects and restarts)
         self.garbage = 0  # stdout lines that were not frames
         self.events: list[Event] = []  # the agent's recent events (rotated, truncated ...)
+        # Which file behind the path the lines come from (LogLine.run): +1 whenever the
+        # agent moves to another file (new dev/inode) or the file is truncated or goes.
+        self.run = 0
         self._task: asyncio.Task[None] | None = None
         self._waited = False  # the file did not exist: when it comes, all of it is new
 
@@ -602,7 +605,7 @@ class LogTail:
         if not texts:
             return
         received = self.clock.time()
-        lines = self.buffer.append(texts, received, cuts, history=history)
+        lines = self.buffer.append(texts, received, cuts, history=history, run=self.run)
         self.status = replace(self.status, lines=self.buffer.next_seq - 1,
                               last_line_at=received)
         self.on_lines(self.name, lines)
@@ -614,20 +617,30 @@ class LogTail:
         path = event.get("path")
         path = path if isinstance(path, str) else None
         if kind == "file":
+            old = self.position
             try:
                 self.position = Position(int(event["dev"]), int(event["ino"]),
                                          int(event["offset"]), path or "")
             except (KeyError, TypeError, ValueError):
                 self.position = None
+            new = self.position
+            if (event.get("how") == "restarted"
+                    or (old is not None and (new is None or (new.dev, new.ino)
+                                             != (old.dev, old.ino)))):
+                self.run += 1
             self._history_end = None
             if event.get("how") == "start":
                 size = event.get("size")
                 self._history_end = size if isinstance(size, int) else None
             self._waited = False
             self._set(LogState.LIVE, file=path)
-        elif kind == "truncated" and self.position is not None:
-            p = self.position
-            self.position = Position(p.dev, p.ino, 0, p.file)
+        elif kind == "truncated":
+            self.run += 1
+            if self.position is not None:
+                p = self.position
+                self.position = Position(p.dev, p.ino, 0, p.file)
+        elif kind == "gone":
+            self.run += 1
         elif kind == "waiting":
             if self.position is None:
                 self._waited = True

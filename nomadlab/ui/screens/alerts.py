@@ -11,7 +11,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
-from nomadlab.core.alerts import Alert
+from nomadlab.core.alerts import Alert, clean_text, ends_traceback, traceback_tail
 from nomadlab.ui import render
 from nomadlab.ui.services import Services
 from nomadlab.ui.widgets.statusbar import StatusBar
@@ -25,6 +25,10 @@ def when(t: float) -> str:
 
 class AlertsScreen(Screen[None]):
     TITLE = "Alerts"
+    DEFAULT_CSS = """
+    AlertsScreen #alert-table { height: 1fr; }
+    AlertsScreen #alert-detail { height: auto; max-height: 16; padding: 0 1; }
+    """
     BINDINGS = [
         Binding("a", "acknowledge", "Acknowledge"),
         Binding("A", "acknowledge_all", "Acknowledge all"),
@@ -103,8 +107,7 @@ class AlertsScreen(Screen[None]):
         alert = self._selected()
         detail = self.query_one("#alert-detail", Static)
         if alert is None:
-            detail.update(Text("No alerts yet. Rules: defaults plus [[alerts]] in the config.",
-                               style="dim italic"))
+            detail.update(Text(self._empty_text(), style="dim italic"))
             return
         text = Text()
         text.append_text(render.safe(alert.title, "bold"))
@@ -113,7 +116,40 @@ class AlertsScreen(Screen[None]):
         if alert.line:
             text.append("\n")
             text.append_text(render.safe(alert.line, "italic", 300))
+            for line in self._context_lines(alert):
+                text.append("\n  ")
+                text.append_text(render.safe(line, "italic", 300))
         detail.update(text)
+
+    def _empty_text(self) -> str:
+        hub = self.services.alerts
+        seen = 0
+        if self.only_new and hub is not None and hub.log is not None:
+            seen = len(hub.log.recent(1))
+        if seen:
+            return "No new alerts: every alert is acknowledged. u shows them all."
+        return "No alerts yet. Rules: defaults plus [[alerts]] in the config."
+
+    def _context_lines(self, alert: Alert) -> list[str]:
+        """The lines after the one that fired: a traceback's last lines up to its
+        exception line. Kept with the alert when they came with it; otherwise read from
+        the log's buffer while nomadlab still holds it."""
+        stored = alert.extra.get("context")
+        context = [str(t) for t in stored] if isinstance(stored, list) else []
+        if ends_traceback(context) or not (alert.line or "").lstrip().startswith("Traceback"):
+            return context
+        logs = self.services.logs
+        tail = logs.tails.get(alert.log) if logs is not None and alert.log else None
+        seq = alert.extra.get("seq")
+        if tail is None or not isinstance(seq, int):
+            return context
+        index = tail.buffer.index_of(seq)
+        if index is None:
+            return context
+        buffer = tail.buffer
+        texts = [buffer[i].text for i in range(index, min(len(buffer), index + 61))]
+        found = traceback_tail([clean_text(t) for t in texts], 0)
+        return found if len(found) > len(context) or ends_traceback(found) else context
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         self._detail()

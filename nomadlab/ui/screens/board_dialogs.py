@@ -335,7 +335,7 @@ def detail_sections(card: Card, history: CardHistory, live: LiveState | None, *,
         top.append(f" · archived {local_time(card.archived)}", style="dim")
     if live is not None and has_run:
         top.append("\n\nRun\n", style="bold underline")
-        lines = live_text(live, 200)
+        lines = live_text(live, 200, failed=card.failed is not None)
         if lines:
             top.append_text(Text("\n").join(lines))
         else:

@@ -10,6 +10,7 @@ from textual.widgets import Footer, Input
 from nomadlab.core import fleetview
 from nomadlab.core.config import SORT_KEYS
 from nomadlab.core.model import HostState
+from nomadlab.remote.ssh import agent_hint
 from nomadlab.ui import render
 from nomadlab.ui.screens.modals import FreeGpusScreen, Passphrase, TrustHostKey
 from nomadlab.ui.services import Services
@@ -166,6 +167,13 @@ class FleetScreen(Screen[None]):
             return
         key_path = status.key_path
         assert key_path is not None
+        # Can it be remembered here? Asked once; said in the dialog (with what works
+        # instead), not as a failure after the user asked for it.
+        problem = self.services.fleet.keys.keyring_problem()
+
+        def dialog(error: str | None) -> Passphrase:
+            return Passphrase(key_path, error, keyring_problem=problem,
+                              hint=agent_hint(key_path) if problem else "")
 
         def answered(result: tuple[str, bool] | None) -> None:
             if result is None:
@@ -174,10 +182,10 @@ class FleetScreen(Screen[None]):
             try:
                 warning = self.services.fleet.unlock(key_path, secret, remember)
             except ValueError as exc:
-                self.app.push_screen(Passphrase(key_path, str(exc)), answered)
+                self.app.push_screen(dialog(str(exc)), answered)
                 return
             if warning:
                 self.notify(warning, severity="warning", timeout=8)
             self.notify("Key unlocked; connecting.")
 
-        self.app.push_screen(Passphrase(key_path, error), answered)
+        self.app.push_screen(dialog(error), answered)

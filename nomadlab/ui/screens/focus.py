@@ -245,7 +245,8 @@ class FocusScreen(Screen[None]):
         sessions = service.sessions_between(*service.days.day_range(day))
         today = total_text(service.day_focus(day, now), service.plan_seconds(day, blocks), 10)
         interruptions = sum(len(s.interruptions) for s in sessions)
-        today.append(f"\n{len(sessions)} session{'s' if len(sessions) != 1 else ''} · "
+        counted = len(service.counted(sessions))  # abandoned ones do not count
+        today.append(f"\n{counted} session{'s' if counted != 1 else ''} · "
                      f"{interruptions} interruption{'s' if interruptions != 1 else ''}",
                      style="dim")
         self.query_one("#focus-today", Static).update(today)
@@ -308,16 +309,19 @@ class FocusScreen(Screen[None]):
                         severity="warning", timeout=6)
             return
         names = ", ".join(f"{p.name} ({format_hours(p.minutes * 60)})" for p in service.presets)
+        # What it is for first: the cursor starts there and tab goes on to the preset
+        # (already filled in from the highlighted row), so a card number typed at once
+        # never lands in the minutes.
         dialog = FormDialog("Start a focus session", [
-            ("Preset or minutes", preset, "sprint, deep, pomodoro or minutes"),
             ("For", "", "42, paper:7 or a few words"),
-        ], f"Presets: {names}.\n{FOR_HELP}", focus=1)
+            ("Preset or minutes", preset, "sprint, deep, pomodoro or minutes"),
+        ], f"Presets: {names}.\n{FOR_HELP}", focus=0)
         self.app.push_screen(dialog, self._started)
 
     def _started(self, values: list[str] | None) -> None:
         if values is None:
             return
-        what, purpose = values
+        purpose, what = values
         try:
             session = self.focus_service.start_session(what or None, purpose)
         except AlreadyRunning as exc:

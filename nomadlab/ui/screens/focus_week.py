@@ -75,9 +75,8 @@ def stats_text(report: WeekReport) -> Text:
     ended = [f"{report.completed} done"]
     if report.finished_early:
         ended.append(f"{report.finished_early} early")
-    if report.abandoned:
-        ended.append(f"{report.abandoned} abandoned")
-    rows.append(("Sessions", f"{report.sessions}: {', '.join(ended)}"))
+    dropped = f" ({report.abandoned} abandoned, not counted)" if report.abandoned else ""
+    rows.append(("Sessions", f"{report.sessions}: {', '.join(ended)}{dropped}"))
     rows.append(("Interrupted", f"{report.interruptions} times"))
     if report.longest_day is not None:
         longest = f"{format_hours(report.longest)} {report.longest_day:%a}"

@@ -78,17 +78,32 @@ class Passphrase(ModalScreen[tuple[str, bool] | None]):
 
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
 
-    def __init__(self, key_path: str, error: str | None = None) -> None:
+    def __init__(self, key_path: str, error: str | None = None, *,
+                 keyring_problem: str | None = None, hint: str = "") -> None:
+        """``keyring_problem``: why the passphrase cannot be remembered here (None: it
+        can; remembering is then on). ``hint``: what works instead, said with it."""
         super().__init__()
         self.key_path = key_path
         self.error = error
+        self.keyring_problem = keyring_problem
+        self.hint = hint
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
             yield Label(Text("Passphrase needed", style="bold"), classes="title")
             yield Static(render.safe(f"for {self.key_path}"), classes="body")
             yield Input(password=True, placeholder="passphrase", id="secret")
-            yield Checkbox("Remember in the system keyring", id="remember")
+            if self.keyring_problem is None:
+                yield Checkbox("Remember in the system keyring", value=True, id="remember")
+            else:
+                yield Checkbox("Remember in the system keyring (not available here)",
+                               value=False, disabled=True, id="remember")
+                note = Text()
+                note.append_text(render.safe(
+                    f"The passphrase cannot be remembered: {self.keyring_problem}. ",
+                    "yellow"))
+                note.append_text(render.safe(self.hint, "dim"))
+                yield Static(note, classes="body", id="no-keyring")
             yield Static(render.safe(self.error or "", "bold red"), id="error")
             with Horizontal(classes="buttons"):
                 yield Button("Unlock", id="ok", variant="primary")
@@ -101,7 +116,8 @@ class Passphrase(ModalScreen[tuple[str, bool] | None]):
         secret = self.query_one("#secret", Input).value
         if not secret:
             return
-        self.dismiss((secret, self.query_one("#remember", Checkbox).value))
+        remember = self.query_one("#remember", Checkbox)
+        self.dismiss((secret, remember.value and not remember.disabled))
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         self._submit()

@@ -56,13 +56,18 @@ def _wrap_words(text: str, first: int, rest: int, max_lines: int) -> list[str]:
     return lines
 
 
-def live_text(live: LiveState, width: int, *, short: bool = False) -> list[Text]:
-    """The run's state: '▶ 94% gpu1 GPU2,3 · 1h20m', then the last log line."""
+def live_text(live: LiveState, width: int, *, short: bool = False,
+              failed: bool = False) -> list[Text]:
+    """The run's state: '▶ 94% gpu1 GPU2,3 · 1h20m', then the last log line.
+
+    ``failed``: the card's run failed; what its host does now is no longer its run, so
+    none of it is drawn like a running one (all dim, '■' for the play mark)."""
     out: list[Text] = []
     line = Text()
     if live.utilization is not None:
-        style = render.util_style(live.utilization)
-        line.append("▶ " if live.scope == "process" else "◇ ", style=style)
+        style = "dim" if failed else render.util_style(live.utilization)
+        mark = "■ " if failed else "▶ " if live.scope == "process" else "◇ "
+        line.append(mark, style=style)
         line.append(f"{live.utilization:.0f}%", style=f"bold {style}")
         if live.scope == "host":
             line.append(" host", style="dim")
@@ -79,6 +84,8 @@ def live_text(live: LiveState, width: int, *, short: bool = False) -> list[Text]
             line.append(" · ", style="dim")
         line.append(duration(live.running_for), style="bold")
     if line.plain:
+        if failed:
+            line.stylize("dim")
         out.append(_cut(line, width))
     if live.last_line is not None:
         last = Text("› ", style="dim")
@@ -94,14 +101,20 @@ def live_text(live: LiveState, width: int, *, short: bool = False) -> list[Text]
 
 def card_text(card: Card, width: int, live: LiveState | None = None, *,
               title_lines: int = 2) -> Text:
-    """A card in a column: id, priority and title; tags; metrics; run state; failure."""
+    """A card in a column: id, priority and title; tags; metrics; run state; failure.
+
+    A failed card does not look like a running one: '✗' and a red title, the failure
+    right under the title, its run state dimmed."""
     width = max(8, width)
+    failed = card.failed is not None
     head = Text(f"#{card.id} ", style="dim")
+    if failed:
+        head.append("✗ ", style="bold red")
     if card.priority:
         head.append(card.priority_label, style=PRIORITY_STYLE.get(card.priority, ""))
         head.append(" ")
     title = render.clean(card.title, 400)
-    title_style = "bold"
+    title_style = "bold red" if failed else "bold"
     first_room = max(4, width - head.cell_len)
     pieces = _wrap_words(title, first_room, width, title_lines)
     lines: list[Text] = []
@@ -110,6 +123,12 @@ def card_text(card: Card, width: int, live: LiveState | None = None, *,
     lines.append(_cut(first, width))
     for piece in pieces[1:]:
         lines.append(_cut(Text(piece, style=title_style), width))
+    if card.failed is not None:
+        failure = Text("✗ failed", style="bold red")
+        if card.failed:
+            failure.append(": ", style="red")
+            failure.append_text(render.safe(card.failed, "red"))
+        lines.append(_cut(failure, width))
     if card.tags:
         tags = Text()
         for tag in card.tags:
@@ -127,13 +146,7 @@ def card_text(card: Card, width: int, live: LiveState | None = None, *,
             metrics.append_text(render.safe(value, "green"))
         lines.append(_cut(metrics, width))
     if live is not None and not live.empty:
-        lines.extend(live_text(live, width))
-    if card.failed is not None:
-        failed = Text("✗ failed", style="bold red")
-        if card.failed:
-            failed.append(": ", style="red")
-            failed.append_text(render.safe(card.failed, "red"))
-        lines.append(_cut(failed, width))
+        lines.extend(live_text(live, width, failed=failed))
     return Text("\n").join(lines)
 
 

@@ -140,14 +140,17 @@ class BoardPane(Widget, can_focus=True):
             options.highlighted = min(keep or 0, len(self.cards) - 1)
 
     def _prompt(self, card: Card, service: BoardService, width: int, now: float) -> Text:
+        failed = card.failed is not None
         head = Text(f"#{card.id} ", style="dim")
-        head.append_text(render.safe(card.title, "bold"))
+        if failed:
+            head.append("✗ ", style="bold red")
+        head.append_text(render.safe(card.title, "bold red" if failed else "bold"))
         lines = [_cut(head, width)]
-        lines += live_text(service.live(card, now), width, short=True)
         if card.failed is not None:
-            failed = Text("✗ failed: ", style="bold red")
-            failed.append_text(render.safe(card.failed, "red"))
-            lines.append(_cut(failed, width))
+            failure = Text("✗ failed: ", style="bold red")
+            failure.append_text(render.safe(card.failed, "red"))
+            lines.append(_cut(failure, width))
+        lines += live_text(service.live(card, now), width, short=True, failed=failed)
         return Text("\n").join(lines)
 
     def action_cursor(self, delta: int) -> None:

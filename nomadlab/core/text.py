@@ -41,7 +41,8 @@ _ESCAPES = re.compile(
     r"|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?"  # OSC (titles, clipboard, hyperlinks)
     r"|\x1b[PX^_][^\x1b]*(?:\x1b\\)?"  # DCS, SOS, PM, APC
     r"|\x1b[@-Z\\-_]?"  # other two-byte escapes, a lone ESC
-    r"|[\x9b\x9d\x90\x98\x9e\x9f][^\x07\x1b\x9c]*[\x07\x9c]?"  # the same, 8-bit (C1)
+    r"|\x9b[0-?]*[ -/]*[@-~]"  # CSI, 8-bit (C1)
+    r"|[\x9d\x90\x98\x9e\x9f][^\x07\x1b\x9c]*[\x07\x9c]?"  # OSC, DCS ..., 8-bit
 )
 _CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 

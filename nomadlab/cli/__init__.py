@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import sqlite3
 import sys
 from collections.abc import Sequence
 
@@ -16,7 +17,7 @@ from nomadlab import __version__
 from nomadlab.cli import demo, hosts, secret, status, tui, watch
 from nomadlab.cli.common import UserError
 from nomadlab.core.config import ConfigError
-from nomadlab.core.store import StoreError
+from nomadlab.core.store import StoreError, describe_error
 
 COMMANDS = (demo, status, hosts, secret, watch)
 # Feature command modules (board, papers, focus): each has register(sub). Imported
@@ -62,3 +63,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:  # `nomadlab status | head`
         return 0
+    except sqlite3.Error as exc:  # a full disk, a read-only or damaged database
+        print(f"nomadlab: {describe_error(exc, _database(args))}", file=sys.stderr)
+        return 2
+
+
+def _database(args: argparse.Namespace) -> str | None:
+    """Where the database is, for an error message (None when the config says nothing)."""
+    from nomadlab.cli.common import config_from
+
+    try:
+        return str(config_from(args).database)
+    except Exception:
+        return None

@@ -12,12 +12,11 @@ Changes made here are not on the TUI's undo stack (``u`` never undoes a script).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from collections.abc import Callable
 
-from nomadlab.cli.common import UserError, add_config_option, config_from
+from nomadlab.cli.common import UserError, add_config_option, config_from, print_json
 from nomadlab.core.board import BoardError, BoardService
 from nomadlab.core.board_model import ARCHIVE, Card, duration, local_time, parse_assignments
 from nomadlab.core.clock import SYSTEM_CLOCK
@@ -149,7 +148,7 @@ def run_list(args: argparse.Namespace, service: BoardService) -> int:
     if args.json:
         wanted = {c.id for c in [*cards, *archived]}
         data = [c for c in service.export(board)["cards"] if c["id"] in wanted]
-        print(json.dumps(data, indent=2, ensure_ascii=False))
+        print_json(data)
         return 0
     now = service.clock.time()
     wip = service.wip(board)
@@ -194,7 +193,7 @@ def run_show(args: argparse.Namespace, service: BoardService) -> int:
     card = _card(service, args.id)
     if args.json:
         data = next(c for c in service.export(card.board)["cards"] if c["id"] == card.id)
-        print(json.dumps(data, indent=2, ensure_ascii=False))
+        print_json(data)
         return 0
     sys.stdout.write(_plain_block(service.markdown(card.id)))
     history = service.history(card.id)
@@ -293,7 +292,7 @@ def run_values(args: argparse.Namespace, service: BoardService) -> int:
 def run_export(args: argparse.Namespace, service: BoardService) -> int:
     board = _board(service, args.board) if args.board else None
     if args.format == "json":
-        print(json.dumps(service.export(board), indent=2, ensure_ascii=False))
+        print_json(service.export(board))
     else:
         sys.stdout.write(_plain_block(service.export_markdown(board)))
     return 0

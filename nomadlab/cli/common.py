@@ -6,7 +6,7 @@ import argparse
 import asyncio
 import os
 import sys
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 from nomadlab.core.config import Config, load_config
@@ -41,3 +41,12 @@ def config_file_path(args: argparse.Namespace) -> str:
 
     path, _ = config_path(getattr(args, "config", None) or os.environ.get("NOMADLAB_CONFIG"))
     return str(path)
+
+
+def print_json(data: Any, *, indent: int | None = 2,
+               default: Callable[[Any], Any] | None = None) -> None:
+    """JSON on stdout, UTF-8 kept readable, but C1 controls, bidi overrides and
+    zero-width characters escaped (core/text.py): safe to print to a terminal."""
+    from nomadlab.core.text import json_text
+
+    print(json_text(data, indent=indent, default=default))

@@ -7,7 +7,6 @@ so a paper added offline fills in by itself the next time any of them runs.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from collections.abc import Sequence
@@ -17,7 +16,13 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from nomadlab.cli.common import UserError, add_config_option, config_from, interactive
+from nomadlab.cli.common import (
+    UserError,
+    add_config_option,
+    config_from,
+    interactive,
+    print_json,
+)
 from nomadlab.core.clock import SYSTEM_CLOCK
 from nomadlab.core.papers import (
     STATUSES,
@@ -31,6 +36,7 @@ from nomadlab.core.papers import (
 )
 from nomadlab.core.papers_ids import IdError, Source, classify
 from nomadlab.core.store import Store
+from nomadlab.core.text import visible
 from nomadlab.ui import render
 
 CATCH_UP_BUDGET = 4.0  # seconds a command spends on papers left pending earlier
@@ -232,7 +238,7 @@ def add_papers(args: argparse.Namespace) -> int:
         else:
             print(f"#{paper.id} already in the queue (merged): {_describe(paper)}")
     if args.json:
-        print(json.dumps(out, indent=2, ensure_ascii=False))
+        print_json(out)
     for error in errors:
         print(f"nomadlab: {error}", file=sys.stderr)
     return 2 if errors else 0
@@ -275,9 +281,8 @@ def list_papers(args: argparse.Namespace) -> int:
     papers = _select(service, args.status, args.tag)
     if args.json:
         started, cap = service.week_count()
-        print(json.dumps({"week": service.week().label, "started": started, "cap": cap,
-                          "papers": [p.as_dict() for p in papers]}, indent=2,
-                         ensure_ascii=False))
+        print_json({"week": service.week().label, "started": started, "cap": cap,
+                    "papers": [p.as_dict() for p in papers]})
         return 0
     print(_week_line(service))
     if not papers:
@@ -306,7 +311,7 @@ def show_paper(args: argparse.Namespace) -> int:
     _catch_up(service)
     paper = _resolve(service, args.paper)
     if args.json:
-        print(json.dumps(paper.as_dict(), indent=2, ensure_ascii=False))
+        print_json(paper.as_dict())
         return 0
     rows: list[tuple[str, str | None]] = [
         ("id", f"#{paper.id}"), ("title", paper.label),
@@ -324,9 +329,9 @@ def show_paper(args: argparse.Namespace) -> int:
         if value:
             print(f"{key:>10}: {render.clean(value)}")
     if paper.abstract:
-        print(f"\n{paper.abstract}")
+        print(f"\n{visible(paper.abstract, keep_lines=True)}")
     if paper.notes:
-        print(f"\nNotes:\n{paper.notes}")
+        print(f"\nNotes:\n{visible(paper.notes, keep_lines=True)}")
     return 0
 
 
@@ -401,5 +406,7 @@ def export_papers(args: argparse.Namespace) -> int:
             raise UserError(f"cannot write {args.output}: {exc.strerror or exc}") from None
         print(f"{len(papers)} papers written to {args.output}", file=sys.stderr)
     else:
+        if sys.stdout.isatty():  # to a terminal: nothing in it may drive the terminal
+            text = visible(text, keep_lines=True)
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
     return 0

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import os
 import signal
 import sys
@@ -23,6 +22,7 @@ from nomadlab.core.config import Config
 from nomadlab.core.logs import LogStatus
 from nomadlab.core.model import HostStatus
 from nomadlab.core.store import Store
+from nomadlab.core.text import json_text
 from nomadlab.notify import AlertHub, iso_time, terminal_sink
 from nomadlab.remote.fleet import Fleet
 from nomadlab.remote.tail import Logs
@@ -62,7 +62,7 @@ class _Printer:
         self._log_state: dict[str, str] = {}
 
     def emit(self, event: dict[str, Any]) -> None:
-        sys.stdout.write(json.dumps(event, ensure_ascii=False) + "\n")
+        sys.stdout.write(json_text(event) + "\n")  # C1, bidi: escaped (core/text.py)
         sys.stdout.flush()
 
     def alert(self, alert: Alert) -> None:

@@ -55,10 +55,12 @@ from nomadlab.core.clock import SYSTEM_CLOCK, Clock
 from nomadlab.core.config import AlertRule, Config
 from nomadlab.core.logs import LogLine
 from nomadlab.core.model import HostSample, HostState, HostStatus
+from nomadlab.core.patterns import Pattern, PatternTimeout, compile_user, search
 from nomadlab.core.store import Store
 
 SEVERITY_RANK = {"info": 0, "warning": 1, "error": 2}
 DELIVERY_FAILED = "delivery failed"  # the rule name of alerts about alerts not delivered
+PATTERN_TOO_SLOW = "pattern too slow"  # the rule name of alerts about a rule turned off
 LINE_LIMIT = 500  # characters of the matching log line kept in an alert
 EXCERPT_LIMIT = 200  # characters of it quoted in the message
 
@@ -176,7 +178,7 @@ def _globs_match(globs: Sequence[str], name: str) -> bool:
 @dataclass(slots=True)
 class _LogRule:
     rule: AlertRule
-    regex: re.Pattern[str]
+    regex: Pattern
 
 
 @dataclass(slots=True)
@@ -251,14 +253,17 @@ class AlertEngine:
         self.rules = list(rules)
         self.clock = clock
         self.costs: dict[str, float | None] = dict(costs or {})
+        # User patterns run with a time limit (core/patterns.py): one that hits it is
+        # turned off, with an alert that names it, rather than freezing the loop.
         self._log_rules = [
-            _LogRule(r, re.compile(r.pattern, re.MULTILINE))
+            _LogRule(r, compile_user(r.pattern, multiline=True))
             for r in self.rules if r.when == "log" and r.pattern
         ]
         self._exit_rules = [
-            _LogRule(r, re.compile(r.pattern))
+            _LogRule(r, compile_user(r.pattern))
             for r in self.rules if r.when == "process_exit" and r.pattern
         ]
+        self.disabled: list[str] = []  # rules turned off for a pattern that took too long
         self._log_cache: dict[tuple[str, str], list[_LogRule]] = {}
         self._hosts: dict[str, _HostTrack] = {}
         self._last_fired: dict[tuple[str, str], float] = {}
@@ -337,31 +342,57 @@ class AlertEngine:
             return []
         texts = [line.text for line in lines]
         joined = "\n".join(texts)
-        starts: list[int] | None = None
-        out = []
+        out: list[Alert] = []
         for lr in active:
-            pos = 0
-            while pos <= len(joined):
-                match = lr.regex.search(joined, pos)
-                if match is None:
-                    break
-                if starts is None:
-                    starts = _line_starts(texts)
-                index = bisect.bisect_right(starts, match.start()) - 1
-                text = texts[index]
-                if lr.regex.search(text) is not None and not self._cooling(lr.rule, log, now):
-                    alert = self._log_alert(lr.rule, log, host, lines[index], now,
-                                            explanation=_explanation(texts, index))
-                    context = traceback_tail(texts, index)
-                    if context:
-                        alert.extra["context"] = context
-                    out.append(alert)
-                    self._fire(lr.rule, log, now)
-                    if lr.rule.cooldown > 0:
-                        break
-                pos = starts[index] + len(text) + 1
+            try:
+                self._search_rule(lr, log, host, lines, texts=texts, joined=joined,
+                                  now=now, out=out)
+            except PatternTimeout as exc:
+                out.append(self._too_slow(lr, exc, now, log=log, host=host))
         out.sort(key=lambda a: a.extra.get("seq", 0))
         return out
+
+    def _search_rule(self, lr: _LogRule, log: str, host: str, lines: Sequence[LogLine], *,
+                     texts: list[str], joined: str, now: float, out: list[Alert]) -> None:
+        starts: list[int] | None = None
+        pos = 0
+        while pos <= len(joined):
+            match = search(lr.regex, joined, pos)
+            if match is None:
+                break
+            if starts is None:
+                starts = _line_starts(texts)
+            index = bisect.bisect_right(starts, match.start()) - 1
+            text = texts[index]
+            if search(lr.regex, text) is not None and not self._cooling(lr.rule, log, now):
+                alert = self._log_alert(lr.rule, log, host, lines[index], now,
+                                        explanation=_explanation(texts, index))
+                context = traceback_tail(texts, index)
+                if context:
+                    alert.extra["context"] = context
+                out.append(alert)
+                self._fire(lr.rule, log, now)
+                if lr.rule.cooldown > 0:
+                    break
+            pos = starts[index] + len(text) + 1
+
+    def _too_slow(self, lr: _LogRule, exc: PatternTimeout, now: float, *,
+                  log: str | None = None, host: str = "") -> Alert:
+        """Turn the rule off (until the config is loaded again) and say so."""
+        self._log_rules = [r for r in self._log_rules if r is not lr]
+        self._exit_rules = [r for r in self._exit_rules if r is not lr]
+        self._log_cache.clear()
+        self.disabled.append(lr.rule.name)
+        what = f"a line of {log}" if log else f"a process command on {host}"
+        return Alert(
+            time=now, rule=PATTERN_TOO_SLOW, severity="error",
+            title=f"rule turned off: {lr.rule.name}",
+            message=(f"The pattern of rule \u201c{lr.rule.name}\u201d took over "
+                     f"{exc.limit:g}s on {what} and is turned off until nomadlab restarts: "
+                     f"{clean_text(lr.rule.pattern or '', EXCERPT_LIMIT)}"),
+            host=host or None, log=log,
+            extra={"alert_rule": lr.rule.name, "pattern": lr.rule.pattern},
+        )
 
     def _log_alert(self, rule: AlertRule, log: str, host: str, line: LogLine,
                    now: float, *, explanation: str | None = None) -> Alert:
@@ -563,10 +594,14 @@ class AlertEngine:
         if not ended or not self._exit_rules:
             return []
         out: list[Alert] = []
-        for er in self._exit_rules:
+        for er in list(self._exit_rules):
             if not _globs_match(er.rule.hosts, host):
                 continue
-            matched = [p for p in ended if er.regex.search(p.command)]
+            try:
+                matched = [p for p in ended if search(er.regex, p.command)]
+            except PatternTimeout as exc:
+                out.append(self._too_slow(er, exc, now, host=host))
+                continue
             if not matched or self._cooling(er.rule, host, now):
                 continue
             out.append(self._exit_alert(er.rule, host, matched, now, track.gap))

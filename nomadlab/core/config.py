@@ -589,9 +589,11 @@ def _read_tail(t: Table) -> TailSettings:
 def _check_regex(t: Table, key: str, pattern: str | None) -> None:
     if pattern is None:
         return
+    from nomadlab.core.patterns import PatternError, compile_user
+
     try:
-        re.compile(pattern)
-    except re.error as exc:
+        compile_user(pattern)
+    except PatternError as exc:
         t.problem(key, f"not a valid regular expression: {exc}")
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -50,6 +51,7 @@ from nomadlab.core.papers_ids import (
     normalise_title,
 )
 from nomadlab.core.store import Store
+from nomadlab.core.text import strip_controls
 
 STATUSES = ("queued", "reading", "read", "dropped")
 STATUS_ORDER = {"reading": 0, "queued": 1, "read": 2, "dropped": 3}
@@ -198,6 +200,22 @@ class Paper:
             "metadata_error": self.metadata_error, "cards": self.cards,
             "card_pending": self.card_wanted,
         }
+
+
+def _stored(value: Any) -> Any:
+    """Text from outside (a service, a BibTeX file, a form) as it is stored: escape
+    sequences and control characters other than newline and tab removed."""
+    if isinstance(value, str):
+        return strip_controls(value)
+    if isinstance(value, list):
+        return [strip_controls(v) if isinstance(v, str) else v for v in value]
+    return value
+
+
+def stored_meta(meta: PaperMeta) -> PaperMeta:
+    """``meta`` with every text field cleaned for storing (see :func:`_stored`)."""
+    return dataclasses.replace(meta, **{f.name: _stored(getattr(meta, f.name))
+                                        for f in dataclasses.fields(meta)})
 
 
 def _iso(t: float | None) -> str | None:
@@ -533,6 +551,7 @@ class PaperService:
                  priority: int | None = None) -> tuple[Paper, bool]:
         """Store ``meta`` as a new paper, or merge it into the one it duplicates."""
         now = self.clock.time() if now is None else now
+        meta = stored_meta(meta)
         with self.store.transaction() as db:
             found = self._duplicates(meta)
             if found:
@@ -565,6 +584,7 @@ class PaperService:
                     authoritative: bool) -> None:
         """Fill ``paper_id`` from ``meta``: blanks only, or (from a service) every
         bibliographic field it has. Tags are joined."""
+        meta = stored_meta(meta)
         paper = self.require(paper_id)
         updates: dict[str, Any] = {}
         for name in BIBLIO_FIELDS:
@@ -588,7 +608,7 @@ class PaperService:
     def _update(self, paper_id: int, updates: dict[str, Any], now: float) -> None:
         if not updates:
             return
-        values = dict(updates)
+        values = {key: _stored(value) for key, value in updates.items()}
         for key in JSON_FIELDS:
             if key in values:
                 values[key] = json.dumps(values[key])

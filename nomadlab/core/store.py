@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
+import shutil
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -258,6 +260,59 @@ class StoreError(Exception):
     """The database cannot be opened or is not ours."""
 
 
+def _disk_full(path: Path | str | None, below: int = 1 << 20) -> bool:
+    """Whether the filesystem holding ``path`` has (almost) no space left: SQLite says
+    "disk I/O error" when it cannot even create its -wal or -shm file."""
+    if path is None:
+        return False
+    try:
+        return shutil.disk_usage(Path(path).parent).free < below
+    except OSError:
+        return False
+
+
+def _read_only(path: Path | str | None) -> bool:
+    """Whether the database's folder cannot be written (a read-only filesystem: SQLite
+    cannot create its -shm file and says "unable to open database file")."""
+    if path is None:
+        return False
+    folder = Path(path).parent
+    return folder.is_dir() and not os.access(folder, os.W_OK)
+
+
+def describe_error(exc: sqlite3.Error, path: Path | str | None) -> str:
+    """One line for the user about a database error: what happened and what to do.
+
+    A full disk, a read-only file or filesystem, and a damaged file each get their own
+    words; a damaged file also says where it is and how to keep a copy and recover it.
+    """
+    text = str(exc) or type(exc).__name__
+    where = str(path) if path is not None else "the nomadlab database"
+    lowered = text.lower()
+    if "disk is full" in lowered or ("i/o error" in lowered and _disk_full(path)):
+        folder = str(Path(path).parent) if path is not None else "its folder"
+        return (f"cannot write {where}: the disk is full ({text}); "
+                f"free some space on the filesystem of {folder} and try again")
+    if "readonly" in lowered or "read-only" in lowered or (
+            ("unable to open" in lowered or "i/o error" in lowered) and _read_only(path)):
+        return (f"cannot write {where}: the file or its filesystem is read-only ({text}); "
+                "make it writable, or set data_dir in the config to a writable folder")
+    if "malformed" in lowered or "not a database" in lowered or "corrupt" in lowered:
+        if path is None:
+            return f"the nomadlab database is damaged ({text})"
+        q = shlex.quote(str(path))
+        saved = shlex.quote(f"{path}.damaged")
+        recovered = shlex.quote(f"{path}.recovered")
+        return (f"the database {where} is damaged ({text}). Keep a copy "
+                f"(cp {q} {saved}, and {shlex.quote(f'{path}-wal')} if there is one), "
+                f"recover what it holds (sqlite3 {saved} .recover | sqlite3 {recovered}), "
+                f"then mv {recovered} {q}; with the file moved away nomadlab starts a new, "
+                "empty database")
+    if "unable to open" in lowered:
+        return f"cannot open {where}: {text}"
+    return f"{where}: {text}"
+
+
 class Store:
     def __init__(self, path: Path | str, *, timeout: float = 10.0) -> None:
         self.path = Path(path) if str(path) != ":memory:" else None
@@ -272,7 +327,7 @@ class Store:
                 str(path), timeout=timeout, isolation_level=None, check_same_thread=False
             )
         except sqlite3.Error as exc:
-            raise StoreError(f"{path}: {exc}") from None
+            raise StoreError(describe_error(exc, path)) from None
         try:
             self.db.row_factory = sqlite3.Row
             self.db.execute("PRAGMA journal_mode=WAL")
@@ -285,7 +340,7 @@ class Store:
             raise
         except sqlite3.Error as exc:
             self.db.close()
-            raise StoreError(f"{path}: {exc}") from None
+            raise StoreError(describe_error(exc, path)) from None
         if self.path is not None:
             try:
                 os.chmod(self.path, 0o600)

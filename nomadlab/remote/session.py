@@ -23,6 +23,10 @@ from nomadlab.remote.protocol import AgentDecoder, AgentError, NoPython
 
 READ_CHUNK = 1 << 16
 STDERR_KEEP = 4096
+# A host's samples are taken at most at the configured rate: one that comes sooner
+# than this share of the interval after the last one taken is dropped. A flooding
+# (or broken) agent then costs decoding, never history or memory.
+RATE_SLACK = 0.5
 
 
 class SessionSink(Protocol):
@@ -31,6 +35,27 @@ class SessionSink(Protocol):
     def on_sample(self, sample: HostSample) -> None: ...
 
     def on_garbage(self, total: int) -> None: ...
+
+
+class RateGate:
+    """Takes samples at most at the configured rate; counts the ones it drops."""
+
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+        self.last: float | None = None  # monotonic time of the last sample taken
+        self.dropped = 0
+
+    def take(self, interval: float) -> bool:
+        now = self.clock.monotonic()
+        if self.last is not None and now - self.last < interval * RATE_SLACK:
+            self.dropped += 1
+            return False
+        self.last = now
+        return True
+
+    def reset(self) -> None:
+        """The next sample is taken whenever it comes (it was asked for)."""
+        self.last = None
 
 
 class AgentSession:
@@ -50,9 +75,14 @@ class AgentSession:
         self.decoder = AgentDecoder(host)
         self._proc: asyncssh.SSHClientProcess[bytes] | None = None
         self._shell: ShellSession | None = None
+        self.gate = RateGate(clock)
+
+    def _take(self) -> bool:
+        return self.gate.take(self.interval)
 
     def ping(self) -> None:
         """Ask for a sample now (after a wake-up): the agent answers 'interval' at once."""
+        self.gate.reset()
         self.set_interval(self.interval)
 
     def set_interval(self, interval: float) -> None:
@@ -106,7 +136,8 @@ class AgentSession:
                     if isinstance(event, AgentInfo):
                         self.sink.on_info(event)
                     elif isinstance(event, HostSample):
-                        self.sink.on_sample(event)
+                        if self._take():
+                            self.sink.on_sample(event)
                     elif isinstance(event, AgentError):
                         reason = f"agent error: {event.message}"
                 if self.decoder.garbage != before:
@@ -124,7 +155,8 @@ class AgentSession:
             self._shell = ShellSession(self.conn, self.host, self.sink, self.clock,
                                        interval=self.interval, detail=fallback.detail,
                                        heartbeat=self.heartbeat,
-                                       heartbeat_timeout=self.heartbeat_timeout)
+                                       heartbeat_timeout=self.heartbeat_timeout,
+                                       gate=self.gate)
             return await self._shell.run()
         if lost is not None:
             return lost
@@ -230,8 +262,9 @@ class ShellSession:
 
     def __init__(self, conn: asyncssh.SSHClientConnection, host: str, sink: SessionSink,
                  clock: Clock, *, interval: float, detail: str, heartbeat: float = 10.0,
-                 heartbeat_timeout: float = 60.0) -> None:
+                 heartbeat_timeout: float = 60.0, gate: RateGate | None = None) -> None:
         self.conn = conn
+        self.gate = gate if gate is not None else RateGate(clock)
         self.host = host
         self.sink = sink
         self.clock = clock
@@ -323,7 +356,8 @@ class ShellSession:
                 memory_total_mib=raw["mt"], temperature_c=raw["temp"],  # type: ignore[arg-type]
                 power_w=raw["pw"], power_limit_w=raw["pl"],  # type: ignore[arg-type]
                 processes=procs))
-        self.sink.on_sample(self._host_sample(now, gpus))
+        if self.gate.take(self.interval):
+            self.sink.on_sample(self._host_sample(now, gpus))
 
     def _host_sample(self, now: float, gpus: list[GpuSample]) -> HostSample:
         return HostSample(host=self.host, time=now, cpu_percent=self.stats.cpu,
@@ -347,7 +381,8 @@ class ShellSession:
         if not self._has_smi and text.startswith("H "):
             if not self._info_sent:
                 self._send_info([])
-            self.sink.on_sample(self._host_sample(self.clock.time(), []))
+            if self.gate.take(self.interval):
+                self.sink.on_sample(self._host_sample(self.clock.time(), []))
 
     async def run(self) -> str:
         ms = max(100, int(self.interval * 1000))

@@ -58,6 +58,14 @@ COMPLETE_TIMEOUT = 5.0
 LONG_SESSION = 10.0  # an agent that ran this long and ended is restarted at once
 MAX_RETRY = 60.0
 COMPLETE_LIMIT = 200
+# A frame larger than this is not one of ours: the agent reads the file in READ_SIZE
+# pieces and sends each as one frame (plus a held partial line and cut heads).
+MAX_FRAME = 2 << 20
+# Bytes a host may have sent that this side has not handled yet: the flow window, one
+# frame past it (the agent checks the window before each frame), and slack for events
+# and headers. Beyond it the host ignores the window: the channel ends.
+RECEIVE_CAP = FLOW_WINDOW + MAX_FRAME + (256 << 10)
+TOO_MUCH = "host sent too much"
 
 Event = dict[str, Any]
 LinesCallback = Callable[[str, list[LogLine]], None]
@@ -74,14 +82,22 @@ class DataFrame:
     cuts: str  # "-" or "i:n,i:n": line i lost n bytes
 
 
+class TooMuch(Exception):
+    """The host sent more than any agent of ours would: a frame over its limit, or data
+    beyond the flow window. The channel ends; the message says what happened."""
+
+
 class FrameDecoder:
     """Splits the agent's stdout into events (dicts) and :class:`DataFrame` objects.
 
     Lines that are neither (a login script's chatter, the no-python marker) are
-    counted in ``garbage`` and the last few kept in ``junk`` for error messages.
+    counted in ``garbage`` and the last few kept in ``junk`` for error messages. A
+    frame header announcing more than ``max_frame`` bytes raises :class:`TooMuch`: the
+    decoder never holds more than one frame and one header line.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, max_frame: int = MAX_FRAME) -> None:
+        self.max_frame = max_frame
         self._buf = bytearray()
         self._frame: tuple[int, int, str] | None = None  # (end, nbytes, cuts) awaited
         self.garbage = 0
@@ -131,6 +147,10 @@ class FrameDecoder:
                 except ValueError:
                     self._garbage(line)
                     continue
+                if nbytes > self.max_frame:
+                    del buf[:]
+                    raise TooMuch(f"{TOO_MUCH}: a frame of {nbytes} bytes "
+                                  f"(limit {self.max_frame})")
                 self._frame = (end, nbytes, parts[3].decode("ascii", "replace"))
             elif kind == b"E ":
                 try:
@@ -231,43 +251,94 @@ def _why(status: int | None, stderr: _StderrTail) -> str:
     return f"tail agent ended{detail}"
 
 
+class _TailChannel(asyncssh.SSHClientSession[bytes]):
+    """The tail agent's channel, read directly: asyncssh's stream readers re-open the
+    SSH window as soon as data is buffered, so a host that ignores our flow window
+    could fill memory. Here every byte is counted as it arrives; more than ``cap``
+    bytes waiting to be handled closes the channel."""
+
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
+        self.chan: asyncssh.SSHClientChannel[bytes] | None = None
+        self.buffer = bytearray()
+        self.stderr = _StderrTail()
+        self.ready = asyncio.Event()
+        self.closed = asyncio.Event()
+        self.ended = False
+        self.overflow = False
+        self.error: Exception | None = None
+
+    def connection_made(self, chan: asyncssh.SSHClientChannel[bytes]) -> None:
+        self.chan = chan
+
+    def data_received(self, data: bytes, datatype: asyncssh.DataType) -> None:
+        if datatype == asyncssh.EXTENDED_DATA_STDERR:
+            self.stderr.add(data)
+            return
+        if self.overflow:
+            return
+        self.buffer += data
+        if len(self.buffer) > self.cap:
+            self.overflow = True
+            self.buffer = bytearray()
+            if self.chan is not None:
+                self.chan.close()
+        self.ready.set()
+
+    def eof_received(self) -> bool:
+        self.ended = True
+        self.ready.set()
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.ended = True
+        self.error = exc
+        self.ready.set()
+        self.closed.set()
+
+
 class SshPipe:
     def __init__(self, conn: asyncssh.SSHClientConnection,
-                 proc: asyncssh.SSHClientProcess[bytes]) -> None:
+                 chan: asyncssh.SSHClientChannel[bytes], session: _TailChannel) -> None:
         self.conn = conn
-        self.proc = proc
-        self.stderr = _StderrTail()
-        self._stderr_task = asyncio.create_task(self._collect())
-
-    async def _collect(self) -> None:
-        with contextlib.suppress(asyncssh.Error, OSError):
-            while True:
-                chunk = await self.proc.stderr.read(STDERR_KEEP)
-                if not chunk:
-                    return
-                self.stderr.add(chunk)
+        self.chan = chan
+        self.session = session
+        self.stderr = session.stderr
 
     def write(self, data: bytes) -> None:
-        self.proc.stdin.write(data)
+        if self.session.overflow:
+            return  # closed for flooding: the next read says so
+        self.chan.write(data)
 
     async def read(self) -> bytes:
-        return await self.proc.stdout.read(READ_CHUNK)
+        s = self.session
+        while not s.buffer and not s.ended and not s.overflow:
+            s.ready.clear()
+            await s.ready.wait()
+        if s.overflow:
+            raise TooMuch(f"{TOO_MUCH}: more than {s.cap} bytes ahead of what was "
+                          "handled (the flow window is ignored)")
+        if s.buffer:
+            chunk = bytes(s.buffer[:READ_CHUNK])
+            del s.buffer[:READ_CHUNK]
+            return chunk
+        if isinstance(s.error, (asyncssh.Error, OSError)):
+            raise s.error
+        return b""
 
     def lost(self) -> bool:
         return self.conn.is_closed()
 
     def close(self) -> None:
-        self.proc.close()  # the channel closes: the agent gets EOF on stdin and ends
-        self._stderr_task.cancel()
+        self.chan.close()  # the channel closes: the agent gets EOF on stdin and ends
 
     async def wait_closed(self, timeout: float) -> None:
-        with contextlib.suppress(asyncssh.Error, OSError, TimeoutError):
-            await asyncio.wait_for(self.proc.wait_closed(), timeout)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.session.closed.wait(), timeout)
 
     async def ending(self) -> str:
         await self.wait_closed(CLOSE_WAIT)
-        await asyncio.wait({self._stderr_task}, timeout=0.5)  # its last words
-        return _why(self.proc.exit_status, self.stderr)
+        return _why(self.chan.get_exit_status(), self.stderr)
 
 
 class RemoteLink:
@@ -281,8 +352,9 @@ class RemoteLink:
     async def open(self) -> AgentPipe:
         conn = await self.supervisor.wait_connected()
         command = bootstrap.agent_command(self.supervisor.host.python)
+        session = _TailChannel(RECEIVE_CAP)
         try:
-            proc = await conn.create_process(command, encoding=None)
+            chan, _ = await conn.create_session(lambda: session, command, encoding=None)
         except asyncssh.ChannelOpenError as exc:
             if conn.is_closed():
                 raise LinkLost(exc.reason) from exc
@@ -291,7 +363,7 @@ class RemoteLink:
             if conn.is_closed():
                 raise LinkLost(str(exc)) from exc
             raise LinkError(f"cannot start the tail agent: {exc}") from exc
-        return SshPipe(conn, proc)
+        return SshPipe(conn, chan, session)
 
 
 class LocalPipe:
@@ -387,6 +459,7 @@ class Position:
 class _Ending:
     lost: bool  # the connection went: wait for it, no ERROR
     reason: str
+    too_much: bool = False  # the host flooded us: ERROR, and back off before trying again
 
 
 def _nothing_lines(name: str, lines: list[LogLine]) -> None:
@@ -525,7 +598,7 @@ class LogTail:
                 self._set(LogState.CONNECTING, error=ending.reason, keep_file=True)
                 failures = 0
                 continue
-            if self.clock.monotonic() - started >= LONG_SESSION:
+            if not ending.too_much and self.clock.monotonic() - started >= LONG_SESSION:
                 # It ran fine for a while (then e.g. missed heartbeats while this
                 # machine slept): start again at once, from where it was.
                 failures = 0
@@ -545,7 +618,7 @@ class LogTail:
                 pipe.write(b"\n")
 
     async def _stream(self, pipe: AgentPipe) -> _Ending:
-        decoder = FrameDecoder()
+        decoder = FrameDecoder(MAX_FRAME + self.max_line)
         beat = asyncio.create_task(self._heartbeats(pipe))
         handled = acked = 0  # data bytes handled / acknowledged to the agent
         try:
@@ -566,6 +639,8 @@ class LogTail:
                 if handled != acked:
                     pipe.write(f"ack {handled}\n".encode())
                     acked = handled
+        except TooMuch as exc:
+            return _Ending(False, str(exc), too_much=True)
         except (asyncssh.Error, OSError) as exc:
             return _Ending(True, f"connection lost: {exc}")
         finally:

@@ -14,6 +14,8 @@ import re
 
 from rich.text import Text
 
+from nomadlab.core.text import show_format
+
 MAX_CHARS = 10_000
 
 _SGR = re.compile(r"\x1b\[[0-9;:]*m")
@@ -36,7 +38,8 @@ WARNING_RE = re.compile(r"\bWARN(?:ING)?\b|\bWarning\b|UserWarning|DeprecationWa
 
 
 def _strip_controls(text: str) -> str:
-    return _CONTROLS.sub("", text.replace("\t", "    "))
+    # Bidi overrides and zero-width characters are shown, not obeyed (core/text.py).
+    return show_format(_CONTROLS.sub("", text.replace("\t", "    ")))
 
 
 def to_text(line: str, limit: int = MAX_CHARS) -> Text:

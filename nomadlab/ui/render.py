@@ -13,6 +13,7 @@ from rich.text import Text
 
 from nomadlab.core.config import Thresholds
 from nomadlab.core.model import GpuSample, HostSample, HostState, HostStatus
+from nomadlab.core.text import show_format
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
@@ -35,6 +36,7 @@ BAR_PARTS = " ▏▎▍▌▋▊▉"
 def clean(text: str, limit: int | None = None) -> str:
     """Replace control characters (ESC, C1, BEL, ...) with '?' and cut long text."""
     text = _CONTROL.sub("\ufffd", text.replace("\t", " ").replace("\n", " "))
+    text = show_format(text)  # bidi overrides, zero-width characters: <U+202E>
     if limit is not None and len(text) > limit:
         text = text[: max(0, limit - 1)] + "…"
     return text

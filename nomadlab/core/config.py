@@ -317,7 +317,8 @@ class TailSettings:
     glob_every: float = 2.0  # how often a glob is re-evaluated for a newer file
 
 
-ALERT_KINDS = ("log", "gpu_idle", "host_down", "process_exit", "temperature")
+ALERT_KINDS = ("log", "gpu_idle", "host_down", "process_exit", "temperature",
+               "gpu_health")
 SEVERITIES = ("info", "warning", "error")
 OUTCOMES = ("finished", "failed")
 WEBHOOK_KINDS = ("json", "slack", "discord", "ntfy", "telegram")
@@ -614,6 +615,8 @@ def _read_alert(t: Table) -> AlertRule | None:
         paid_only=t.value("paid_only", bool, d.paid_only),
         channels=t.string_list("channels", []) if "channels" in t.data else None,
     )
+    if "for" in t.data:  # gpu_health: how long a HW slowdown or PCIe downgrade must last
+        rule.duration = t.duration("for", rule.duration)
     t.finish()
     if when == "log" and not pattern:
         t.problem("pattern", "a log alert needs a pattern (a regular expression)")

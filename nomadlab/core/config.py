@@ -249,6 +249,7 @@ class HostConfig:
     python: str = "python3"
     enabled: bool = True
     tags: list[str] = field(default_factory=list)
+    kwh_price: float | None = None  # price of a kWh: the week report's energy cost
 
 
 @dataclass(slots=True)
@@ -466,6 +467,7 @@ def _read_host(t: Table) -> HostConfig | None:
         python=t.text("python", "python3") or "python3",
         enabled=t.value("enabled", bool, True),
         tags=t.string_list("tags", []),
+        kwh_price=t.value("kwh_price", float, None, minimum=0),
     )
     t.finish()
     if name and not _NAME_OK.match(name):

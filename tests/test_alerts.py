@@ -62,7 +62,7 @@ def test_rules_for_defaults_user_rules_and_replacement() -> None:
     )
     rules = rules_for(config)
     assert [r.name for r in rules] == ["run failed", "run finished", "GPUs idle", "host down",
-                                       "oom"]
+                                       "GPU health", "oom"]
     idle = next(r for r in rules if r.name == "GPUs idle")
     assert idle.duration == 1800 and idle.paid_only is False  # the user's, whole
     off = load_config_text('[notify]\ndefault_rules = false\n'

@@ -407,13 +407,16 @@ def test_status_json(lab: SshServer, isolated_home: Path,
                     "time.sleep(60) --lr=3e-4", "memory_mib": 4096.0},
     ]
     expected[3]["processes"].sort(key=lambda p: p["pid"])
+    health_keys = ["health", "throttle_reasons", "clocks", "pcie", "ecc", "xid", "energy_j",
+                   "mig"]  # tests/test_gpu_health.py checks their values
     for gpu in host["gpus"]:
         assert list(gpu) == ["index", "name", "uuid", "utilization", "memory_used_mib",
                              "memory_total_mib", "temperature_c", "power_w", "power_limit_w",
-                             "processes"]
+                             "processes", *health_keys]
         for process in gpu["processes"]:
             assert list(process) == ["pid", "user", "command", "memory_mib"]
-    assert host["gpus"] == expected
+    assert [{k: v for k, v in g.items() if k not in health_keys}
+            for g in host["gpus"]] == expected
 
 
 @pytest.mark.sshd

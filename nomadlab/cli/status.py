@@ -12,6 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from nomadlab.cli.common import UserError, add_config_option, config_from, run_async
+from nomadlab.core import health
 from nomadlab.core.config import Thresholds
 from nomadlab.core.model import LOCAL_HOST, HostState
 from nomadlab.remote.oneshot import HostReport, sample_once
@@ -63,6 +64,7 @@ def report_json(report: HostReport) -> dict[str, Any]:
                 "power_limit_w": g.power_limit_w,
                 "processes": [{"pid": p.pid, "user": p.user, "command": p.command,
                                "memory_mib": p.memory_mib} for p in g.processes],
+                **health.gpu_json(g),
             }
             for g in sample.gpus
         ]

@@ -28,6 +28,9 @@ Rule kinds (``[[alerts]] when = ...``):
 - ``host_down``: a host not live (connecting, reconnecting, stale, waiting for the
   user) for ``duration``. A host that was stopped on purpose is not down.
 - ``temperature``: a GPU above ``limit`` degrees C for ``duration``.
+- ``gpu_health``: a GPU logs an XID, uncorrectable ECC errors, a row remap pending
+  or failed, or holds a HW slowdown or a PCIe link below its maximum under load for
+  ``duration`` (``for``); said once per problem and GPU (see ``health_alerts``).
 
 Cooldown is per (rule, subject), the subject being the log name (``log``) or the host
 (every other kind): within ``cooldown`` of an alert the same rule says nothing more
@@ -53,6 +56,7 @@ from typing import Any
 
 from nomadlab.core.clock import SYSTEM_CLOCK, Clock
 from nomadlab.core.config import AlertRule, Config
+from nomadlab.core.health_alerts import HealthWatch
 from nomadlab.core.logs import LogLine
 from nomadlab.core.model import HostSample, HostState, HostStatus
 from nomadlab.core.patterns import Pattern, PatternTimeout, compile_user, search
@@ -102,6 +106,8 @@ DEFAULT_RULES: tuple[AlertRule, ...] = (
     ),
     AlertRule(name="host down", when="host_down", severity="warning", cooldown=3600.0,
               duration=300.0),
+    AlertRule(name="GPU health", when="gpu_health", severity="error", cooldown=3600.0,
+              duration=60.0),
 )
 
 
@@ -271,6 +277,7 @@ class AlertEngine:
         self._log_runs: dict[str, int] = {}  # log -> LogLine.run of its latest lines
         # (rule, host) -> GPU key -> since: GPUs idle (gpu_idle) or hot (temperature)
         self._gpu_since: dict[tuple[str, str], dict[str, float]] = {}
+        self._health = HealthWatch()
 
     def rule(self, name: str) -> AlertRule | None:
         for rule in self.rules:
@@ -438,6 +445,7 @@ class AlertEngine:
                 if host == status.name:
                     since.clear()
             track.sample = None
+            self._health.forget_host(status.name)
             if track.seen_sample:
                 track.gap = True
         return self._check_host(status.name, now)
@@ -478,6 +486,25 @@ class AlertEngine:
             for key in [k for k in since if k not in present]:
                 del since[key]
         out.extend(self._check_host(host, now))
+        out.extend(self._health_alerts(sample, now))
+        return out
+
+    def _health_alerts(self, sample: HostSample, now: float) -> list[Alert]:
+        out: list[Alert] = []
+        for rule in self._rules("gpu_health", sample.host):
+            for found in self._health.check(rule.name, rule.duration, sample, now):
+                severity = rule.severity if found.level == "fail" else "warning"
+                if not severity_at_least(rule.severity, severity):
+                    severity = rule.severity
+                message = f"GPU {found.gpu} on {sample.host}: {found.text}."
+                if found.advice:
+                    message += f" {found.advice}"
+                out.append(Alert(
+                    time=now, rule=rule.name, severity=severity,
+                    title=f"{rule.name}: {sample.host} GPU {found.gpu}", message=message,
+                    host=sample.host, outcome=rule.outcome,
+                    extra={"gpu": found.gpu, "problem": found.problem, "level": found.level},
+                ))
         return out
 
     def tick(self) -> list[Alert]:

@@ -249,6 +249,7 @@ class HostConfig:
     python: str = "python3"
     enabled: bool = True
     tags: list[str] = field(default_factory=list)
+    kwh_price: float | None = None  # price of a kWh: the week report's energy cost
 
 
 @dataclass(slots=True)
@@ -319,7 +320,8 @@ class TailSettings:
     glob_every: float = 2.0  # how often a glob is re-evaluated for a newer file
 
 
-ALERT_KINDS = ("log", "gpu_idle", "host_down", "process_exit", "temperature")
+ALERT_KINDS = ("log", "gpu_idle", "host_down", "process_exit", "temperature",
+               "gpu_health")
 SEVERITIES = ("info", "warning", "error")
 OUTCOMES = ("finished", "failed")
 WEBHOOK_KINDS = ("json", "slack", "discord", "ntfy", "telegram")
@@ -467,6 +469,7 @@ def _read_host(t: Table) -> HostConfig | None:
         python=t.text("python", "python3") or "python3",
         enabled=t.value("enabled", bool, True),
         tags=t.string_list("tags", []),
+        kwh_price=t.value("kwh_price", float, None, minimum=0),
     )
     t.finish()
     if name and not _NAME_OK.match(name):
@@ -618,6 +621,8 @@ def _read_alert(t: Table) -> AlertRule | None:
         paid_only=t.value("paid_only", bool, d.paid_only),
         channels=t.string_list("channels", []) if "channels" in t.data else None,
     )
+    if "for" in t.data:  # gpu_health: how long a HW slowdown or PCIe downgrade must last
+        rule.duration = t.duration("for", rule.duration)
     t.finish()
     if when == "log" and not pattern:
         t.problem("pattern", "a log alert needs a pattern (a regular expression)")

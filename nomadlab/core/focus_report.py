@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 from nomadlab.core.aggregate import gpu_hours
 from nomadlab.core.alerts import clean_text
+from nomadlab.core.energy import HostEnergy, energy_by_host
 from nomadlab.core.focus import (
     RETRO_PROMPTS,
     Days,
@@ -242,6 +243,9 @@ class WeekReport:
             if totals["cost"]:
                 text += f" (cost {totals['cost']:.2f}, idle {totals['idle_cost']:.2f})"
             rows.append(("GPU", text))
+            energy = energy_line(self.gpu)
+            if energy:
+                rows.append(("Energy", energy))
         return rows
 
     def text(self) -> str:
@@ -269,6 +273,10 @@ class WeekReport:
                     f"{float(host['idle_hours']):.1f} h idle")
             if host["cost"]:
                 line += f", idle cost {float(host['idle_cost']):.2f} of {float(host['cost']):.2f}"
+            if host.get("kwh") is not None:
+                line += f", {float(host['kwh']):.1f} kWh"
+                if host.get("energy_cost") is not None:
+                    line += f" ({float(host['energy_cost']):.2f})"
             out.append(line)
         out.extend(["", *_retro_text(self.retro, self.previous_retro)])
         return "\n".join(out).rstrip() + "\n"
@@ -370,6 +378,7 @@ def week_report(service: FocusService, week: str, now: float | None = None) -> W
     report.board = _board(service, start, end)
     report.papers = _papers(service, start, end, now)
     report.gpu = [dict(h) for h in gpu_hours(service.store, int(start // 60), int(end // 60))]
+    add_energy(report.gpu, energy_by_host(service.store, int(start // 60), int(end // 60)))
     report.retro = service.retro(week)
     report.previous_retro = service.retro(Days.shift_week(week, -1))
     return report
@@ -420,3 +429,30 @@ def yesterday(service: FocusService, now: float | None = None) -> DaySummary:
 
 __all__ = ["DayRow", "DaySummary", "WeekReport", "day_summary", "runs_between", "week_report",
            "yesterday"]
+
+
+# --------------------------------------------------------------------------- energy
+
+
+def add_energy(gpu: list[dict[str, Any]], energy: dict[str, HostEnergy]) -> None:
+    """Put each host's kWh (and its cost, with a kwh_price) next to its GPU hours."""
+    for host in gpu:
+        found = energy.get(str(host["host"]))
+        if found is not None:  # hosts without an energy counter keep their keys as they were
+            host["kwh"] = found.kwh
+            host["energy_cost"] = found.cost
+
+
+def energy_line(gpu: list[dict[str, Any]]) -> str:
+    """'12.3 kWh (cost 3.69, idle cost 1.20)'; empty when no host reported energy."""
+    hosts = [h for h in gpu if h.get("kwh") is not None]
+    if not hosts:
+        return ""
+    kwh = sum(float(h["kwh"]) for h in hosts)
+    text = f"{kwh:.1f} kWh"
+    costs = [h["energy_cost"] for h in hosts if h.get("energy_cost") is not None]
+    if costs:
+        text += f" (cost {sum(float(c) for c in costs):.2f}"
+        idle = sum(float(h["idle_cost"]) for h in hosts if h.get("energy_cost") is not None)
+        text += f", next to idle cost {idle:.2f})" if idle else ")"
+    return text

@@ -26,6 +26,7 @@ class GpuSample:
     power_w: float | None
     power_limit_w: float | None
     processes: list[GpuProcess] = field(default_factory=list)
+    health: GpuHealth | None = None  # None: the source gives no health fields
 
     @property
     def memory_fraction(self) -> float | None:
@@ -152,3 +153,59 @@ def format_age(seconds: float) -> str:
 
 
 LOCAL_HOST = "local"
+
+
+# --------------------------------------------------------------------------- GPU health
+
+
+@dataclass(slots=True, frozen=True)
+class XidEvent:
+    """An XID critical error the driver reported, as the agent saw it happen."""
+
+    code: int
+    time: float  # wall clock on the host
+
+
+@dataclass(slots=True, frozen=True)
+class MigInstance:
+    """One MIG device of a GPU in MIG mode."""
+
+    profile: str  # e.g. "3g.40gb"
+    memory_used_mib: float | None
+    memory_total_mib: float | None
+    processes: tuple[int, ...] = ()  # pids
+
+
+@dataclass(slots=True)
+class GpuHealth:
+    """What a GPU says about its own condition; None where the driver or GPU has no such thing."""
+
+    throttle_mask: int | None = None  # nvmlClocksEventReasons bits
+    throttle_seconds: dict[int, float] = field(default_factory=dict)  # bit -> seconds held
+    sm_mhz: int | None = None
+    sm_max_mhz: int | None = None
+    mem_mhz: int | None = None
+    mem_max_mhz: int | None = None
+    pcie_gen: int | None = None
+    pcie_width: int | None = None
+    pcie_max_gen: int | None = None
+    pcie_max_width: int | None = None
+    ecc_enabled: bool | None = None
+    ecc_volatile_corrected: int | None = None
+    ecc_volatile_uncorrected: int | None = None
+    ecc_aggregate_corrected: int | None = None
+    ecc_aggregate_uncorrected: int | None = None
+    remap_corrected: int | None = None  # rows remapped (Ampere and later)
+    remap_uncorrected: int | None = None
+    remap_pending: bool | None = None  # a reset is needed to apply a remap
+    remap_failure: bool | None = None
+    retired_single_bit: int | None = None  # retired pages (before Ampere)
+    retired_double_bit: int | None = None
+    retired_pending: bool | None = None
+    nvlink_links: int | None = None
+    nvlink_down: int | None = None
+    persistence: bool | None = None
+    compute_mode: int | None = None  # 0 default, 1/3 exclusive thread/process, 2 prohibited
+    energy_mj: int | None = None  # total energy since the driver loaded, millijoules
+    xid: list[XidEvent] | None = None  # since the agent started; None: not watched
+    mig: list[MigInstance] | None = None  # None: MIG off or not supported

@@ -253,6 +253,18 @@ MIGRATIONS: dict[str, list[str]] = {
         );
         """,
     ],
+    "energy": [
+        """
+        CREATE TABLE gpu_energy (
+            host TEXT NOT NULL,
+            gpu_uuid TEXT NOT NULL,
+            minute INTEGER NOT NULL,          -- unix time // 60
+            energy_mj INTEGER NOT NULL,       -- the GPU's total energy counter (NVML), mJ
+            kwh_price REAL,                   -- the host's price per kWh then, if known
+            PRIMARY KEY (host, gpu_uuid, minute)
+        );
+        """,
+    ],
 }
 
 

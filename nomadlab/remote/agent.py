@@ -266,12 +266,266 @@ def _decode(value: Any) -> str:
     return str(value)
 
 
+# --------------------------------------------------------------------------- GPU health
+
+# nvmlClocksEventReasons bits (nvml.h); "GPU idle" and the application clock settings
+# are not problems and are left out of the wire's decoded list by the client.
+CLOCK_REASON_BITS = (0x1, 0x2, 0x4, 0x8, 0x10, 0x20, 0x40, 0x80, 0x100)
+XID_EVENT = 0x8  # nvmlEventTypeXidCriticalError
+MAX_XIDS = 64  # XID events kept per GPU (the newest)
+SLOW_EVERY = 10  # ECC, row remapping, NVLink and modes are read every N samples
+NVLINK_LINKS = 18  # NVML_NVLINK_MAX_LINKS
+
+
+class NvmlHealth(object):
+    """Health fields of each GPU (the ``h`` dict of a sample's gpu) through NVML.
+
+    Every call is guarded: what the driver or GPU does not have is ``None``. XID
+    critical errors are waited for in a thread on an NVML event set, so none is missed
+    between samples; each sample carries every XID seen since the agent started.
+    """
+
+    def __init__(self, nvml: Any, handles: List[Any]) -> None:
+        self.nv = nvml
+        self.handles = handles
+        self._lock = threading.Lock()
+        self._xids: Dict[int, List[List[float]]] = {}
+        self._xid_ok = False
+        self._stop = threading.Event()
+        self._since: Dict[Tuple[int, int], float] = {}  # (gpu, reason bit) -> first seen
+        self._slow: Dict[int, GpuDict] = {}
+        self._count = 0
+        self._thread: Optional[threading.Thread] = None
+        self._start_xid_thread()
+
+    def _try(self, fn: Any, *args: Any) -> Any:
+        if fn is None:
+            return None
+        try:
+            return fn(*args)
+        except Exception:  # NVMLError_NotSupported, FunctionNotFound, GPU lost, ...
+            return None
+
+    def _fn(self, *names: str) -> Any:
+        for name in names:
+            fn = getattr(self.nv, name, None)
+            if fn is not None:
+                return fn
+        return None
+
+    # ---------------------------------------------------------------- XID thread
+
+    def _start_xid_thread(self) -> None:
+        create = self._fn("nvmlEventSetCreate")
+        register = self._fn("nvmlDeviceRegisterEvents")
+        if create is None or register is None:
+            return
+        event_set = self._try(create)
+        if event_set is None:
+            return
+        registered = 0
+        for handle in self.handles:
+            try:
+                register(handle, XID_EVENT, event_set)
+                registered += 1
+            except Exception:
+                pass
+        if not registered:
+            self._try(self._fn("nvmlEventSetFree"), event_set)
+            return
+        self._xid_ok = True
+        t = threading.Thread(target=self._wait_xids, args=(event_set,))
+        t.daemon = True
+        t.start()
+        self._thread = t
+
+    def _index_of(self, device: Any) -> Optional[int]:
+        index = self._try(self._fn("nvmlDeviceGetIndex"), device)
+        if index is not None:
+            return int(index)
+        try:
+            import ctypes
+
+            want = ctypes.cast(device, ctypes.c_void_p).value
+            for i, handle in enumerate(self.handles):
+                if ctypes.cast(handle, ctypes.c_void_p).value == want:
+                    return i
+        except Exception:
+            pass
+        return None
+
+    def _wait_xids(self, event_set: Any) -> None:
+        wait = self._fn("nvmlEventSetWait_v2", "nvmlEventSetWait")
+        failures = 0
+        while not self._stop.is_set():
+            try:
+                data = wait(event_set, 500)
+            except Exception as exc:
+                # A timeout is the normal case; anything else: back off, then give up.
+                if "Timeout" not in type(exc).__name__:
+                    failures += 1
+                    if failures > 20:
+                        break
+                    self._stop.wait(1.0)
+                continue
+            failures = 0
+            if not (int(getattr(data, "eventType", 0)) & XID_EVENT):
+                continue
+            index = self._index_of(data.device)
+            if index is None:
+                continue
+            with self._lock:
+                events = self._xids.setdefault(index, [])
+                events.append([int(data.eventData), round(time.time(), 3)])
+                del events[:-MAX_XIDS]
+        self._try(self._fn("nvmlEventSetFree"), event_set)
+
+    # ---------------------------------------------------------------- per sample
+
+    def _reasons(self, i: int, handle: Any) -> Tuple[Optional[int], Optional[Dict[str, float]]]:
+        mask = self._try(self._fn("nvmlDeviceGetCurrentClocksEventReasons"), handle)
+        if mask is None:
+            mask = self._try(self._fn("nvmlDeviceGetCurrentClocksThrottleReasons"), handle)
+        if mask is None:
+            return None, None
+        mask = int(mask)
+        now = time.monotonic()
+        ages: Dict[str, float] = {}
+        for bit in CLOCK_REASON_BITS:
+            if mask & bit:
+                first = self._since.setdefault((i, bit), now)
+                ages[str(bit)] = round(now - first, 1)
+            else:
+                self._since.pop((i, bit), None)
+        return mask, ages
+
+    def _clocks(self, handle: Any) -> Optional[List[Optional[int]]]:
+        get = self._fn("nvmlDeviceGetClockInfo")
+        get_max = self._fn("nvmlDeviceGetMaxClockInfo")
+        values = [self._try(get, handle, 1), self._try(get_max, handle, 1),  # SM
+                  self._try(get, handle, 2), self._try(get_max, handle, 2)]  # memory
+        if all(v is None for v in values):
+            return None
+        return [None if v is None else int(v) for v in values]
+
+    def _pcie(self, handle: Any) -> Optional[List[Optional[int]]]:
+        values = [
+            self._try(self._fn("nvmlDeviceGetCurrPcieLinkGeneration"), handle),
+            self._try(self._fn("nvmlDeviceGetCurrPcieLinkWidth"), handle),
+            self._try(self._fn("nvmlDeviceGetMaxPcieLinkGeneration"), handle),
+            self._try(self._fn("nvmlDeviceGetMaxPcieLinkWidth"), handle),
+        ]
+        if all(v is None for v in values):
+            return None
+        return [None if v is None else int(v) for v in values]
+
+    def _ecc(self, handle: Any) -> Optional[List[Optional[int]]]:
+        mode = self._try(self._fn("nvmlDeviceGetEccMode"), handle)
+        total = self._fn("nvmlDeviceGetTotalEccErrors")
+        counts = [self._try(total, handle, err, counter)
+                  for err, counter in ((0, 0), (1, 0), (0, 1), (1, 1))]
+        enabled = None if mode is None else int(mode[0])
+        if enabled is None and all(c is None for c in counts):
+            return None
+        return [enabled] + [None if c is None else int(c) for c in counts]
+
+    def _rows(self, handle: Any) -> Tuple[Optional[List[int]], Optional[List[Optional[int]]]]:
+        rows = self._try(self._fn("nvmlDeviceGetRemappedRows"), handle)
+        if rows is not None:
+            return [int(v) for v in rows], None
+        # Before Ampere: retired pages (single bit, double bit, pending).
+        get = self._fn("nvmlDeviceGetRetiredPages")
+        sbe = self._try(get, handle, 0)
+        dbe = self._try(get, handle, 1)
+        pending = self._try(self._fn("nvmlDeviceGetRetiredPagesPendingStatus"), handle)
+        if sbe is None and dbe is None and pending is None:
+            return None, None
+        return None, [None if sbe is None else len(sbe), None if dbe is None else len(dbe),
+                      None if pending is None else int(pending)]
+
+    def _nvlink(self, handle: Any) -> Optional[List[int]]:
+        state = self._fn("nvmlDeviceGetNvLinkState")
+        if state is None:
+            return None
+        links = down = 0
+        for link in range(NVLINK_LINKS):
+            active = self._try(state, handle, link)
+            if active is None:
+                continue
+            links += 1
+            if not active:
+                down += 1
+        return [links, down] if links else None
+
+    def _mig(self, handle: Any) -> Optional[List[List[Any]]]:
+        mode = self._try(self._fn("nvmlDeviceGetMigMode"), handle)
+        if mode is None or not int(mode[0]):
+            return None
+        count = self._try(self._fn("nvmlDeviceGetMaxMigDeviceCount"), handle) or 0
+        by_index = self._fn("nvmlDeviceGetMigDeviceHandleByIndex")
+        out: List[List[Any]] = []
+        for k in range(int(count)):
+            mig = self._try(by_index, handle, k)
+            if mig is None:
+                continue
+            name = self._try(self._fn("nvmlDeviceGetName"), mig)
+            text = _decode(name) if name is not None else ""
+            profile = text.rsplit("MIG ", 1)[-1] if "MIG " in text else text
+            mem = self._try(self._fn("nvmlDeviceGetMemoryInfo"), mig)
+            procs = self._try(self._fn("nvmlDeviceGetComputeRunningProcesses"), mig) or []
+            out.append([
+                profile[:40],
+                None if mem is None else round(mem.used / 1048576.0, 1),
+                None if mem is None else round(mem.total / 1048576.0, 1),
+                sorted(int(p.pid) for p in procs),
+            ])
+        return out
+
+    def _slow_fields(self, handle: Any) -> GpuDict:
+        rows, pages = self._rows(handle)
+        pm = self._try(self._fn("nvmlDeviceGetPersistenceMode"), handle)
+        cm = self._try(self._fn("nvmlDeviceGetComputeMode"), handle)
+        return {
+            "ecc": self._ecc(handle),
+            "rows": rows,
+            "pages": pages,
+            "nvl": self._nvlink(handle),
+            "pm": None if pm is None else int(pm),
+            "cm": None if cm is None else int(cm),
+        }
+
+    def read(self, i: int, handle: Any) -> GpuDict:
+        """The ``h`` dict of GPU ``i`` for this sample."""
+        if i not in self._slow or self._count % SLOW_EVERY == 0:
+            self._slow[i] = self._slow_fields(handle)
+        mask, ages = self._reasons(i, handle)
+        energy = self._try(self._fn("nvmlDeviceGetTotalEnergyConsumption"), handle)
+        out: GpuDict = {"thr": mask, "thr_s": ages, "clk": self._clocks(handle),
+                        "pcie": self._pcie(handle)}
+        out.update(self._slow[i])
+        out["e"] = None if energy is None else int(energy)
+        out["mig"] = self._mig(handle)
+        if self._xid_ok:
+            with self._lock:
+                out["xid"] = [list(x) for x in self._xids.get(i, [])]
+        else:
+            out["xid"] = None
+        return out
+
+    def next_sample(self) -> None:
+        self._count += 1
+
+    def close(self) -> None:
+        self._stop.set()
+
+
 class NvmlGpus(object):
     """GPUs through an NVML binding object with the pynvml API."""
 
     kind = "nvml"
 
-    def __init__(self, nvml: Any, names: Optional[ProcessNames] = None) -> None:
+    def __init__(self, nvml: Any, names: Optional[ProcessNames] = None,
+                 health: bool = True) -> None:
         self.nv = nvml
         nvml.nvmlInit()
         driver = self._try(nvml.nvmlSystemGetDriverVersion)
@@ -293,6 +547,7 @@ class NvmlGpus(object):
             )
         self.names = names if names is not None else ProcessNames()
         self.reason: Optional[str] = None
+        self.health: Optional[NvmlHealth] = NvmlHealth(nvml, self.handles) if health else None
 
     def _try(self, fn: Callable[..., Any], *args: Any) -> Any:
         try:
@@ -346,6 +601,10 @@ class NvmlGpus(object):
                     "procs": [],
                 }
             )
+            if self.health is not None:
+                gpus[-1]["h"] = self.health.read(self.static[i]["i"], handle)
+        if self.health is not None:
+            self.health.next_sample()
         names = self.names.lookup(sorted(all_pids))
         for gpu, procs in zip(gpus, per_gpu):  # noqa: B905  (strict= is 3.10+; same length)
             for pid in sorted(procs):
@@ -358,6 +617,8 @@ class NvmlGpus(object):
         return gpus
 
     def close(self) -> None:
+        if self.health is not None:
+            self.health.close()
         self._try(self.nv.nvmlShutdown)
 
 

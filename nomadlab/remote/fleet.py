@@ -15,6 +15,7 @@ from typing import Protocol
 from nomadlab.core.aggregate import MinuteAggregator
 from nomadlab.core.clock import SYSTEM_CLOCK, Clock, WakeDetector
 from nomadlab.core.config import Config, HostConfig
+from nomadlab.core.energy import EnergyRecorder
 from nomadlab.core.history import FleetHistory
 from nomadlab.core.model import LOCAL_HOST, HostSample, HostState, HostStatus
 from nomadlab.core.store import Store
@@ -41,6 +42,7 @@ class Fleet:
         self.connector = Connector(config.ssh, config.hosts, self.keys)
         self.history = FleetHistory(config.fleet.history)
         self.aggregator = MinuteAggregator(store)
+        self.energy = EnergyRecorder(store, {h.name: h.kwh_price for h in config.hosts})
         self.statuses: dict[str, HostStatus] = {}
         self.latest: dict[str, HostSample] = {}
         self.listeners: list[FleetListener] = []
@@ -89,6 +91,10 @@ class Fleet:
         try:
             self.aggregator.add(sample, self.costs.get(sample.host))
         except Exception:  # a locked or full disk must not stop monitoring
+            pass
+        try:
+            self.energy.add(sample)
+        except Exception:  # the same: energy figures are not worth a lost sample
             pass
         for listener in list(self.listeners):
             listener.fleet_sample(sample)

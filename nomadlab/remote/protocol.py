@@ -14,6 +14,7 @@ from typing import Any
 
 from nomadlab.core.model import AgentInfo, GpuProcess, GpuSample, GpuSource, HostSample
 from nomadlab.remote.agent import NO_PYTHON_MARKER
+from nomadlab.remote.health_wire import decode_health, encode_health
 
 MAX_LINE = 1 << 20  # a sample of 8 GPUs is about 1 kB; anything near this is garbage
 MAX_GPUS = 256
@@ -174,6 +175,7 @@ class AgentDecoder:
                 power_w=_number(raw.get("pw"), 0, 1e6),
                 power_limit_w=_number(raw.get("pl"), 0, 1e6),
                 processes=procs,
+                health=decode_health(raw.get("h")),
             ))
         stamp = _number(message.get("t"), 0, 1e11)
         return HostSample(
@@ -203,6 +205,7 @@ def wire_sample(sample: HostSample) -> dict[str, Any]:
                 "mt": g.memory_total_mib, "temp": g.temperature_c, "pw": g.power_w,
                 "pl": g.power_limit_w,
                 "procs": [[p.pid, p.user, p.command, p.memory_mib] for p in g.processes],
+                **({"h": encode_health(g.health)} if g.health is not None else {}),
             }
             for g in sample.gpus
         ],

@@ -96,6 +96,11 @@ typedef int nvmlReturn_t;
 
 #define MAX_GPUS 64
 #define MAX_PROCS 1024
+#define MAX_XIDS 256
+#define MAX_MIGS 64
+#define MIG_INDEX_BASE 1000u
+#define MAX_EVENT_SETS 16
+#define NVLINK_MAX_LINKS 18
 #define STR_LEN 96
 #define PROC_NAME_LEN 256
 #define FAKE_PI 3.14159265358979323846
@@ -207,6 +212,22 @@ typedef struct nvmlDevice_st {
     unsigned int arch;
     unsigned int brand;
     int fail; /* nonzero: every per-device query returns this code */
+    /* health (see tests/standins/nvml.py) */
+    unsigned long long throttle; /* nvmlClocksEventReasons bit mask */
+    unsigned int max_pcie_gen;   /* 0: same as pcie_gen */
+    unsigned int max_pcie_width; /* 0: same as pcie_width */
+    int ecc_mode;                /* < 0: not supported */
+    unsigned long long ecc_vol_corr, ecc_vol_unc, ecc_agg_corr, ecc_agg_unc;
+    int remap;                   /* < 0: nvmlDeviceGetRemappedRows not supported */
+    unsigned int remap_corr, remap_unc, remap_pending, remap_failure;
+    unsigned int nvlinks;        /* number of NVLinks */
+    unsigned int nvlink_down;    /* bit mask of links that are down */
+    unsigned int persistence;
+    unsigned int compute_mode;
+    long long energy_mj;         /* < 0: not supported */
+    int mig;                     /* MIG mode: 0 off, 1 on, < 0 not supported */
+    unsigned int parent;         /* MIG device: index of its GPU */
+    unsigned int gi_id;          /* MIG device: GPU instance id */
 } gpu_t;
 
 typedef struct nvmlDevice_st *nvmlDevice_t;
@@ -216,7 +237,13 @@ typedef struct {
     unsigned int pid;
     unsigned long long mem_mib;
     char name[PROC_NAME_LEN];
+    int mig; /* < 0: none; else the index of the [mig] section it runs in */
 } proc_t;
+
+typedef struct {
+    unsigned int gpu;
+    unsigned int code;
+} xid_t;
 
 typedef struct {
     char driver[80];
@@ -228,6 +255,10 @@ typedef struct {
     unsigned int nprocs;
     gpu_t gpus[MAX_GPUS];
     proc_t procs[MAX_PROCS];
+    unsigned int nxids;
+    xid_t xids[MAX_XIDS];
+    unsigned int nmigs;
+    gpu_t migs[MAX_MIGS]; /* MIG devices; index = MIG_INDEX_BASE + position */
 } state_t;
 
 typedef struct {
@@ -328,6 +359,11 @@ static void gpu_defaults(gpu_t *g, unsigned int index)
     g->cc_minor = 0;
     g->arch = NVML_DEVICE_ARCH_HOPPER;
     g->brand = NVML_BRAND_NVIDIA;
+    g->ecc_mode = 1;
+    g->remap = 1;
+    g->persistence = 1;
+    g->energy_mj = 0;
+    g->mig = 0;
 }
 
 static void set_gpu_key(gpu_t *g, const char *k, const char *v)
@@ -384,6 +420,44 @@ static void set_gpu_key(gpu_t *g, const char *k, const char *v)
         g->brand = parse_uint(v);
     else if (!strcmp(k, "fail"))
         g->fail = parse_int(v);
+    else if (!strcmp(k, "throttle"))
+        g->throttle = parse_ull(v);
+    else if (!strcmp(k, "max_pcie_gen"))
+        g->max_pcie_gen = parse_uint(v);
+    else if (!strcmp(k, "max_pcie_width"))
+        g->max_pcie_width = parse_uint(v);
+    else if (!strcmp(k, "ecc_mode"))
+        g->ecc_mode = (!strcmp(v, "na") || !strcmp(v, "NA")) ? -1 : parse_int(v);
+    else if (!strcmp(k, "ecc_volatile_corrected"))
+        g->ecc_vol_corr = parse_ull(v);
+    else if (!strcmp(k, "ecc_volatile_uncorrected"))
+        g->ecc_vol_unc = parse_ull(v);
+    else if (!strcmp(k, "ecc_aggregate_corrected"))
+        g->ecc_agg_corr = parse_ull(v);
+    else if (!strcmp(k, "ecc_aggregate_uncorrected"))
+        g->ecc_agg_unc = parse_ull(v);
+    else if (!strcmp(k, "remap"))
+        g->remap = (!strcmp(v, "na") || !strcmp(v, "NA")) ? -1 : parse_int(v);
+    else if (!strcmp(k, "remap_corrected"))
+        g->remap_corr = parse_uint(v);
+    else if (!strcmp(k, "remap_uncorrected"))
+        g->remap_unc = parse_uint(v);
+    else if (!strcmp(k, "remap_pending"))
+        g->remap_pending = parse_uint(v);
+    else if (!strcmp(k, "remap_failure"))
+        g->remap_failure = parse_uint(v);
+    else if (!strcmp(k, "nvlinks"))
+        g->nvlinks = parse_uint(v);
+    else if (!strcmp(k, "nvlink_down"))
+        g->nvlink_down = parse_uint(v);
+    else if (!strcmp(k, "persistence"))
+        g->persistence = parse_uint(v);
+    else if (!strcmp(k, "compute_mode"))
+        g->compute_mode = parse_uint(v);
+    else if (!strcmp(k, "energy_mj"))
+        g->energy_mj = (!strcmp(v, "na") || !strcmp(v, "NA")) ? -1 : parse_ll(v);
+    else if (!strcmp(k, "mig"))
+        g->mig = (!strcmp(v, "na") || !strcmp(v, "NA")) ? -1 : parse_int(v);
     /* unknown keys are ignored */
 }
 
@@ -397,6 +471,39 @@ static void set_proc_key(proc_t *p, const char *k, const char *v)
         p->mem_mib = parse_ull(v);
     else if (!strcmp(k, "name"))
         copy_str(p->name, sizeof(p->name), v);
+    else if (!strcmp(k, "mig"))
+        p->mig = parse_int(v);
+}
+
+static void set_xid_key(xid_t *x, const char *k, const char *v)
+{
+    if (!strcmp(k, "gpu"))
+        x->gpu = parse_uint(v);
+    else if (!strcmp(k, "code"))
+        x->code = parse_uint(v);
+}
+
+/* [mig]: gpu= (parent index), gi= (GPU instance id), profile= (e.g. 3g.40gb),
+ * mem_total_mib=, mem_used_mib= */
+static void set_mig_key(state_t *s, gpu_t *m, const char *k, const char *v)
+{
+    if (!strcmp(k, "gpu")) {
+        m->parent = parse_uint(v);
+        if (m->parent < s->ngpus) {
+            snprintf(m->name, sizeof(m->name), "%s MIG", s->gpus[m->parent].name);
+            snprintf(m->uuid, sizeof(m->uuid), "MIG-%08u-0000-0000-0000-%012u", m->parent,
+                     m->index);
+        }
+    } else if (!strcmp(k, "gi"))
+        m->gi_id = parse_uint(v);
+    else if (!strcmp(k, "profile")) {
+        char base[STR_LEN];
+        copy_str(base, sizeof(base), m->parent < s->ngpus ? s->gpus[m->parent].name : "NVIDIA");
+        snprintf(m->name, sizeof(m->name), "%.60s MIG %.30s", base, v);
+    } else if (!strcmp(k, "mem_total_mib"))
+        m->mem_total_mib = parse_ull(v);
+    else if (!strcmp(k, "mem_used_mib"))
+        m->mem_used_mib = parse_ull(v);
 }
 
 static void set_global_key(state_t *s, const char *k, const char *v)
@@ -413,7 +520,7 @@ static void set_global_key(state_t *s, const char *k, const char *v)
         s->fail_init = parse_int(v);
 }
 
-enum { SEC_GLOBAL, SEC_GPU, SEC_PROC, SEC_OTHER };
+enum { SEC_GLOBAL, SEC_GPU, SEC_PROC, SEC_XID, SEC_MIG, SEC_OTHER };
 
 /* Parse the file into *s.  Returns 0 on success, -1 if it cannot be read. */
 static int parse_file(const char *path, state_t *s)
@@ -421,7 +528,7 @@ static int parse_file(const char *path, state_t *s)
     FILE *f = fopen(path, "r");
     char line[1024];
     int section = SEC_GLOBAL;
-    int gpu_ok = 0, proc_ok = 0;
+    int gpu_ok = 0, proc_ok = 0, xid_ok = 0, mig_ok = 0;
 
     if (!f)
         return -1;
@@ -457,7 +564,25 @@ static int parse_file(const char *path, state_t *s)
                 proc_ok = s->nprocs < MAX_PROCS;
                 if (proc_ok) {
                     memset(&s->procs[s->nprocs], 0, sizeof(s->procs[0]));
+                    s->procs[s->nprocs].mig = -1;
                     s->nprocs++;
+                }
+            } else if (!strcmp(key, "[xid]")) {
+                section = SEC_XID;
+                xid_ok = s->nxids < MAX_XIDS;
+                if (xid_ok) {
+                    memset(&s->xids[s->nxids], 0, sizeof(s->xids[0]));
+                    s->nxids++;
+                }
+            } else if (!strcmp(key, "[mig]")) {
+                section = SEC_MIG;
+                mig_ok = s->nmigs < MAX_MIGS;
+                if (mig_ok) {
+                    gpu_t *m = &s->migs[s->nmigs];
+                    gpu_defaults(m, MIG_INDEX_BASE + s->nmigs);
+                    m->mig = -1;
+                    m->mem_total_mib = 9984;
+                    s->nmigs++;
                 }
             } else {
                 section = SEC_OTHER;
@@ -476,6 +601,10 @@ static int parse_file(const char *path, state_t *s)
             set_gpu_key(&s->gpus[s->ngpus - 1], key, val);
         else if (section == SEC_PROC && proc_ok)
             set_proc_key(&s->procs[s->nprocs - 1], key, val);
+        else if (section == SEC_XID && xid_ok)
+            set_xid_key(&s->xids[s->nxids - 1], key, val);
+        else if (section == SEC_MIG && mig_ok)
+            set_mig_key(s, &s->migs[s->nmigs - 1], key, val);
     }
     fclose(f);
     if (s->nvml_version[0] == '\0')
@@ -606,10 +735,23 @@ static nvmlReturn_t leave(nvmlReturn_t rc)
     return rc;
 }
 
+static int valid_mig_handle(nvmlDevice_t d)
+{
+    uintptr_t base = (uintptr_t)g_state.migs;
+    uintptr_t p = (uintptr_t)d;
+    if (!d || p < base)
+        return 0;
+    if ((p - base) % sizeof(gpu_t) != 0)
+        return 0;
+    return (p - base) / sizeof(gpu_t) < g_state.nmigs;
+}
+
 static int valid_handle(nvmlDevice_t d)
 {
     uintptr_t base = (uintptr_t)g_state.gpus;
     uintptr_t p = (uintptr_t)d;
+    if (valid_mig_handle(d))
+        return 1;
     if (!d || p < base)
         return 0;
     if ((p - base) % sizeof(gpu_t) != 0)
@@ -1206,7 +1348,9 @@ static nvmlReturn_t constant_uint(nvmlDevice_t device, unsigned int *out, unsign
 
 EXPORT nvmlReturn_t nvmlDeviceGetPersistenceMode(nvmlDevice_t device, unsigned int *mode)
 {
-    return constant_uint(device, mode, 1);
+    DEV_ENTER(device, mode != NULL);
+    *mode = device->persistence;
+    return leave(NVML_SUCCESS);
 }
 
 EXPORT nvmlReturn_t nvmlDeviceGetDisplayActive(nvmlDevice_t device, unsigned int *isActive)
@@ -1221,28 +1365,262 @@ EXPORT nvmlReturn_t nvmlDeviceGetDisplayMode(nvmlDevice_t device, unsigned int *
 
 EXPORT nvmlReturn_t nvmlDeviceGetComputeMode(nvmlDevice_t device, unsigned int *mode)
 {
-    return constant_uint(device, mode, 0);
+    DEV_ENTER(device, mode != NULL);
+    *mode = device->compute_mode;
+    return leave(NVML_SUCCESS);
 }
 
 EXPORT nvmlReturn_t nvmlDeviceIsMigDeviceHandle(nvmlDevice_t device, unsigned int *isMigDevice)
 {
-    return constant_uint(device, isMigDevice, 0);
+    DEV_ENTER(device, isMigDevice != NULL);
+    *isMigDevice = valid_mig_handle(device) ? 1u : 0u;
+    return leave(NVML_SUCCESS);
 }
 
 EXPORT nvmlReturn_t nvmlDeviceGetMigMode(nvmlDevice_t device, unsigned int *currentMode,
                                          unsigned int *pendingMode)
 {
     DEV_ENTER(device, currentMode != NULL && pendingMode != NULL);
-    return leave(NVML_ERROR_NOT_SUPPORTED);
+    if (device->mig < 0 || valid_mig_handle(device))
+        return leave(NVML_ERROR_NOT_SUPPORTED);
+    *currentMode = (unsigned int)device->mig;
+    *pendingMode = (unsigned int)device->mig;
+    return leave(NVML_SUCCESS);
+}
+
+EXPORT nvmlReturn_t nvmlDeviceGetMaxMigDeviceCount(nvmlDevice_t device, unsigned int *count)
+{
+    DEV_ENTER(device, count != NULL);
+    if (device->mig < 0 || valid_mig_handle(device))
+        return leave(NVML_ERROR_NOT_SUPPORTED);
+    *count = 7;
+    return leave(NVML_SUCCESS);
+}
+
+EXPORT nvmlReturn_t nvmlDeviceGetMigDeviceHandleByIndex(nvmlDevice_t device, unsigned int index,
+                                                        nvmlDevice_t *migDevice)
+{
+    unsigned int i, k = 0;
+    DEV_ENTER(device, migDevice != NULL);
+    if (device->mig != 1 || valid_mig_handle(device))
+        return leave(NVML_ERROR_NOT_SUPPORTED);
+    for (i = 0; i < g_state.nmigs; i++) {
+        if (g_state.migs[i].parent != device->index)
+            continue;
+        if (k == index) {
+            *migDevice = &g_state.migs[i];
+            return leave(NVML_SUCCESS);
+        }
+        k++;
+    }
+    return leave(NVML_ERROR_NOT_FOUND);
+}
+
+EXPORT nvmlReturn_t nvmlDeviceGetGpuInstanceId(nvmlDevice_t device, unsigned int *id)
+{
+    DEV_ENTER(device, id != NULL);
+    if (!valid_mig_handle(device))
+        return leave(NVML_ERROR_NOT_SUPPORTED);
+    *id = device->gi_id;
+    return leave(NVML_SUCCESS);
 }
 
 EXPORT nvmlReturn_t nvmlDeviceGetTotalEccErrors(nvmlDevice_t device, int errorType,
                                                 int counterType, unsigned long long *eccCounts)
 {
-    (void)errorType;
-    (void)counterType;
-    DEV_ENTER(device, eccCounts != NULL);
-    return leave(NVML_ERROR_NOT_SUPPORTED);
+    DEV_ENTER(device, eccCounts != NULL && (errorType == 0 || errorType == 1) &&
+                          (counterType == 0 || counterType == 1));
+    if (device->ecc_mode < 0)
+        return leave(NVML_ERROR_NOT_SUPPORTED);
+    if (counterType == 0)
+        *eccCounts = errorType == 0 ? device->ecc_vol_corr : device->ecc_vol_unc;
+    else
+        *eccCounts = errorType == 0 ? device->ecc_agg_corr : device->ecc_agg_unc;
+    return leave(NVML_SUCCESS);
+}
+
+EXPORT nvmlReturn_t nvmlDeviceGetEccMode(nvmlDevice_t device, unsigned int *current,
+                                         unsigned int *pending)
+{
+    DEV_ENTER(device, current != NULL && pending != NULL);
+    if (device->ecc_mode < 0)
+        return leave(NVML_ERROR_NOT_SUPPORTED);
+    *current = (unsigned int)device->ecc_mode;
+    *pending = (unsigned int)device->ecc_mode;
+    return leave(NVML_SUCCESS);
+}
+
+EXPORT nvmlReturn_t nvmlDeviceGetRemappedRows(nvmlDevice_t device, unsigned int *corrRows,
+                                              unsigned int *uncRows, unsigned int *isPending,
+                                              unsigned int *failureOccurred)
+{
+    DEV_ENTER(device, corrRows != NULL && uncRows != NULL && isPending != NULL &&
+                          failureOccurred != NULL);
+    if (device->remap < 0)
+        return leave(NVML_ERROR_NOT_SUPPORTED);
+    *corrRows = device->remap_corr;
+    *uncRows = device->remap_unc;
+    *isPending = device->remap_pending;
+    *failureOccurred = device->remap_failure;
+    return leave(NVML_SUCCESS);
+}
+
+static nvmlReturn_t clock_reasons(nvmlDevice_t device, unsigned long long *reasons)
+{
+    DEV_ENTER(device, reasons != NULL);
+    *reasons = device->throttle ? device->throttle : (live_values(device).util > 0 ? 0ULL : 1ULL);
+    return leave(NVML_SUCCESS);
+}
+
+EXPORT nvmlReturn_t nvmlDeviceGetCurrentClocksEventReasons(nvmlDevice_t device,
+                                                           unsigned long long *reasons)
+{
+    return clock_reasons(device, reasons);
+}
+
+EXPORT nvmlReturn_t nvmlDeviceGetCurrentClocksThrottleReasons(nvmlDevice_t device,
+                                                              unsigned long long *reasons)
+{
+    return clock_reasons(device, reasons);
+}
+
+EXPORT nvmlReturn_t nvmlDeviceGetTotalEnergyConsumption(nvmlDevice_t device,
+                                                        unsigned long long *energy)
+{
+    DEV_ENTER(device, energy != NULL);
+    if (device->energy_mj < 0)
+        return leave(NVML_ERROR_NOT_SUPPORTED);
+    *energy = (unsigned long long)device->energy_mj;
+    return leave(NVML_SUCCESS);
+}
+
+EXPORT nvmlReturn_t nvmlDeviceGetNvLinkState(nvmlDevice_t device, unsigned int link,
+                                             unsigned int *isActive)
+{
+    DEV_ENTER(device, isActive != NULL);
+    if (link >= NVLINK_MAX_LINKS)
+        return leave(NVML_ERROR_INVALID_ARGUMENT);
+    if (link >= device->nvlinks)
+        return leave(NVML_ERROR_NOT_SUPPORTED);
+    *isActive = (device->nvlink_down >> link) & 1u ? 0u : 1u;
+    return leave(NVML_SUCCESS);
+}
+
+/* ------------------------------------------------------------------ */
+/* Event sets: XID critical errors from [xid] sections, each delivered */
+/* once to every event set, in file order.                              */
+/* ------------------------------------------------------------------ */
+
+#define NVML_EVENT_TYPE_XID 0x8ULL
+
+typedef struct {
+    int used;
+    unsigned long long registered[MAX_GPUS]; /* event mask per GPU index */
+    unsigned int delivered;                  /* [xid] entries already seen */
+} event_set_t;
+
+typedef event_set_t *nvmlEventSet_t;
+
+typedef struct {
+    nvmlDevice_t device;
+    unsigned long long eventType;
+    unsigned long long eventData;
+    unsigned int gpuInstanceId;
+    unsigned int computeInstanceId;
+} nvmlEventData_t;
+
+static event_set_t g_sets[MAX_EVENT_SETS];
+
+EXPORT nvmlReturn_t nvmlEventSetCreate(nvmlEventSet_t *set)
+{
+    unsigned int i;
+    nvmlReturn_t rc = enter();
+    if (rc != NVML_SUCCESS)
+        return rc;
+    if (!set)
+        return leave(NVML_ERROR_INVALID_ARGUMENT);
+    for (i = 0; i < MAX_EVENT_SETS; i++) {
+        if (!g_sets[i].used) {
+            memset(&g_sets[i], 0, sizeof(g_sets[i]));
+            g_sets[i].used = 1;
+            /* XIDs already in the file happened before this set existed */
+            g_sets[i].delivered = g_state.nxids;
+            *set = &g_sets[i];
+            return leave(NVML_SUCCESS);
+        }
+    }
+    return leave(NVML_ERROR_INSUFFICIENT_RESOURCES);
+}
+
+EXPORT nvmlReturn_t nvmlEventSetFree(nvmlEventSet_t set)
+{
+    nvmlReturn_t rc = enter();
+    if (rc != NVML_SUCCESS)
+        return rc;
+    if (!set || !set->used)
+        return leave(NVML_ERROR_INVALID_ARGUMENT);
+    set->used = 0;
+    return leave(NVML_SUCCESS);
+}
+
+EXPORT nvmlReturn_t nvmlDeviceGetSupportedEventTypes(nvmlDevice_t device,
+                                                     unsigned long long *types)
+{
+    DEV_ENTER(device, types != NULL);
+    *types = NVML_EVENT_TYPE_XID;
+    return leave(NVML_SUCCESS);
+}
+
+EXPORT nvmlReturn_t nvmlDeviceRegisterEvents(nvmlDevice_t device, unsigned long long types,
+                                             nvmlEventSet_t set)
+{
+    DEV_ENTER(device, set != NULL && set->used);
+    if (valid_mig_handle(device))
+        return leave(NVML_ERROR_NOT_SUPPORTED);
+    if (types & ~NVML_EVENT_TYPE_XID)
+        return leave(NVML_ERROR_NOT_SUPPORTED);
+    set->registered[device->index] |= types;
+    return leave(NVML_SUCCESS);
+}
+
+/* Poll the data file every 10 ms until an XID for a registered GPU shows up. */
+EXPORT nvmlReturn_t nvmlEventSetWait_v2(nvmlEventSet_t set, nvmlEventData_t *data,
+                                        unsigned int timeoutms)
+{
+    struct timespec step = {0, 10 * 1000 * 1000};
+    double waited = 0.0;
+    for (;;) {
+        nvmlReturn_t rc = enter();
+        if (rc != NVML_SUCCESS)
+            return rc;
+        if (!set || !set->used || !data)
+            return leave(NVML_ERROR_INVALID_ARGUMENT);
+        if (set->delivered > g_state.nxids) /* the file was rewritten shorter */
+            set->delivered = g_state.nxids;
+        while (set->delivered < g_state.nxids) {
+            const xid_t *x = &g_state.xids[set->delivered++];
+            if (x->gpu < g_state.ngpus && (set->registered[x->gpu] & NVML_EVENT_TYPE_XID)) {
+                memset(data, 0, sizeof(*data));
+                data->device = &g_state.gpus[x->gpu];
+                data->eventType = NVML_EVENT_TYPE_XID;
+                data->eventData = x->code;
+                data->gpuInstanceId = NO_INSTANCE;
+                data->computeInstanceId = NO_INSTANCE;
+                return leave(NVML_SUCCESS);
+            }
+        }
+        pthread_mutex_unlock(&g_lock);
+        if (waited >= (double)timeoutms)
+            return NVML_ERROR_TIMEOUT;
+        nanosleep(&step, NULL);
+        waited += 10.0;
+    }
+}
+
+EXPORT nvmlReturn_t nvmlEventSetWait(nvmlEventSet_t set, nvmlEventData_t *data,
+                                     unsigned int timeoutms)
+{
+    return nvmlEventSetWait_v2(set, data, timeoutms);
 }
 
 EXPORT nvmlReturn_t nvmlDeviceGetPcieThroughput(nvmlDevice_t device, int counter,
@@ -1265,7 +1643,9 @@ EXPORT nvmlReturn_t nvmlDeviceGetCurrPcieLinkGeneration(nvmlDevice_t device,
 EXPORT nvmlReturn_t nvmlDeviceGetMaxPcieLinkGeneration(nvmlDevice_t device,
                                                        unsigned int *maxLinkGen)
 {
-    return nvmlDeviceGetCurrPcieLinkGeneration(device, maxLinkGen);
+    DEV_ENTER(device, maxLinkGen != NULL);
+    *maxLinkGen = device->max_pcie_gen ? device->max_pcie_gen : device->pcie_gen;
+    return leave(NVML_SUCCESS);
 }
 
 EXPORT nvmlReturn_t nvmlDeviceGetCurrPcieLinkWidth(nvmlDevice_t device,
@@ -1278,7 +1658,9 @@ EXPORT nvmlReturn_t nvmlDeviceGetCurrPcieLinkWidth(nvmlDevice_t device,
 
 EXPORT nvmlReturn_t nvmlDeviceGetMaxPcieLinkWidth(nvmlDevice_t device, unsigned int *maxLinkWidth)
 {
-    return nvmlDeviceGetCurrPcieLinkWidth(device, maxLinkWidth);
+    DEV_ENTER(device, maxLinkWidth != NULL);
+    *maxLinkWidth = device->max_pcie_width ? device->max_pcie_width : device->pcie_width;
+    return leave(NVML_SUCCESS);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1291,6 +1673,14 @@ EXPORT nvmlReturn_t nvmlDeviceGetMaxPcieLinkWidth(nvmlDevice_t device, unsigned 
  * *infoCount = 0 when there are none; otherwise fill and set *infoCount.
  * kind: 1 = v1 struct, 2 = v2/v3 struct.  compute == 0: always empty.
  */
+/* A MIG device lists the processes of its [mig] section; a GPU lists all of its own. */
+static int proc_on(const proc_t *p, nvmlDevice_t device)
+{
+    if (valid_mig_handle(device))
+        return p->mig >= 0 && MIG_INDEX_BASE + (unsigned int)p->mig == device->index;
+    return p->gpu == device->index;
+}
+
 static nvmlReturn_t running_procs(nvmlDevice_t device, unsigned int *infoCount, void *infos,
                                   int kind, int compute)
 {
@@ -1298,7 +1688,7 @@ static nvmlReturn_t running_procs(nvmlDevice_t device, unsigned int *infoCount, 
     DEV_ENTER(device, infoCount != NULL);
     if (compute) {
         for (i = 0; i < g_state.nprocs; i++)
-            if (g_state.procs[i].gpu == device->index)
+            if (proc_on(&g_state.procs[i], device))
                 n++;
     }
     if (n == 0) {
@@ -1311,7 +1701,7 @@ static nvmlReturn_t running_procs(nvmlDevice_t device, unsigned int *infoCount, 
     }
     for (i = 0; i < g_state.nprocs; i++) {
         const proc_t *p = &g_state.procs[i];
-        if (p->gpu != device->index)
+        if (!proc_on(p, device))
             continue;
         if (kind == 1) {
             nvmlProcessInfo_v1_t *out = (nvmlProcessInfo_v1_t *)infos + k;

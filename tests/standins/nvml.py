@@ -40,6 +40,22 @@ max_clock_sm_mhz (1980), max_clock_mem_mhz (2619), pci_device_id (0x233010DE),
 pci_subsys_id (0x16C110DE), pcie_gen (5), pcie_width (16), cc_major (9), cc_minor (0),
 arch (9 = Hopper), brand (14 = NVIDIA).
 
+Health keys of a ``[gpu]`` (defaults in brackets): throttle (nvmlClocksEventReasons bit
+mask; [0]: GPU idle (0x1) when util is 0), max_pcie_gen / max_pcie_width ([0] = the
+current ones), ecc_mode ([1], "na" = not supported), ecc_volatile_corrected,
+ecc_volatile_uncorrected, ecc_aggregate_corrected, ecc_aggregate_uncorrected ([0]),
+remap ([1], "na": nvmlDeviceGetRemappedRows not supported), remap_corrected,
+remap_uncorrected, remap_pending, remap_failure ([0]), nvlinks (number of links [0]),
+nvlink_down (bit mask of links down [0]), persistence ([1]), compute_mode ([0]),
+energy_mj (nvmlDeviceGetTotalEnergyConsumption [0], "na"), mig (MIG mode [0], "na").
+
+``[xid]`` sections (``gpu=``, ``code=``) are XID critical errors: an event set
+(nvmlEventSetCreate + nvmlDeviceRegisterEvents) delivers each one appended after the
+set was created, once, from nvmlEventSetWait_v2 (which polls the file every 10 ms
+until its timeout). ``[mig]`` sections (``gpu=`` parent index, ``gi=`` GPU instance
+id, ``profile=`` e.g. 3g.40gb, ``mem_total_mib``, ``mem_used_mib``) are MIG devices of
+a GPU with ``mig=1``; a ``[proc]`` with ``mig=<n>`` runs in the n-th ``[mig]``.
+
 The library re-reads the file on every nvmlInit* call, and on any call when the
 file's inode, size, mtime or ctime changed (``write_gpu_file`` replaces the file
 atomically, so a rewrite always shows up as a new inode).
@@ -110,6 +126,8 @@ def write_gpu_file(
     wave: bool | int = False,
     fail_init: int | None = None,
     procs: list[dict[str, Any]] = [],  # noqa: B006 - never mutated
+    xids: list[dict[str, Any]] = [],  # noqa: B006 - never mutated
+    migs: list[dict[str, Any]] = [],  # noqa: B006 - never mutated
 ) -> None:
     """Write a data file for the stand-in library (atomically: temp file + rename).
 
@@ -129,6 +147,10 @@ def write_gpu_file(
         _section(lines, "[gpu]", gpu)
     for proc in procs:
         _section(lines, "[proc]", proc)
+    for xid in xids:
+        _section(lines, "[xid]", xid)
+    for mig in migs:
+        _section(lines, "[mig]", mig)
     data = "\n".join(lines) + "\n"
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
     try:

@@ -30,6 +30,7 @@ class FleetScreen(Screen[None]):
         Binding("r", "retry", "Retry"),
         Binding("space", "fold", "Fold host", show=False),
         Binding("escape", "clear_filter", "Clear filter", show=False),
+        Binding("enter", "gpu_detail", "GPU detail"),
     ]
 
     def __init__(self, services: Services) -> None:
@@ -189,3 +190,16 @@ class FleetScreen(Screen[None]):
             self.notify("Key unlocked; connecting.")
 
         self.app.push_screen(dialog(error), answered)
+
+    # ------------------------------------------------------------------ GPU health
+
+    def action_gpu_detail(self) -> None:
+        """``enter`` on a GPU row: its health and everything else known about it."""
+        chosen = self.table.selected()
+        if chosen is None or chosen[1] is None:
+            if chosen is not None:
+                self.action_fold()
+            return
+        from nomadlab.ui.screens.gpu_detail import GpuDetailScreen
+
+        self.app.push_screen(GpuDetailScreen(self.services, chosen[0], chosen[1]))

@@ -14,7 +14,7 @@ from textual.widget import Widget
 from textual.widgets import Footer, Static
 
 from nomadlab.core.focus import RETRO_PROMPTS, Days, FocusService, format_hours
-from nomadlab.core.focus_report import DayRow, WeekReport, week_report
+from nomadlab.core.focus_report import DayRow, WeekReport, energy_line, week_report
 from nomadlab.ui import render
 from nomadlab.ui.screens.focus_dialogs import FormDialog
 from nomadlab.ui.services import Services
@@ -101,6 +101,9 @@ def stats_text(report: WeekReport) -> Text:
         if totals["cost"]:
             gpu += f", idle cost {totals['idle_cost']:.2f}"
         rows.append(("GPU", gpu))
+        energy = energy_line(report.gpu)
+        if energy:
+            rows.append(("Energy", energy))
     text = Text(no_wrap=True, overflow="ellipsis")
     for index, (label, value) in enumerate(rows):
         if index:

@@ -12,7 +12,7 @@ of those lines. Rows off screen are recomputed when they scroll into view.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from rich.cells import cell_len
 from rich.segment import Segment
@@ -27,7 +27,7 @@ from textual.strip import Strip
 
 from nomadlab.core import fleetview
 from nomadlab.core.model import GpuSample, HostSample, HostState, HostStatus
-from nomadlab.ui import render
+from nomadlab.ui import health_view, render
 from nomadlab.ui.services import Services
 
 SPARK_SPAN = 300.0  # seconds of history in the sparkline column
@@ -47,10 +47,15 @@ class Columns:
     temp: int
     power: int
     procs: int  # 0: no column
+    health: int = 0  # 0: no column; 4: ok/warn/FAIL; wider: and the first reason
 
     @classmethod
     def for_width(cls, width: int) -> Columns:
         """Column widths for a table ``width`` cells wide (each column adds 2 of padding)."""
+        return with_health(cls._for_width(width), width - 2)
+
+    @classmethod
+    def _for_width(cls, width: int) -> Columns:
         usable = width - 2  # vertical scrollbar
         if usable >= 148:
             fixed = cls(24, 14, 30, 13, 8, 5, 10, 0)
@@ -69,12 +74,16 @@ class Columns:
     def widths(self) -> list[int]:
         mem = self.mem + (self.mem_bar + 1 if self.mem_bar else 0)
         out = [self.name, self.util_bar + 5, self.hist, mem, self.temp, self.power]
+        if self.health:
+            out.append(self.health)
         if self.procs:
             out.append(self.procs)
         return out
 
     def titles(self) -> list[str]:
         out = ["Host / GPU", "Util", "Last 5 min", "Memory", "Temp", "Power"]
+        if self.health:
+            out.append("Health" if self.health >= 6 else "Hlth")
         if self.procs:
             out.append("Processes")
         return out
@@ -87,6 +96,19 @@ class Columns:
             out.append((x, width + 2))
             x += width + 2
         return out
+
+
+def with_health(spec: Columns, usable: int) -> Columns:
+    """Make room for the health column: from the sparkline when narrow (the table has no
+    processes column then), from the processes column otherwise."""
+    if not spec.procs:
+        return replace(spec, health=4, hist=max(4, spec.hist - 6))
+    if usable >= 148:
+        procs = spec.procs + 10  # the sparkline gives up 10 cells
+        wide = min(30, max(4, procs // 2 - 2))
+        return replace(spec, hist=spec.hist - 10, health=wide,
+                       procs=max(8, procs - wide - 2))
+    return replace(spec, health=4, procs=max(8, spec.procs - 6))
 
 
 def short_model(name: str) -> str:
@@ -299,6 +321,8 @@ class FleetTable(ScrollView, can_focus=True):
         cells = [label, state, middle, money, Text(""),
                  Text(f"{power / 1000:.1f}kW" if power >= 1000 else
                       (f"{power:.0f}W" if power else ""), style="dim")]
+        if spec.health:
+            cells.append(health_view.host_cell(gpus, spec.health))
         if spec.procs:
             hint = ""
             if status.state is HostState.HOSTKEY_UNKNOWN:
@@ -333,6 +357,8 @@ class FleetTable(ScrollView, can_focus=True):
             render.temp_cell(gpu, th),
             render.power_cell(gpu, th),
         ]
+        if spec.health:
+            cells.append(health_view.gpu_cell(gpu, spec.health))
         if spec.procs:
             if gpu.processes:
                 first = max(gpu.processes, key=lambda p: p.memory_mib or 0)

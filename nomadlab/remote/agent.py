@@ -644,7 +644,7 @@ class DockerNames(object):
         self.calls = 0
 
     def name(self, container_id: str) -> Optional[str]:
-        if self.command is None:
+        if not self.command:  # no docker CLI on this host
             return None
         now = self.clock()
         if container_id not in self.names and (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -106,10 +107,14 @@ def test_decoder_keeps_details_and_drops_malformed_ones() -> None:
     decoder = AgentDecoder("h")
     decoder.feed(b'{"type":"hello","agent":1,"hostname":"h","source":"nvml",'
                  b'"gpus":[{"i":0,"name":"G","uuid":"U"}]}\n', 0.0)
-    line = ('{"type":"sample","t":1,"gpus":[{"i":0,"procs":[[7,"ann","python x",10],'
-            '[8,"bob","y",1]]}],"pinfo":{"7":{"start":123,"cpu":99.5,"rss":2048,"age":61,'
-            '"ppid":1,"chain":[[1,"systemd"]],"ctr":{"kind":"docker","id":"%s","name":'
-            '"[bold]x"}},"8":{"start":"nope"}}}\n' % DOCKER_ID)
+    line = json.dumps({
+        "type": "sample", "t": 1,
+        "gpus": [{"i": 0, "procs": [[7, "ann", "python x", 10], [8, "bob", "y", 1]]}],
+        "pinfo": {"7": {"start": 123, "cpu": 99.5, "rss": 2048, "age": 61, "ppid": 1,
+                        "chain": [[1, "systemd"]],
+                        "ctr": {"kind": "docker", "id": DOCKER_ID, "name": "[bold]x"}},
+                  "8": {"start": "nope"}},
+    }) + "\n"
     (sample,) = decoder.feed(line.encode(), 0.0)
     p7, p8 = sample.gpus[0].processes  # type: ignore[union-attr]
     assert p7.info is not None

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from conftest import config_for, host_for, wait_for
 from sshd import SshServer, keygen
-from test_cli import host_block, nomadlab, no_traceback, write_config
+from test_cli import host_block, no_traceback, nomadlab, write_config
 
 from nomadlab.core.config import Config
 from nomadlab.remote import agent

@@ -7,7 +7,9 @@ from dataclasses import dataclass
 
 import asyncssh
 
-SEP = "\x1f"  # unit separator: tmux keeps it as is in -F output; names come last
+# The three numbers first and the name last, split at most three times: a name may
+# hold any character, spaces included (tmux turns control characters into "_").
+SEP = " "
 FORMAT = SEP.join(("#{session_windows}", "#{session_attached}", "#{session_created}",
                    "#{session_name}"))
 MAX_SESSIONS = 500

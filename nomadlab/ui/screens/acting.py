@@ -152,6 +152,10 @@ class TmuxSessions(ModalScreen[str | None]):
     def action_reload(self) -> None:
         self.load()
 
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        event.stop()  # enter on a row: the table takes the key before the screen
+        self.action_attach()
+
     def action_attach(self) -> None:
         table = self.query_one(DataTable)
         if not self.names or table.cursor_row < 0:

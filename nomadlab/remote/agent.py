@@ -563,6 +563,13 @@ def read_stat(pid: int, proc_root: str = "/proc") -> Optional[Tuple[str, int, in
         return None
 
 
+def _page_size() -> int:
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):
+        return 4096
+
+
 def start_time(pid: int, proc_root: str = "/proc") -> Optional[int]:
     """The pid's start time in clock ticks after boot: a reused pid has another one."""
     stat = read_stat(pid, proc_root)
@@ -575,17 +582,6 @@ def _boot_time(proc_root: str) -> Optional[float]:
             for raw in f:
                 if raw.startswith(b"btime "):
                     return float(raw.split()[1])
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
-
-
-def _rss_mib(pid: int, proc_root: str) -> Optional[float]:
-    try:
-        with open(os.path.join(proc_root, str(pid), "status"), "rb") as f:
-            for raw in f:
-                if raw.startswith(b"VmRSS:"):
-                    return round(int(raw.split()[1]) / 1024.0, 1)
     except (OSError, ValueError, IndexError):
         pass
     return None
@@ -668,16 +664,60 @@ class DockerNames(object):
 
 
 class ProcessDetails(object):
-    """Per pid: CPU % since the last sample, RSS, run time, parents, container."""
+    """Per pid: CPU % since the last sample, RSS, run time, parents, container.
+
+    One read of /proc/PID/stat per process per sample. What does not change while
+    a process lives (its container) or changes rarely (its parents) is read and sent
+    when the process is first seen and again every ``refresh`` seconds; the client
+    keeps it in between.
+    """
 
     def __init__(self, proc_root: str = "/proc", docker: Optional[DockerNames] = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, refresh: float = 30.0) -> None:
         self.root = proc_root
         self.docker = docker if docker is not None else DockerNames()
         self.clock = clock
+        self.refresh = refresh
         self.ticks = float(_clock_ticks())
+        self.page_mib = _page_size() / 1048576.0
         self.boot = _boot_time(proc_root)
         self._prev: Dict[int, Tuple[int, int, float]] = {}  # pid -> (start, cpu ticks, when)
+        self._sent: Dict[int, Tuple[int, float]] = {}  # pid -> (start, when parents were sent)
+        # pid -> open /proc/PID/stat: one pread per sample instead of open, read, close;
+        # once the process ends the read fails (ESRCH), even if the pid is reused
+        self._fds: Dict[int, int] = {}
+
+    def _stat(self, pid: int) -> Optional[Tuple[int, int, int, int]]:
+        fd = self._fds.get(pid)
+        if fd is None:
+            try:
+                fd = os.open(os.path.join(self.root, str(pid), "stat"), os.O_RDONLY)
+            except OSError:
+                return None
+            self._fds[pid] = fd
+        try:
+            data = os.pread(fd, 4096, 0)
+        except OSError:
+            data = b""
+        fields = data[data.rfind(b")") + 2:].split()
+        try:
+            return (int(fields[1]), int(fields[11]) + int(fields[12]), int(fields[19]),
+                    int(fields[21]))
+        except (IndexError, ValueError):
+            self._close(pid)
+            return None
+
+    def _close(self, pid: int) -> None:
+        fd = self._fds.pop(pid, None)
+        if fd is not None:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+    def close(self) -> None:
+        for pid in list(self._fds):
+            self._close(pid)
 
     def chain(self, ppid: int) -> List[List[Any]]:
         """[[pid, comm], ...] from the parent up to pid 1."""
@@ -705,10 +745,10 @@ class ProcessDetails(object):
         return found
 
     def one(self, pid: int, now: float, wall: float) -> Optional[Message]:
-        stat = read_stat(pid, self.root)
+        stat = self._stat(pid)
         if stat is None:
             return None
-        _comm, ppid, cpu_ticks, start = stat
+        ppid, cpu_ticks, start, rss_pages = stat
         cpu: Optional[float] = None
         prev = self._prev.get(pid)
         if prev is not None and prev[0] == start and now > prev[2]:
@@ -716,9 +756,16 @@ class ProcessDetails(object):
         self._prev[pid] = (start, cpu_ticks, now)
         age: Optional[float] = None
         if self.boot is not None:
-            age = round(max(0.0, wall - (self.boot + start / self.ticks)), 1)
-        return {"start": start, "cpu": cpu, "rss": _rss_mib(pid, self.root), "age": age,
-                "ppid": ppid, "chain": self.chain(ppid), "ctr": self._container(pid)}
+            age = round(max(0.0, wall - (self.boot + start / self.ticks)))
+        info: Message = {"start": start, "cpu": cpu, "rss": round(rss_pages * self.page_mib, 1),
+                         "age": age}
+        sent = self._sent.get(pid)
+        if sent is None or sent[0] != start or now - sent[1] >= self.refresh:
+            info["ppid"] = ppid
+            info["chain"] = self.chain(ppid)
+            info["ctr"] = self._container(pid)
+            self._sent[pid] = (start, now)
+        return info
 
     def details(self, pids: Iterable[int]) -> Dict[str, Message]:
         now = self.clock()
@@ -730,6 +777,9 @@ class ProcessDetails(object):
                 out[str(pid)] = info
         for gone in [p for p in self._prev if str(p) not in out]:
             del self._prev[gone]
+            self._sent.pop(gone, None)
+        for gone in [p for p in self._fds if str(p) not in out]:
+            self._close(gone)
         return out
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from nomadlab.core.model import (
@@ -81,6 +81,8 @@ class AgentDecoder:
     inventory: dict[int, tuple[str, str]] = field(default_factory=dict)
     _buffer: bytearray = field(default_factory=bytearray)
     _skipping: bool = False  # inside an over-long line
+    # pid -> (start, parents, container): sent when a process is first seen, kept here
+    _proc_static: dict[int, ProcessInfo] = field(default_factory=dict)
 
     def feed(self, data: bytes, received: float) -> list[Event]:
         events: list[Event] = []
@@ -127,6 +129,21 @@ class AgentDecoder:
         except (ValueError, TypeError, KeyError, AttributeError):
             self.garbage += 1
             return None
+
+    def _process_info(self, pid: int, details: dict[str, Any]) -> ProcessInfo | None:
+        """A process's details; parents and container from an earlier sample if not sent."""
+        info = process_info(details.get(str(pid)))
+        if info is None:
+            return None
+        raw = details.get(str(pid))
+        if isinstance(raw, dict) and "chain" in raw:
+            self._proc_static[pid] = info
+            return info
+        known = self._proc_static.get(pid)
+        if known is not None and known.start == info.start:
+            return replace(info, ppid=known.ppid, parents=known.parents,
+                           container=known.container)
+        return info
 
     def hello_event(self, message: dict[str, Any]) -> AgentInfo:
         gpus = message.get("gpus")
@@ -183,7 +200,7 @@ class AgentDecoder:
                     raise Garbage("pid")
                 procs.append(GpuProcess(int(pid), _text(proc[1], "?"), _text(proc[2]),
                                         _number(proc[3], 0, 1e9),
-                                        process_info(details.get(str(int(pid))))))
+                                        self._process_info(int(pid), details)))
             gpus.append(GpuSample(
                 index=index,
                 name=name,
@@ -196,6 +213,8 @@ class AgentDecoder:
                 power_limit_w=_number(raw.get("pl"), 0, 1e6),
                 processes=procs,
             ))
+        for gone in [pid for pid in self._proc_static if str(pid) not in details]:
+            del self._proc_static[gone]
         stamp = _number(message.get("t"), 0, 1e11)
         return HostSample(
             host=self.host,
@@ -217,7 +236,7 @@ def process_info(raw: Any) -> ProcessInfo | None:
     if not isinstance(raw, dict):
         return None
     start = _number(raw.get("start"), 0, 2**63)
-    ppid = _number(raw.get("ppid"), 0, 2**32)
+    ppid = _number(raw.get("ppid", 0), 0, 2**32)  # sent with the parents only
     if start is None or ppid is None:
         return None
     parents: list[tuple[int, str]] = []

@@ -64,6 +64,8 @@ def test_details_of_a_real_process() -> None:
                 break
         clock.now += 1.0
         second = details.details([child.pid])[str(child.pid)]
+        clock.now += details.refresh
+        refreshed = details.details([child.pid])[str(child.pid)]
     finally:
         child.kill()
         child.wait()
@@ -71,11 +73,15 @@ def test_details_of_a_real_process() -> None:
     assert second["rss"] is not None and second["rss"] > 1  # MiB
     assert second["age"] is not None and 0 <= second["age"] < 120
     assert second["start"] == first["start"]
-    assert second["ppid"] == os.getpid()
-    chain_pids = [pid for pid, _ in second["chain"]]
+    assert first["ppid"] == os.getpid()
+    chain_pids = [pid for pid, _ in first["chain"]]
     assert chain_pids[0] == os.getpid()
     assert chain_pids[-1] == 1 or len(chain_pids) == agent.MAX_CHAIN
-    assert second["ctr"] is None
+    assert first["ctr"] is None
+    # Parents and container do not change from one second to the next: sent again
+    # only after ``refresh`` seconds.
+    assert "chain" not in second and "ctr" not in second
+    assert refreshed["chain"] == first["chain"] and refreshed["ppid"] == os.getpid()
 
 
 def test_details_forget_a_gone_pid() -> None:
@@ -123,6 +129,14 @@ def test_decoder_keeps_details_and_drops_malformed_ones() -> None:
     assert p7.info.container == Container("docker", DOCKER_ID, "[bold]x")
     assert p8.info is None
     assert decoder.garbage == 0
+    # The next sample has no parents or container for pid 7: the decoder keeps them.
+    line2 = json.dumps({"type": "sample", "t": 2,
+                        "gpus": [{"i": 0, "procs": [[7, "ann", "python x", 10]]}],
+                        "pinfo": {"7": {"start": 123, "cpu": 50, "rss": 2048, "age": 62}}})
+    (later,) = decoder.feed((line2 + "\n").encode(), 0.0)
+    info = later.gpus[0].processes[0].info  # type: ignore[union-attr]
+    assert info is not None and info.cpu_percent == 50
+    assert info.parents == ((1, "systemd"),) and info.container == p7.info.container
 
 
 

@@ -153,7 +153,7 @@ class ProcessTable(DataTable[Text]):
         self._targets = []
         if self.as_tree:
             for depth, pid, name, target in tree_rows(procs):
-                indent = "  " * depth + ("└ " if depth else "")
+                indent = "\u00a0\u00a0" * (depth - 1) + "└ " if depth else ""  # nbsp: kept
                 if target is None:
                     blank = [Text("") for _ in range(9)]
                     blank[1] = Text(str(pid), style="dim")

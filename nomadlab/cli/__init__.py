@@ -23,6 +23,7 @@ COMMANDS = (demo, status, hosts, secret, watch)
 # Feature command modules (board, papers, focus): each has register(sub). Imported
 # only when present, so a feature can land on its own.
 FEATURE_COMMANDS = ("nomadlab.cli.board", "nomadlab.cli.paper", "nomadlab.cli.focus")
+ACTION_COMMANDS = ("nomadlab.cli.signal", "nomadlab.cli.attach")  # acting on the fleet
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     for module in COMMANDS:
         module.register(sub)
     tui.register_tail(sub)
-    for name in FEATURE_COMMANDS:
+    for name in (*FEATURE_COMMANDS, *ACTION_COMMANDS):
         try:
             feature = importlib.import_module(name)
         except ModuleNotFoundError as exc:

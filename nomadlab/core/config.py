@@ -284,6 +284,7 @@ class FleetSettings:
     stale_after: float | None = None  # default: max(5 s, 3 intervals)
     sort: str = "name"
     thresholds: Thresholds = field(default_factory=Thresholds)
+    read_only: bool = False  # true: no signal, no new tmux session (watching only)
 
     @property
     def stale_seconds(self) -> float:
@@ -513,6 +514,7 @@ def _read_fleet(t: Table) -> FleetSettings:
         stale_after=stale if stale is not None and stale >= 0 else None,
         sort=t.text("sort", d.sort, choices=SORT_KEYS) or d.sort,
         thresholds=_read_thresholds(t.table("thresholds")),
+        read_only=t.value("read_only", bool, d.read_only),
     )
     t.finish()
     return out

@@ -12,6 +12,7 @@ class GpuProcess:
     user: str
     command: str
     memory_mib: float | None
+    info: ProcessInfo | None = None  # CPU, RSS, parents, container (agent only)
 
 
 @dataclass(slots=True)
@@ -209,3 +210,31 @@ class GpuHealth:
     energy_mj: int | None = None  # total energy since the driver loaded, millijoules
     xid: list[XidEvent] | None = None  # since the agent started; None: not watched
     mig: list[MigInstance] | None = None  # None: MIG off or not supported
+
+
+@dataclass(slots=True, frozen=True)
+class Container:
+    """Where a process runs: a Docker (or other runtime) container, or a Kubernetes pod."""
+
+    kind: str  # "docker" or "pod"
+    id: str  # 64 hex for a container, the pod uid for a pod
+    name: str | None = None  # the container's name, where the docker CLI answered
+
+    @property
+    def label(self) -> str:
+        if self.kind == "pod":
+            return f"pod {self.id[:8]}"
+        return self.name or self.id[:12]
+
+
+@dataclass(slots=True, frozen=True)
+class ProcessInfo:
+    """What /proc on the host says about one GPU process."""
+
+    start: int  # start time in clock ticks after boot: tells a reused pid apart
+    cpu_percent: float | None
+    rss_mib: float | None
+    age_s: float | None  # how long it has run
+    ppid: int
+    parents: tuple[tuple[int, str], ...] = ()  # (pid, name) from the parent up to init
+    container: Container | None = None

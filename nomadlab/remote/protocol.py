@@ -9,10 +9,18 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from nomadlab.core.model import AgentInfo, GpuProcess, GpuSample, GpuSource, HostSample
+from nomadlab.core.model import (
+    AgentInfo,
+    Container,
+    GpuProcess,
+    GpuSample,
+    GpuSource,
+    HostSample,
+    ProcessInfo,
+)
 from nomadlab.remote.agent import NO_PYTHON_MARKER
 from nomadlab.remote.health_wire import decode_health, encode_health
 
@@ -34,7 +42,15 @@ class AgentError:
     message: str
 
 
-Event = AgentInfo | HostSample | NoPython | AgentError
+@dataclass(slots=True, frozen=True)
+class AgentReply:
+    """The agent's answer to a command sent on its stdin (``proc``, ``signal``)."""
+
+    id: int
+    data: dict[str, Any]
+
+
+Event = AgentInfo | HostSample | NoPython | AgentError | AgentReply
 
 
 def _number(value: Any, low: float = -1e12, high: float = 1e12) -> float | None:
@@ -66,6 +82,8 @@ class AgentDecoder:
     inventory: dict[int, tuple[str, str]] = field(default_factory=dict)
     _buffer: bytearray = field(default_factory=bytearray)
     _skipping: bool = False  # inside an over-long line
+    # pid -> (start, parents, container): sent when a process is first seen, kept here
+    _proc_static: dict[int, ProcessInfo] = field(default_factory=dict)
 
     def feed(self, data: bytes, received: float) -> list[Event]:
         events: list[Event] = []
@@ -106,10 +124,27 @@ class AgentDecoder:
                 return self.sample_event(message, received)
             if kind == "error":
                 return AgentError(_text(message.get("error"), "agent error"))
+            if kind == "reply":
+                return reply_event(message)
             raise Garbage(f"unknown type {kind!r}")
         except (ValueError, TypeError, KeyError, AttributeError):
             self.garbage += 1
             return None
+
+    def _process_info(self, pid: int, details: dict[str, Any]) -> ProcessInfo | None:
+        """A process's details; parents and container from an earlier sample if not sent."""
+        info = process_info(details.get(str(pid)))
+        if info is None:
+            return None
+        raw = details.get(str(pid))
+        if isinstance(raw, dict) and "chain" in raw:
+            self._proc_static[pid] = info
+            return info
+        known = self._proc_static.get(pid)
+        if known is not None and known.start == info.start:
+            return replace(info, ppid=known.ppid, parents=known.parents,
+                           container=known.container)
+        return info
 
     def hello_event(self, message: dict[str, Any]) -> AgentInfo:
         gpus = message.get("gpus")
@@ -153,6 +188,8 @@ class AgentDecoder:
             index = int(index_value)
             name, uuid = self.inventory.get(index, (f"GPU {index}", ""))
             procs: list[GpuProcess] = []
+            pinfo = message.get("pinfo")
+            details = pinfo if isinstance(pinfo, dict) else {}
             procs_raw = raw.get("procs") or []
             if not isinstance(procs_raw, list):
                 raise Garbage("procs")
@@ -163,7 +200,8 @@ class AgentDecoder:
                 if pid is None:
                     raise Garbage("pid")
                 procs.append(GpuProcess(int(pid), _text(proc[1], "?"), _text(proc[2]),
-                                        _number(proc[3], 0, 1e9)))
+                                        _number(proc[3], 0, 1e9),
+                                        self._process_info(int(pid), details)))
             gpus.append(GpuSample(
                 index=index,
                 name=name,
@@ -177,6 +215,8 @@ class AgentDecoder:
                 processes=procs,
                 health=decode_health(raw.get("h")),
             ))
+        for gone in [pid for pid in self._proc_static if str(pid) not in details]:
+            del self._proc_static[gone]
         stamp = _number(message.get("t"), 0, 1e11)
         return HostSample(
             host=self.host,
@@ -188,6 +228,49 @@ class AgentDecoder:
             gpus=gpus,
             received=received,
         )
+
+
+MAX_CHAIN = 32
+
+
+def process_info(raw: Any) -> ProcessInfo | None:
+    """One ``pinfo`` entry -> ProcessInfo; None for anything malformed."""
+    if not isinstance(raw, dict):
+        return None
+    start = _number(raw.get("start"), 0, 2**63)
+    ppid = _number(raw.get("ppid", 0), 0, 2**32)  # sent with the parents only
+    if start is None or ppid is None:
+        return None
+    parents: list[tuple[int, str]] = []
+    chain = raw.get("chain")
+    for link in chain[:MAX_CHAIN] if isinstance(chain, list) else []:
+        if isinstance(link, list) and len(link) == 2:
+            pid = _number(link[0], 0, 2**32)
+            if pid is not None:
+                parents.append((int(pid), _text(link[1], "?")[:64]))
+    container = None
+    ctr = raw.get("ctr")
+    if isinstance(ctr, dict) and ctr.get("kind") in ("docker", "pod") and _text(ctr.get("id")):
+        name = _text(ctr.get("name")) or None
+        container = Container(str(ctr["kind"]), _text(ctr.get("id"))[:64],
+                              name[:128] if name else None)
+    return ProcessInfo(
+        start=int(start),
+        cpu_percent=_number(raw.get("cpu"), 0, 1e6),
+        rss_mib=_number(raw.get("rss"), 0, 1e9),
+        age_s=_number(raw.get("age"), 0, 1e10),
+        ppid=int(ppid),
+        parents=tuple(parents),
+        container=container,
+    )
+
+
+def reply_event(message: dict[str, Any]) -> AgentReply:
+    ident = _number(message.get("id"), 0, 2**53)
+    if ident is None:
+        raise Garbage("reply id")
+    data = {k: v for k, v in message.items() if k not in ("type", "id")}
+    return AgentReply(int(ident), data)
 
 
 def wire_sample(sample: HostSample) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import math
 import shlex
 from collections.abc import Callable
@@ -19,7 +20,7 @@ from nomadlab.core.clock import Clock
 from nomadlab.core.model import AgentInfo, GpuProcess, GpuSample, GpuSource, HostSample
 from nomadlab.remote import agent as wire
 from nomadlab.remote import bootstrap
-from nomadlab.remote.protocol import AgentDecoder, AgentError, NoPython
+from nomadlab.remote.protocol import AgentDecoder, AgentError, AgentReply, NoPython
 
 READ_CHUNK = 1 << 16
 STDERR_KEEP = 4096
@@ -27,6 +28,10 @@ STDERR_KEEP = 4096
 # than this share of the interval after the last one taken is dropped. A flooding
 # (or broken) agent then costs decoding, never history or memory.
 RATE_SLACK = 0.5
+
+
+class CommandFailed(Exception):
+    """A command for the agent could not be delivered or was not answered."""
 
 
 class SessionSink(Protocol):
@@ -79,6 +84,37 @@ class AgentSession:
 
     def _take(self) -> bool:
         return self.gate.take(self.interval)
+        self._replies: dict[int, asyncio.Future[dict[str, object]]] = {}
+        self._next_id = 0
+
+    async def request(self, command: dict[str, object], timeout: float = 10.0
+                      ) -> dict[str, object]:
+        """Send one command to the agent on its stdin and wait for its reply.
+
+        Raises :class:`CommandFailed` when there is no agent to ask (no python3 on the
+        host, or the session ended) or it did not answer in time.
+        """
+        if self._proc is None or self._shell is not None or self.decoder.info is None:
+            raise CommandFailed("the host has no running agent to send this")
+        self._next_id += 1
+        ident = self._next_id
+        future: asyncio.Future[dict[str, object]] = asyncio.get_running_loop().create_future()
+        self._replies[ident] = future
+        try:
+            line = json.dumps({**command, "id": ident}, separators=(",", ":")) + "\n"
+            self._proc.stdin.write(line.encode())
+            return await asyncio.wait_for(future, timeout)
+        except (OSError, asyncssh.Error) as exc:
+            raise CommandFailed(f"cannot reach the agent: {exc}") from exc
+        except TimeoutError:
+            raise CommandFailed(f"the agent did not answer within {timeout:g}s") from None
+        finally:
+            self._replies.pop(ident, None)
+
+    def _reply(self, reply: AgentReply) -> None:
+        future = self._replies.pop(reply.id, None)
+        if future is not None and not future.done():
+            future.set_result(reply.data)
 
     def ping(self) -> None:
         """Ask for a sample now (after a wake-up): the agent answers 'interval' at once."""
@@ -138,6 +174,8 @@ class AgentSession:
                     elif isinstance(event, HostSample):
                         if self._take():
                             self.sink.on_sample(event)
+                    elif isinstance(event, AgentReply):
+                        self._reply(event)
                     elif isinstance(event, AgentError):
                         reason = f"agent error: {event.message}"
                 if self.decoder.garbage != before:
@@ -151,6 +189,9 @@ class AgentSession:
             proc.close()
             stderr_task.cancel()
             self._proc = None
+            for future in self._replies.values():
+                if not future.done():
+                    future.set_exception(CommandFailed("the agent session ended"))
         if fallback is not None:
             self._shell = ShellSession(self.conn, self.host, self.sink, self.clock,
                                        interval=self.interval, detail=fallback.detail,

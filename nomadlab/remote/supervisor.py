@@ -18,7 +18,7 @@ import asyncssh
 from nomadlab.core.clock import Clock
 from nomadlab.core.config import HostConfig, SshSettings
 from nomadlab.core.model import AgentInfo, HostSample, HostState, HostStatus
-from nomadlab.remote.session import AgentSession
+from nomadlab.remote.session import AgentSession, CommandFailed
 from nomadlab.remote.ssh import (
     AuthFailed,
     ConnectFailure,
@@ -177,6 +177,14 @@ class HostSupervisor:
             await self._sleep_backoff(reason)
 
     # ------------------------------------------------------------------ for others
+
+    async def request(self, command: dict[str, object], timeout: float = 10.0
+                      ) -> dict[str, object]:
+        """A command for this host's agent (``proc``, ``signal``); its reply."""
+        session = self._session
+        if session is None:
+            raise CommandFailed(f"{self.host.name} is not connected ({self.status.state})")
+        return await session.request(command, timeout)
 
     @property
     def connection(self) -> asyncssh.SSHClientConnection | None:

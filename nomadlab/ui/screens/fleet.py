@@ -12,6 +12,7 @@ from nomadlab.core.config import SORT_KEYS
 from nomadlab.core.model import HostState
 from nomadlab.remote.ssh import agent_hint
 from nomadlab.ui import render
+from nomadlab.ui.screens.fleet_acting import Acting
 from nomadlab.ui.screens.modals import FreeGpusScreen, Passphrase, TrustHostKey
 from nomadlab.ui.services import Services
 from nomadlab.ui.widgets.fleet_table import FleetTable
@@ -31,11 +32,14 @@ class FleetScreen(Screen[None]):
         Binding("space", "fold", "Fold host", show=False),
         Binding("escape", "clear_filter", "Clear filter", show=False),
         Binding("enter", "gpu_detail", "GPU detail"),
+        Binding("T", "process_tree", "Tree"),
+        Binding("a", "tmux", "tmux"),
     ]
 
     def __init__(self, services: Services) -> None:
         super().__init__()
         self.services = services
+        self.acting = Acting(self, services)
 
     def compose(self) -> ComposeResult:
         yield StatusBar(self.services, "Fleet")
@@ -50,6 +54,7 @@ class FleetScreen(Screen[None]):
         return self.query_one(FleetTable)
 
     def on_mount(self) -> None:
+        self.set_interval(1.0, self.acting.check_pending)
         self.table.focus()
         self._update_subtitle()
         self.call_after_refresh(self._show_selected)
@@ -203,3 +208,19 @@ class FleetScreen(Screen[None]):
         from nomadlab.ui.screens.gpu_detail import GpuDetailScreen
 
         self.app.push_screen(GpuDetailScreen(self.services, chosen[0], chosen[1]))
+
+    # ------------------------------------------------------------------ acting (issue 11)
+
+    def action_process_tree(self) -> None:
+        self.query_one(ProcessTable).action_tree()
+
+    def on_process_table_signal_asked(self, event: ProcessTable.SignalAsked) -> None:
+        event.stop()
+        self.acting.ask_signal(event.host, event.process)
+
+    def action_tmux(self) -> None:
+        host = self._selected_host()
+        if host is None or host not in self.services.fleet.supervisors:
+            self.notify("Select a remote host first.", severity="warning")
+            return
+        self.acting.tmux(host)

@@ -1,0 +1,197 @@
+"""Dialogs for acting on the fleet: confirm a signal, a host's tmux sessions."""
+
+from __future__ import annotations
+
+import time
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, DataTable, Input, Label, Static
+
+from nomadlab.ui import render
+from nomadlab.ui.services import Services
+
+
+class ConfirmSignal(ModalScreen[bool]):
+    """Ask before a signal: host, pid, user and command, as the user saw them."""
+
+    BINDINGS = [
+        Binding("y", "answer(True)", "Send"),
+        Binding("n,escape", "answer(False)", "Cancel"),
+    ]
+
+    def __init__(self, host: str, pid: int, user: str, command: str, *, signal: str = "TERM",
+                 note: str | None = None) -> None:
+        super().__init__()
+        self.host, self.pid, self.user, self.command = host, pid, user, command
+        self.signal = signal
+        self.note = note
+
+    def compose(self) -> ComposeResult:
+        danger = " danger" if self.signal == "KILL" else ""
+        with Vertical(classes="dialog" + danger, id="confirm-signal"):
+            yield Label(Text(f"Send SIG{self.signal}?", style="bold"), classes="title")
+            body = Text()
+            if self.note:
+                body.append(self.note + "\n\n", style="bold yellow")
+            body.append("Host:    ")
+            body.append_text(render.safe(self.host, "bold"))
+            body.append(f"\nPID:     {self.pid}\nUser:    ")
+            body.append_text(render.safe(self.user, "cyan"))
+            body.append("\nCommand: ")
+            body.append_text(render.safe(self.command, "", 200))
+            yield Static(body, classes="body")
+            with Horizontal(classes="buttons"):
+                yield Button(f"SIG{self.signal} (y)", id="yes", variant="error")
+                yield Button("Cancel (n)", id="no")
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(event.button.id == "yes")
+
+    def action_answer(self, yes: bool) -> None:
+        self.dismiss(yes)
+
+
+class SessionName(ModalScreen[str | None]):
+    """The name of a new tmux session."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, host: str) -> None:
+        super().__init__()
+        self.host = host
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Label(Text(f"New tmux session on {render.clean(self.host)}", style="bold"),
+                        classes="title")
+            yield Input(placeholder="session name", id="session-name")
+            yield Static("", id="error")
+
+    def on_mount(self) -> None:
+        self.query_one(Input).focus()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        from nomadlab.remote.tmux import check_name
+
+        try:
+            self.dismiss(check_name(event.value))
+        except ValueError as exc:
+            self.query_one("#error", Static).update(render.safe(str(exc), "bold red"))
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class TmuxSessions(ModalScreen[str | None]):
+    """A host's tmux sessions; ``enter`` returns the one to attach, ``n`` starts one."""
+
+    BINDINGS = [
+        Binding("enter", "attach", "Attach"),
+        Binding("n", "new", "New session"),
+        Binding("r", "reload", "Reload"),
+        Binding("escape,q", "close", "Close"),
+    ]
+
+    def __init__(self, services: Services, host: str) -> None:
+        super().__init__()
+        self.services = services
+        self.host = host
+        self.names: list[str] = []
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog wide", id="tmux-sessions"):
+            yield Label(Text(f"tmux on {render.clean(self.host)}", style="bold"),
+                        classes="title")
+            yield DataTable(id="sessions", cursor_type="row")
+            yield Static("asking the host…", id="tmux-note", classes="body")
+            yield Static(Text("enter: attach (detach with C-b d to come back) · n: new "
+                              "session · esc: close", style="dim"))
+
+    def on_mount(self) -> None:
+        table = self.query_one(DataTable)
+        table.add_column("Session", width=30, key="name")
+        table.add_column("Windows", width=8, key="windows")
+        table.add_column("State", width=10, key="state")
+        table.add_column("Created", width=18, key="created")
+        table.focus()
+        self.load()
+
+    def _note(self, text: str, style: str = "dim") -> None:
+        self.query_one("#tmux-note", Static).update(render.safe(text, style))
+
+    @work(exclusive=True, group="tmux")
+    async def load(self) -> None:
+        from nomadlab.remote.tmux import TmuxError, list_sessions
+
+        supervisor = self.services.fleet.supervisors.get(self.host)
+        conn = supervisor.connection if supervisor is not None else None
+        if conn is None:
+            self._note(f"{self.host} is not connected.", "bold red")
+            return
+        try:
+            sessions = await list_sessions(conn)
+        except (TmuxError, OSError, Exception) as exc:  # asyncssh errors too: shown, not raised
+            self._note(str(exc), "bold red")
+            return
+        table = self.query_one(DataTable)
+        table.clear()
+        self.names = [s.name for s in sessions]
+        for s in sessions:
+            created = time.strftime("%Y-%m-%d %H:%M", time.localtime(s.created))
+            state = Text("attached", style="green") if s.attached else Text("detached")
+            table.add_row(render.safe(s.name, "bold", 30), Text(str(s.windows)), state,
+                          Text(created), key=s.name)
+        self._note(f"{len(sessions)} session(s)" if sessions else
+                   "no tmux session on this host: n starts one")
+
+    def action_reload(self) -> None:
+        self.load()
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        event.stop()  # enter on a row: the table takes the key before the screen
+        self.action_attach()
+
+    def action_attach(self) -> None:
+        table = self.query_one(DataTable)
+        if not self.names or table.cursor_row < 0:
+            self._note("no session to attach to: n starts one", "bold yellow")
+            return
+        if self.services.config.fleet.read_only:
+            self._note("read-only: [fleet] read_only = true turns actions off", "bold yellow")
+            return
+        self.dismiss(self.names[min(table.cursor_row, len(self.names) - 1)])
+
+    def action_new(self) -> None:
+        if self.services.config.fleet.read_only:
+            self._note("read-only: [fleet] read_only = true turns actions off", "bold yellow")
+            return
+
+        def named(name: str | None) -> None:
+            if name:
+                self.create(name)
+
+        self.app.push_screen(SessionName(self.host), named)
+
+    @work(exclusive=True, group="tmux")
+    async def create(self, name: str) -> None:
+        from nomadlab.remote.tmux import TmuxError, new_session
+
+        supervisor = self.services.fleet.supervisors.get(self.host)
+        conn = supervisor.connection if supervisor is not None else None
+        if conn is None:
+            self._note(f"{self.host} is not connected.", "bold red")
+            return
+        try:
+            await new_session(conn, name)
+        except (TmuxError, ValueError, OSError, Exception) as exc:
+            self._note(str(exc), "bold red")
+            return
+        self.load()
+
+    def action_close(self) -> None:
+        self.dismiss(None)

@@ -133,6 +133,28 @@ def _path(value: Any) -> str | None:
     return text or None
 
 
+_PATTERN = re.compile(r"%(%|[0-9]*[jAaxu])")
+
+
+def expand_path(path: str | None, job_id: int, array_id: int | None, task: int | None, *,
+                name: str, user: str) -> str | None:
+    """Fill in sbatch's filename patterns (%j, %A, %a, %x, %u, %%)."""
+    if path is None or "%" not in path:
+        return path
+
+    def one(match: re.Match[str]) -> str:
+        spec = match.group(1)
+        if spec == "%":
+            return "%"
+        width, letter = spec[:-1], spec[-1]
+        value = {"j": str(job_id), "A": str(array_id or job_id),
+                 "a": str(task) if task is not None else "4294967294",
+                 "x": name, "u": user}[letter]
+        return value.zfill(int(width)) if width and letter in "jAa" else value
+
+    return _PATTERN.sub(one, path)
+
+
 # --------------------------------------------------------------------------- squeue --json
 
 
@@ -167,13 +189,18 @@ def _json_job(raw: Mapping[str, Any], cluster: str, raw_wait_status: bool) -> Jo
     stdout = _path(raw.get("standard_output")) or _default_output(
         cwd, jid, array_id, int(array_task) if array_task is not None else None)
     stderr = _path(raw.get("standard_error")) or stdout
+    task_no = int(array_task) if array_task is not None else None
+    name = clean(raw.get("name"))
+    user = clean(raw.get("user_name") or raw.get("user") or raw.get("user_id") or "", 64)
+    stdout = expand_path(stdout, jid, array_id, task_no, name=name, user=user)
+    stderr = expand_path(stderr, jid, array_id, task_no, name=name, user=user)
     nodes = raw.get("nodes")
     if state in ("PENDING",):
         exit_code = None
     return Job(
         cluster=cluster, id=ident, job_id=jid,
-        name=clean(raw.get("name")),
-        user=clean(raw.get("user_name") or raw.get("user") or raw.get("user_id") or "", 64),
+        name=name,
+        user=user,
         state=state,
         reason=reason_text,
         partition=clean(raw.get("partition"), 80) or None,

@@ -23,7 +23,8 @@ from nomadlab.core import paths, tomlpos
 
 T = TypeVar("T")
 
-PANE_KINDS = ("fleet", "logs", "focus", "papers", "board")
+PANE_KINDS = ("fleet", "logs", "focus", "papers", "board", "jobs")
+DEFAULT_PANES = PANE_KINDS[:5]  # the jobs pane is asked for: panes = [..., "jobs"]
 LAYOUTS = ("columns", "rows", "grid", "main-left", "main-top")
 SORT_KEYS = ("name", "state", "utilization", "memory", "cost")
 RESERVED_HOST_NAMES = ("local",)
@@ -291,7 +292,7 @@ class FleetSettings:
 
 @dataclass(slots=True)
 class WorkspaceConfig:
-    panes: list[str] = field(default_factory=lambda: list(PANE_KINDS))
+    panes: list[str] = field(default_factory=lambda: list(DEFAULT_PANES))
     layout: str = "main-left"
     main: str = "fleet"
     sizes: dict[str, int] = field(default_factory=dict)

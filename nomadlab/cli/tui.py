@@ -63,6 +63,7 @@ FEATURE_SERVICES = {
     "board": "nomadlab.core.board:make_service",
     "papers": "nomadlab.core.papers:make_service",
     "focus": "nomadlab.core.focus:make_service",
+    "jobs": "nomadlab.remote.jobs_service:make_service",
 }
 
 

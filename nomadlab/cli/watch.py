@@ -17,6 +17,7 @@ import sys
 from typing import Any
 
 from nomadlab.cli.common import add_config_option, config_from
+from nomadlab.cli.jobs_watch import JobsWatch
 from nomadlab.core.alerts import Alert
 from nomadlab.core.config import Config
 from nomadlab.core.logs import LogStatus
@@ -119,15 +120,18 @@ async def watch(config: Config, states: bool = False,
     writer = _tty_writer()
     if writer is not None and (config.notify.bell or config.notify.desktop):
         hub.notifier.add_sink(terminal_sink(writer))
+    jobs = JobsWatch(config, fleet, hub, printer.emit)
     await fleet.start()
     await logs.start()
     await hub.start()
+    jobs.start()
     printer.emit({"event": "started", "time": iso_time(fleet.clock.time()), "pid": os.getpid(),
                   "hosts": fleet.names(), "logs": list(logs.tails),
                   "rules": [r.name for r in hub.rules]})
     try:
         await stop.wait()
     finally:
+        await jobs.stop()
         await hub.stop(timeout=3.0)
         await logs.stop()
         await fleet.stop()

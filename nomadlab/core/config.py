@@ -23,7 +23,8 @@ from nomadlab.core import paths, tomlpos
 
 T = TypeVar("T")
 
-PANE_KINDS = ("fleet", "logs", "focus", "papers", "board")
+PANE_KINDS = ("fleet", "logs", "focus", "papers", "board", "jobs")
+DEFAULT_PANES = PANE_KINDS[:5]  # the jobs pane is asked for: panes = [..., "jobs"]
 LAYOUTS = ("columns", "rows", "grid", "main-left", "main-top")
 SORT_KEYS = ("name", "state", "utilization", "memory", "cost")
 RESERVED_HOST_NAMES = ("local",)
@@ -295,7 +296,7 @@ class FleetSettings:
 
 @dataclass(slots=True)
 class WorkspaceConfig:
-    panes: list[str] = field(default_factory=lambda: list(PANE_KINDS))
+    panes: list[str] = field(default_factory=lambda: list(DEFAULT_PANES))
     layout: str = "main-left"
     main: str = "fleet"
     sizes: dict[str, int] = field(default_factory=dict)
@@ -322,7 +323,7 @@ class TailSettings:
 
 
 ALERT_KINDS = ("log", "gpu_idle", "host_down", "process_exit", "temperature",
-               "gpu_health")
+               "gpu_health", "job")
 SEVERITIES = ("info", "warning", "error")
 OUTCOMES = ("finished", "failed")
 WEBHOOK_KINDS = ("json", "slack", "discord", "ntfy", "telegram")
@@ -424,6 +425,55 @@ class FocusSettings:
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 
 
+CLUSTER_MIN_REFRESH = 5.0  # squeue is an RPC to the controller: never more often
+
+
+@dataclass(slots=True)
+class ClusterConfig:
+    """A Slurm cluster reached through a login node ([[clusters]])."""
+
+    name: str
+    host: str  # a [[hosts]] name or an ~/.ssh/config alias
+    partitions: list[str] = field(default_factory=list)  # empty: every partition
+    all_users: bool = False
+    refresh: float = 15.0
+    timeout: float = 20.0  # a Slurm command that takes longer makes the cluster stale
+
+
+def _read_cluster(t: Table) -> ClusterConfig | None:
+    name = t.text("name", required=True)
+    host = t.text("host", required=True)
+    cluster = ClusterConfig(
+        name=name or "",
+        host=host or "",
+        partitions=t.string_list("partitions", []),
+        all_users=t.value("all_users", bool, False),
+        refresh=t.duration("refresh", 15.0, minimum=CLUSTER_MIN_REFRESH),
+        timeout=t.duration("timeout", 20.0, minimum=1.0),
+    )
+    t.finish()
+    if name and (not _NAME_OK.match(name) or ":" in name):
+        t.problem("name", "must be 1 to 64 printable characters without ':'")
+    if not name or not host:
+        return None
+    return cluster
+
+
+def _read_clusters(root: Table) -> list[ClusterConfig]:
+    clusters: list[ClusterConfig] = []
+    seen: dict[str, int] = {}
+    for index, table in enumerate(root.tables("clusters")):
+        cluster = _read_cluster(table)
+        if cluster is None:
+            continue
+        if cluster.name in seen:
+            table.problem("name", f"duplicate cluster name {cluster.name!r} "
+                          f"(also clusters[{seen[cluster.name]}])")
+        seen.setdefault(cluster.name, index)
+        clusters.append(cluster)
+    return clusters
+
+
 @dataclass(slots=True)
 class Config:
     source: Path | None = None  # None: defaults, no file
@@ -440,6 +490,10 @@ class Config:
     board: BoardSettings = field(default_factory=BoardSettings)
     papers: PapersSettings = field(default_factory=PapersSettings)
     focus: FocusSettings = field(default_factory=FocusSettings)
+    clusters: list[ClusterConfig] = field(default_factory=list)
+
+    def cluster(self, name: str) -> ClusterConfig | None:
+        return next((c for c in self.clusters if c.name == name), None)
 
     def host(self, name: str) -> HostConfig | None:
         for host in self.hosts:
@@ -798,6 +852,7 @@ def parse_config(data: dict[str, Any], text: str = "", source: Path | None = Non
         board=_read_board(root.table("board")),
         papers=_read_papers(root.table("papers")),
         focus=_read_focus(root.table("focus")),
+        clusters=_read_clusters(root),
     )
     root.finish()
     host_names = {h.name for h in hosts} | set(RESERVED_HOST_NAMES)

@@ -265,6 +265,23 @@ MIGRATIONS: dict[str, list[str]] = {
         );
         """,
     ],
+    "jobs": [
+        """
+        CREATE TABLE job_runs (
+            cluster TEXT NOT NULL,
+            job TEXT NOT NULL,                -- "123" or "123_4"
+            name TEXT NOT NULL,
+            user TEXT NOT NULL,
+            state TEXT NOT NULL,
+            gpus INTEGER,
+            start_time REAL,                  -- wall clock; NULL while pending
+            end_time REAL,                    -- wall clock when final
+            seen REAL NOT NULL,               -- the last poll that saw it
+            PRIMARY KEY (cluster, job)
+        );
+        CREATE INDEX job_runs_start ON job_runs (start_time);
+        """,
+    ],
 }
 
 

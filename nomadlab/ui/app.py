@@ -28,7 +28,7 @@ from nomadlab.ui.textual_patches import apply as apply_textual_patches
 
 apply_textual_patches()
 
-MODES = ("workspace", "fleet", "logs", "board", "papers", "focus", "alerts")
+MODES = ("workspace", "fleet", "logs", "board", "papers", "focus", "alerts", "jobs")
 MODE_TITLES = {
     "workspace": "Workspace",
     "fleet": "Fleet",
@@ -37,6 +37,7 @@ MODE_TITLES = {
     "papers": "Papers",
     "focus": "Focus",
     "alerts": "Alerts",
+    "jobs": "Jobs",
 }
 # The full screens of the board, papers and focus features: "module:Class", each class
 # taking the Services. A feature whose module is not there yet shows a placeholder.
@@ -44,6 +45,7 @@ FEATURE_SCREENS = {
     "board": "nomadlab.ui.screens.board:BoardScreen",
     "papers": "nomadlab.ui.screens.papers:PapersScreen",
     "focus": "nomadlab.ui.screens.focus:FocusScreen",
+    "jobs": "nomadlab.ui.screens.jobs:JobsScreen",
 }
 
 
@@ -91,7 +93,7 @@ def when_composed(screen: Screen[Any], callback: Callable[..., object],
 
 
 MODE_KEYS = {"workspace": "0", "fleet": "1", "logs": "2", "board": "3", "papers": "4",
-             "focus": "5", "alerts": "!"}
+             "focus": "5", "alerts": "!", "jobs": "6"}
 
 
 class NomadApp(App[None]):
@@ -105,6 +107,7 @@ class NomadApp(App[None]):
         Binding("4", "open_mode('papers')", "Papers", show=False),
         Binding("5", "open_mode('focus')", "Focus", show=False),
         Binding("exclamation_mark", "open_mode('alerts')", "Alerts", show=False),
+        Binding("6", "open_mode('jobs')", "Jobs", show=False),
         Binding("question_mark", "help", "Help"),
         Binding("q", "quit", "Quit"),
     ]
@@ -132,6 +135,7 @@ class NomadApp(App[None]):
             "board": "Board: the model-lifecycle Kanban.",
             "papers": "Papers: the reading queue and the two-paper rule.",
             "focus": "Focus: deep-work timers, today's plan, the weekly retro.",
+            "jobs": "Jobs: Slurm jobs of the configured clusters.",
         }
         return PlaceholderScreen(s, MODE_TITLES[mode], texts[mode])
 
@@ -160,7 +164,7 @@ class NomadApp(App[None]):
             await s.logs.start()
         if s.alerts is not None:
             await s.alerts.start()
-        for feature in (s.board, s.papers, s.focus):
+        for feature in (s.board, s.papers, s.focus, s.jobs):
             start = lifecycle(feature, ("startup", "start"))
             if start is not None:
                 await start()
@@ -175,7 +179,7 @@ class NomadApp(App[None]):
 
     async def on_unmount(self) -> None:
         s = self.services
-        for feature in (s.board, s.papers, s.focus):
+        for feature in (s.board, s.papers, s.focus, s.jobs):
             stop = lifecycle(feature, ("shutdown", "stop"))
             if stop is not None:
                 await stop()

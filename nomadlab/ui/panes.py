@@ -65,4 +65,7 @@ PANES: dict[str, PaneKind] = {
     "focus": PaneKind("focus", "Focus", "focus", "5",
                       _feature("nomadlab.ui.widgets.focus_pane:FocusPane",
                                "Deep-work timer and today's plan.")),
+    "jobs": PaneKind("jobs", "Jobs", "jobs", "6",
+                     _feature("nomadlab.ui.widgets.jobs_pane:JobsPane",
+                              "Slurm jobs of the configured clusters.")),
 }

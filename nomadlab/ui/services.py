@@ -114,6 +114,7 @@ class Services:
     board: Any = None  # nomadlab.core.board.BoardService
     papers: Any = None  # nomadlab.core.papers.PaperService
     focus: Any = None  # nomadlab.core.focus.FocusService
+    jobs: Any = None  # nomadlab.remote.jobs_service.JobsService
     bridge: FleetBridge = field(default_factory=FleetBridge)
     log_bridge: LogBridge = field(default_factory=LogBridge)
     start_fleet: bool = True

@@ -317,7 +317,7 @@ class TailSettings:
     glob_every: float = 2.0  # how often a glob is re-evaluated for a newer file
 
 
-ALERT_KINDS = ("log", "gpu_idle", "host_down", "process_exit", "temperature")
+ALERT_KINDS = ("log", "gpu_idle", "host_down", "process_exit", "temperature", "xid")
 SEVERITIES = ("info", "warning", "error")
 OUTCOMES = ("finished", "failed")
 WEBHOOK_KINDS = ("json", "slack", "discord", "ntfy", "telegram")

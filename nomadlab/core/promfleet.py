@@ -86,7 +86,8 @@ def queries(selector: str = "", host_label: str | None = None) -> Queries:
              f'(rate(node_cpu_seconds_total{_matchers(selector, _q_eq("mode", "idle"))}[1m])))'),
         up=f"up{_matchers(selector)}",
         util_range=f'max {_by(host_label, "gpu")} (DCGM_FI_DEV_GPU_UTIL{_matchers(selector)})',
-        memory_range=(f'100 * max {_by(host_label, "gpu")} (DCGM_FI_DEV_FB_USED{_matchers(selector)}'
+        memory_range=(f'100 * max {_by(host_label, "gpu")} '
+                      f'(DCGM_FI_DEV_FB_USED{_matchers(selector)}'
                       f' / (DCGM_FI_DEV_FB_USED{_matchers(selector)}'
                       f' + DCGM_FI_DEV_FB_FREE{_matchers(selector)}))'),
     )
@@ -223,9 +224,9 @@ class PromFleet:
         down: dict[str, str] = {}
         for item in up:
             instance = item.labels.get("instance", "")
-            host = self.instance_host.get(instance)
-            if host is not None and item.value == 0:
-                down[host] = f"target {instance} is down (up == 0)"
+            fed = self.instance_host.get(instance)
+            if fed is not None and item.value == 0:
+                down[fed] = f"target {instance} is down (up == 0)"
         for host in list(found) + [h for h in self.statuses if h not in found]:
             previous = self.statuses.get(host)
             if host in found and host not in down:
@@ -272,10 +273,11 @@ class PromFleet:
         return out
 
 
-def history_points(host_label: str | None, series: Iterable[tuple[Mapping[str, str],
-                                                                   list[tuple[float, float | None]]]],
-                   wanted: set[str], fleet: PromFleet) -> dict[tuple[str, int],
-                                                                list[tuple[float, float]]]:
+Points = list[tuple[float, float | None]]
+
+
+def history_points(series: Iterable[tuple[Mapping[str, str], Points]], wanted: set[str],
+                   fleet: PromFleet) -> dict[tuple[str, int], list[tuple[float, float]]]:
     """Range-query answers -> (host, gpu) -> points, for the hosts in ``wanted``."""
     out: dict[tuple[str, int], list[tuple[float, float]]] = {}
     for labels, points in series:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-import socket
 import time
 import urllib.error
 import urllib.parse
@@ -85,7 +84,7 @@ class PrometheusClient:
                 body = response.read(MAX_BODY + 1)
         except urllib.error.HTTPError as exc:
             raise self._http_error(exc) from None
-        except (TimeoutError, socket.timeout):
+        except TimeoutError:
             raise PrometheusError(f"no answer from {self.url} within {self.timeout:g}s",
                                   kind="unreachable") from None
         except urllib.error.URLError as exc:

@@ -122,9 +122,8 @@ class PrometheusSource:
                 self.client.query_range(self.queries.memory_range, start, now, step))
         except PrometheusError:
             return  # sparklines fill up as samples come; the refresh itself succeeded
-        hl = self.config.host_label
-        u = history_points(hl, ((s.labels, s.points) for s in util), hosts, self.model)
-        m = history_points(hl, ((s.labels, s.points) for s in memory), hosts, self.model)
+        u = history_points(((s.labels, s.points) for s in util), hosts, self.model)
+        m = history_points(((s.labels, s.points) for s in memory), hosts, self.model)
         for key in sorted(set(u) | set(m)):
             # the newest point is the sample about to be published: leave it to that
             self.on_backfill(key[0], key[1], [p for p in u.get(key, []) if p[0] < now],

@@ -21,7 +21,8 @@ from nomadlab.core.store import StoreError
 COMMANDS = (demo, status, hosts, secret, watch)
 # Feature command modules (board, papers, focus): each has register(sub). Imported
 # only when present, so a feature can land on its own.
-FEATURE_COMMANDS = ("nomadlab.cli.board", "nomadlab.cli.paper", "nomadlab.cli.focus")
+FEATURE_COMMANDS = ("nomadlab.cli.board", "nomadlab.cli.paper", "nomadlab.cli.focus",
+                    "nomadlab.cli.exporter")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -576,8 +576,11 @@ class AlertHub:
         self.clock = clock
         self.rules = list(rules) if rules is not None else rules_for(config)
         if costs is None:
-            costs = {h.name: h.hourly_cost for h in config.hosts}
-        self.engine = AlertEngine(self.rules, clock, costs)
+            costs = {**config.hosts_cost,
+                     **{h.name: h.hourly_cost for h in config.hosts if h.hourly_cost is not None}}
+            costs.update({h.name: None for h in config.hosts if h.name not in costs})
+        self.engine = AlertEngine(self.rules, clock, costs,
+                                  {s.name: s.hourly_cost for s in config.sources})
         self.log = AlertLog(store, clock) if store is not None else None
         self.notifier = notifier if notifier is not None else Notifier(
             config.notify, self.rules, hold=hold, clock=clock)

@@ -370,10 +370,12 @@ def test_status_json(lab: SshServer, isolated_home: Path,
     result = nomadlab("status", "--json")
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
-    assert list(data) == ["hosts"]
+    assert list(data) == ["hosts", "sources"]
+    assert data["sources"] == []
     [host] = data["hosts"]
     assert list(host) == ["name", "state", "error", "cpu_percent", "memory_used_mib",
-                          "memory_total_mib", "load1", "gpus"]
+                          "memory_total_mib", "load1", "gpus", "source"]
+    assert host["source"] == "ssh"
     assert (host["name"], host["state"], host["error"]) == ("gpu1", "live", None)
     assert 0 <= host["cpu_percent"] <= 100
     assert 0 < host["memory_used_mib"] < host["memory_total_mib"]
@@ -449,7 +451,7 @@ def test_status_with_an_unreachable_host(lab: SshServer, isolated_home: Path) ->
     assert (gpu1["name"], gpu1["state"], len(gpu1["gpus"])) == ("gpu1", "live", 8)
     assert gone == {"name": "gone", "state": "unreachable", "error": "connection refused",
                     "cpu_percent": None, "memory_used_mib": None, "memory_total_mib": None,
-                    "load1": None, "gpus": []}
+                    "load1": None, "gpus": [], "source": "ssh"}
     table = nomadlab("status")
     assert table.returncode == 1
     assert table.stdout.splitlines()[-1].split() == ["gone", "unreachable", "connection",

@@ -23,7 +23,7 @@ COMMANDS = (demo, status, hosts, secret, watch)
 # Feature command modules (board, papers, focus): each has register(sub). Imported
 # only when present, so a feature can land on its own.
 FEATURE_COMMANDS = ("nomadlab.cli.board", "nomadlab.cli.paper", "nomadlab.cli.focus",
-                    "nomadlab.cli.jobs")
+                    "nomadlab.cli.jobs", "nomadlab.cli.exporter")
 ACTION_COMMANDS = ("nomadlab.cli.signal", "nomadlab.cli.attach")  # acting on the fleet
 
 

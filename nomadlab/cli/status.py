@@ -16,6 +16,7 @@ from nomadlab.core import health
 from nomadlab.core.config import Thresholds
 from nomadlab.core.model import LOCAL_HOST, HostState
 from nomadlab.remote.oneshot import HostReport, sample_once
+from nomadlab.remote.promsource import SourceState, SourceStatus
 from nomadlab.ui import render
 
 
@@ -70,7 +71,15 @@ def report_json(report: HostReport) -> dict[str, Any]:
         ]
     if status.info is not None and status.info.gpu_count == 0 and report.ok:
         out["note"] = status.info.reason or "no GPU"
+    if sample is not None and not sample.processes_known:
+        out["note"] = "processes not reported by this source"
+    out["source"] = report.source
     return out
+
+
+def source_json(status: SourceStatus) -> dict[str, Any]:
+    return {"name": status.name, "kind": status.kind, "state": str(status.state),
+            "error": status.error, "hosts": len(status.hosts)}
 
 
 def print_table(reports: list[HostReport], th: Thresholds) -> None:
@@ -96,7 +105,8 @@ def print_table(reports: list[HostReport], th: Thresholds) -> None:
                 "", "", render.safe(f"{gpu.index} {gpu.name}"),
                 Text(render.percent(gpu.utilization), style=render.util_style(gpu.utilization)),
                 render.memory_cell(gpu, th), render.temp_cell(gpu, th), render.power_cell(gpu, th),
-                Text(str(len(gpu.processes))),
+                Text(str(len(gpu.processes))) if sample.processes_known
+                else Text("n/a", style="dim"),
             )
     if not console.is_terminal:  # a pipe or a file: whole lines, not a guessed 80 columns
         wide = console.options.update_width(400)
@@ -112,9 +122,11 @@ def run(args: argparse.Namespace) -> int:
         unknown = [n for n in names if n not in known]
         if unknown:
             raise UserError(f"unknown host {unknown[0]!r} (hosts: {', '.join(known)})")
-    reports = run_async(sample_once(config, names, timeout=args.timeout))
+    sources: list[SourceStatus] = []
+    reports = run_async(sample_once(config, names, timeout=args.timeout, sources=sources))
     if args.json:
-        json.dump({"hosts": [report_json(r) for r in reports]}, sys.stdout, indent=2)
+        json.dump({"hosts": [report_json(r) for r in reports],
+                   "sources": [source_json(s) for s in sources]}, sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:
         print_table(reports, config.fleet.thresholds)
@@ -122,4 +134,9 @@ def run(args: argparse.Namespace) -> int:
             if not report.ok:
                 print(f"{report.name}: {render.clean(report.status.error or '')}",
                       file=sys.stderr)
-    return 0 if all(r.ok for r in reports) else 1
+        for source in sources:
+            if source.state is SourceState.FAILED:
+                print(f"source {source.name}: {render.clean(source.error or '')}",
+                      file=sys.stderr)
+    failed = any(s.state is not SourceState.LIVE for s in sources)
+    return 0 if all(r.ok for r in reports) and not failed else 1

@@ -31,6 +31,8 @@ Rule kinds (``[[alerts]] when = ...``):
 - ``gpu_health``: a GPU logs an XID, uncorrectable ECC errors, a row remap pending
   or failed, or holds a HW slowdown or a PCIe link below its maximum under load for
   ``duration`` (``for``); said once per problem and GPU (see ``health_alerts``).
+- ``xid``: a GPU reports a new XID error (sources that export it: DCGM through
+  Prometheus). Said once per new XID value per GPU.
 
 Cooldown is per (rule, subject), the subject being the log name (``log``) or the host
 (every other kind): within ``cooldown`` of an alert the same rule says nothing more
@@ -255,10 +257,14 @@ class AlertEngine:
     """
 
     def __init__(self, rules: Iterable[AlertRule], clock: Clock = SYSTEM_CLOCK,
-                 costs: Mapping[str, float | None] | None = None) -> None:
+                 costs: Mapping[str, float | None] | None = None,
+                 source_costs: Mapping[str, float | None] | None = None) -> None:
         self.rules = list(rules)
         self.clock = clock
         self.costs: dict[str, float | None] = dict(costs or {})
+        # hosts of a [[sources]] entry not in ``costs``: that source's default
+        self.source_costs: dict[str, float | None] = dict(source_costs or {})
+        self._xids: dict[tuple[str, str], int] = {}  # (host, GPU key) -> last XID said
         # User patterns run with a time limit (core/patterns.py): one that hits it is
         # turned off, with an alert that names it, rather than freezing the loop.
         self._log_rules = [
@@ -349,7 +355,7 @@ class AlertEngine:
             return []
         texts = [line.text for line in lines]
         joined = "\n".join(texts)
-        out: list[Alert] = []
+        out = []
         for lr in active:
             try:
                 self._search_rule(lr, log, host, lines, texts=texts, joined=joined,
@@ -459,6 +465,8 @@ class AlertEngine:
         track.seen_sample = True
         track.gap = False
         present = {_gpu_key(g.uuid, g.index) for g in sample.gpus}
+        if host not in self.costs and sample.source is not None:
+            self.costs[host] = self.source_costs.get(sample.source)
         cost = self.costs.get(host)
         for rule in self._rules("gpu_idle", host):
             since = self._gpu_since.setdefault((rule.name, host), {})
@@ -485,6 +493,7 @@ class AlertEngine:
                     since.pop(key, None)
             for key in [k for k in since if k not in present]:
                 del since[key]
+        out.extend(self._xid_alerts(host, sample, now))
         out.extend(self._check_host(host, now))
         out.extend(self._health_alerts(sample, now))
         return out
@@ -505,6 +514,30 @@ class AlertEngine:
                     host=sample.host, outcome=rule.outcome,
                     extra={"gpu": found.gpu, "problem": found.problem, "level": found.level},
                 ))
+        return out
+
+    def _xid_alerts(self, host: str, sample: HostSample, now: float) -> list[Alert]:
+        rules = self._rules("xid", host)
+        fresh = []
+        for gpu in sample.gpus:
+            key = (host, _gpu_key(gpu.uuid, gpu.index))
+            if gpu.xid is None:
+                continue
+            if gpu.xid and self._xids.get(key) != gpu.xid:
+                fresh.append(gpu)
+            self._xids[key] = gpu.xid
+        out: list[Alert] = []
+        if not fresh:
+            return out
+        shown = ", ".join(f"GPU {g.index} XID {g.xid}" for g in fresh)
+        for rule in rules:
+            out.append(Alert(
+                time=now, rule=rule.name, severity=rule.severity, title=f"{rule.name}: {host}",
+                message=f"{host} reported an XID error: {shown}.", host=host,
+                outcome=rule.outcome,
+                extra={"gpus": [g.index for g in fresh], "xids": [g.xid for g in fresh]},
+            ))
+            self._fire(rule, host, now)
         return out
 
     def tick(self) -> list[Alert]:

@@ -323,7 +323,7 @@ class TailSettings:
 
 
 ALERT_KINDS = ("log", "gpu_idle", "host_down", "process_exit", "temperature",
-               "gpu_health", "job")
+               "gpu_health", "job", "xid")
 SEVERITIES = ("info", "warning", "error")
 OUTCOMES = ("finished", "failed")
 WEBHOOK_KINDS = ("json", "slack", "discord", "ntfy", "telegram")
@@ -472,6 +472,72 @@ def _read_clusters(root: Table) -> list[ClusterConfig]:
         seen.setdefault(cluster.name, index)
         clusters.append(cluster)
     return clusters
+SOURCE_KINDS = ("prometheus",)
+
+
+@dataclass(slots=True)
+class SourceConfig:
+    """A ``[[sources]]`` entry: hosts that come from a monitoring system, not SSH."""
+
+    name: str
+    kind: str
+    url: str
+    secret: str | None = None  # bearer token: keyring or NOMADLAB_SECRET_<NAME>
+    selector: str = ""  # PromQL label matchers added to every query, without braces
+    host_label: str | None = None  # None: Hostname, then instance
+    refresh: float = 5.0
+    timeout: float = 10.0
+    hourly_cost: float | None = None  # default per host of this source
+
+
+def _strip_braces(selector: str) -> str:
+    """'{cluster="a100"}' -> 'cluster="a100"' (matchers are merged into each query)."""
+    text = selector.strip()
+    if text.startswith("{") and text.endswith("}"):
+        text = text[1:-1].strip()
+    return text
+
+
+_LABEL_OK = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def _read_source(t: Table) -> SourceConfig | None:
+    name = t.text("name", required=True)
+    kind = t.text("kind", required=True, choices=SOURCE_KINDS)
+    url = t.text("url", required=True)
+    selector = t.text("selector", "") or ""
+    host_label = t.text("host_label")
+    source = SourceConfig(
+        name=name or "", kind=kind or "prometheus", url=url or "",
+        secret=t.text("secret"),
+        selector=_strip_braces(selector),
+        host_label=host_label,
+        refresh=t.duration("refresh", 5.0, minimum=1.0),
+        timeout=t.duration("timeout", 10.0, minimum=0.1),
+        hourly_cost=t.value("hourly_cost", float, None, minimum=0),
+    )
+    t.finish()
+    if name and not _NAME_OK.match(name):
+        t.problem("name", "must be 1 to 64 printable characters")
+    if url and not re.match(r"^https?://[^\s/]+", url):
+        t.problem("url", f"expected an http:// or https:// URL, got {url!r}")
+    if host_label is not None and not _LABEL_OK.match(host_label):
+        t.problem("host_label", f"not a Prometheus label name: {host_label!r}")
+    if "{" in source.selector or "}" in source.selector:
+        t.problem("selector", "expected label matchers such as '{cluster=\"a100\"}'")
+    if not name or not kind or not url:
+        return None
+    return source
+
+
+def _read_hosts_cost(t: Table) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for key in list(t.data):
+        value = t.value(key, float, None, minimum=0)
+        if value is not None:
+            out[key] = value
+    t.finish()
+    return out
 
 
 @dataclass(slots=True)
@@ -494,6 +560,8 @@ class Config:
 
     def cluster(self, name: str) -> ClusterConfig | None:
         return next((c for c in self.clusters if c.name == name), None)
+    sources: list[SourceConfig] = field(default_factory=list)
+    hosts_cost: dict[str, float] = field(default_factory=dict)  # [hosts_cost] host -> per hour
 
     def host(self, name: str) -> HostConfig | None:
         for host in self.hosts:
@@ -853,8 +921,15 @@ def parse_config(data: dict[str, Any], text: str = "", source: Path | None = Non
         papers=_read_papers(root.table("papers")),
         focus=_read_focus(root.table("focus")),
         clusters=_read_clusters(root),
+        sources=[s for s in (_read_source(t) for t in root.tables("sources")) if s is not None],
+        hosts_cost=_read_hosts_cost(root.table("hosts_cost")),
     )
     root.finish()
+    seen_sources: dict[str, int] = {}
+    for index, src in enumerate(config.sources):
+        if src.name in seen_sources or src.name in RESERVED_HOST_NAMES:
+            problems.add(f"sources[{index}].name", f"duplicate source name {src.name!r}")
+        seen_sources.setdefault(src.name, index)
     host_names = {h.name for h in hosts} | set(RESERVED_HOST_NAMES)
     seen_logs: dict[str, int] = {}
     for index, log in enumerate(config.logs):

@@ -22,6 +22,7 @@ STATE_ORDER = {
     HostState.CONNECTING: 6,
     HostState.LIVE: 7,
     HostState.STOPPED: 8,
+    HostState.DOWN: 5,
 }
 
 

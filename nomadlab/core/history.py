@@ -78,6 +78,15 @@ class FleetHistory:
             self.memory.setdefault(key, Series(self.keep)).add(
                 t, None if fraction is None else 100.0 * fraction)
 
+    def add_points(self, host: str, gpu: int, util: list[tuple[float, float]],
+                   memory: list[tuple[float, float]]) -> None:
+        """Past points of one GPU (a source's history, oldest first) before any sample."""
+        key = (host, gpu)
+        for table, points in ((self.util, util), (self.memory, memory)):
+            series = table.setdefault(key, Series(self.keep))
+            for t, value in points:
+                series.add(t, value)
+
     def forget(self, host: str) -> None:
         for table in (self.util, self.memory):
             for key in [k for k in table if k[0] == host]:

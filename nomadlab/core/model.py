@@ -28,6 +28,12 @@ class GpuSample:
     power_limit_w: float | None
     processes: list[GpuProcess] = field(default_factory=list)
     health: GpuHealth | None = None  # None: the source gives no health fields
+    # Only some sources report these (DCGM through Prometheus): None when unknown.
+    xid: int | None = None  # the last XID error the driver reported (0: none)
+    memory_copy_util: float | None = None
+    sm_clock_mhz: float | None = None
+    memory_clock_mhz: float | None = None
+    throttle_reasons: int | None = None  # NVML clocks-event reason bit mask
 
     @property
     def memory_fraction(self) -> float | None:
@@ -52,6 +58,8 @@ class HostSample:
     load1: float | None
     gpus: list[GpuSample] = field(default_factory=list)
     received: float = 0.0  # wall clock on this machine when the sample arrived
+    source: str | None = None  # a [[sources]] name; None: SSH or this machine
+    processes_known: bool = True  # False: the source does not report GPU processes
 
 
 class GpuSource(enum.StrEnum):
@@ -83,6 +91,7 @@ class HostState(enum.StrEnum):
     HOSTKEY_UNKNOWN = "host key unknown"
     HOSTKEY_CHANGED = "host key changed"
     STOPPED = "stopped"
+    DOWN = "down"  # a monitoring source says the host's exporter is down (up == 0)
 
     @property
     def waits_for_user(self) -> bool:

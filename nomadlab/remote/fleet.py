@@ -20,6 +20,7 @@ from nomadlab.core.history import FleetHistory
 from nomadlab.core.model import LOCAL_HOST, HostSample, HostState, HostStatus
 from nomadlab.core.store import Store
 from nomadlab.remote.local import LocalSampler
+from nomadlab.remote.promsource import PrometheusSource, SourceStatus
 from nomadlab.remote.ssh import Connector, KeyStore, trust_host_key
 from nomadlab.remote.supervisor import HostSupervisor
 
@@ -67,6 +68,17 @@ class Fleet:
             self.statuses[LOCAL_HOST] = self.local.status
         self._wake_task: asyncio.Task[None] | None = None
         self.wake = WakeDetector(clock)
+        # [[sources]]: hosts from a monitoring system (only when no host list was asked for)
+        self.sources: dict[str, PrometheusSource] = {}
+        self.source_statuses: dict[str, SourceStatus] = {}
+        self.host_source: dict[str, str] = {}  # host -> the source that feeds it
+        self.ssh_latest: dict[str, HostSample] = {}  # hosts in [[hosts]] and a source
+        for source in config.sources if wanted is None else []:
+            self.sources[source.name] = PrometheusSource(
+                source, clock=clock, on_status=self.publish_source_status,
+                on_sample=self.publish_sample, on_backfill=self.backfill,
+                on_source=self.publish_source)
+            self.source_statuses[source.name] = self.sources[source.name].status
 
     def _supervisor(self, host: HostConfig) -> HostSupervisor:
         return HostSupervisor(
@@ -84,8 +96,60 @@ class Fleet:
         for listener in list(self.listeners):
             listener.fleet_status(status)
 
+    def publish_source_status(self, status: HostStatus) -> None:
+        """A host's state as a source sees it; a host also in [[hosts]] goes by SSH's."""
+        if status.name in self.supervisors:
+            return
+        self.publish_status(status)
+
+    def publish_source(self, status: SourceStatus) -> None:
+        self.source_statuses[status.name] = status
+        for listener in list(self.listeners):
+            told = getattr(listener, "fleet_source", None)
+            if told is not None:
+                told(status)
+
+    def backfill(self, host: str, gpu: int, util: list[tuple[float, float]],
+                 memory: list[tuple[float, float]]) -> None:
+        """Sparkline history of a host seen for the first time, from the source's past."""
+        self.history.add_points(host, gpu, util, memory)
+
+    def _merge(self, sample: HostSample) -> HostSample:
+        """A host both in [[hosts]] and a source: its processes come from SSH, its
+        metrics from whichever arrived last."""
+        if sample.source is None:
+            self.ssh_latest[sample.host] = sample
+            return sample
+        ssh = self.ssh_latest.get(sample.host)
+        if ssh is None:
+            return sample
+        procs = {g.uuid or str(g.index): g.processes for g in ssh.gpus}
+        for gpu in sample.gpus:
+            gpu.processes = list(procs.get(gpu.uuid or str(gpu.index), []))
+        sample.processes_known = True
+        return sample
+
+    def cost_of(self, host: str) -> float | None:
+        """Per hour: [[hosts]] hourly_cost, else [hosts_cost], else the source's default."""
+        cost = self.costs.get(host)
+        if cost is not None:
+            return cost
+        if host in self.config.hosts_cost:
+            return self.config.hosts_cost[host]
+        source = self.sources.get(self.host_source.get(host, ""))
+        return source.config.hourly_cost if source is not None else None
+
     def publish_sample(self, sample: HostSample) -> None:
         """A new sample: kept as the latest, added to history and aggregates, passed on."""
+        if sample.source is not None:
+            if sample.host not in self.host_source:
+                self.host_source[sample.host] = sample.source
+                if sample.host not in self.costs:
+                    self.costs[sample.host] = self.cost_of(sample.host)
+            if sample.host in self.supervisors:
+                sample = self._merge(sample)
+        elif sample.host in self.supervisors and self.config.sources:
+            self._merge(sample)
         self.latest[sample.host] = sample
         self.history.add(sample)
         try:
@@ -109,6 +173,8 @@ class Fleet:
             self.local.start()
         for sup in self.supervisors.values():
             sup.start()
+        for source in self.sources.values():
+            source.start()
         self._wake_task = asyncio.get_running_loop().create_task(self._watch_sleep())
 
     async def stop(self) -> None:
@@ -117,6 +183,7 @@ class Fleet:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._wake_task
         await asyncio.gather(*(s.stop() for s in self.supervisors.values()),
+                             *(s.stop() for s in self.sources.values()),
                              return_exceptions=True)
         if self.local is not None:
             await self.local.stop()
@@ -168,3 +235,11 @@ class Fleet:
             sup.set_interval(interval)
         if self.local is not None:
             self.local.interval = interval
+
+    def source_name(self, host: str) -> str:
+        """Where a host's figures come from: "ssh", "local" or a [[sources]] name."""
+        if host == LOCAL_HOST:
+            return "local"
+        if host in self.supervisors:
+            return "ssh"
+        return self.host_source.get(host, "ssh")

@@ -16,6 +16,7 @@ from nomadlab.core.clock import SYSTEM_CLOCK, Clock
 from nomadlab.core.config import Config
 from nomadlab.core.model import HostSample, HostState, HostStatus
 from nomadlab.remote.fleet import Fleet
+from nomadlab.remote.promsource import SourceStatus
 
 ONESHOT_INTERVAL = 0.5  # seconds between an agent's samples for `nomadlab status`
 FINAL = {HostState.RECONNECTING, HostState.AUTH_FAILED, HostState.PASSPHRASE,
@@ -27,6 +28,7 @@ class HostReport:
     name: str
     status: HostStatus
     sample: HostSample | None
+    source: str = "ssh"  # "ssh", "local" or the [[sources]] name that fed it
 
     @property
     def ok(self) -> bool:
@@ -57,20 +59,22 @@ class _Waiter:
 
 
 async def sample_once(config: Config, names: Iterable[str] | None = None, *,
-                      timeout: float | None = None, clock: Clock = SYSTEM_CLOCK
-                      ) -> list[HostReport]:
+                      timeout: float | None = None, clock: Clock = SYSTEM_CLOCK,
+                      sources: list[SourceStatus] | None = None) -> list[HostReport]:
+    """One report per host; ``sources`` (when given) is filled with each source's state."""
     # The second sample is the one waited for: ask for it sooner than the TUI would.
     interval = min(config.fleet.interval, ONESHOT_INTERVAL)
     fleet = Fleet(replace(config, fleet=replace(config.fleet, interval=interval)),
                   clock=clock, hosts=names)
     waiter = _Waiter(fleet.names())
     fleet.listeners.append(waiter)
+    sources_done = [s.first_refresh.wait() for s in fleet.sources.values()]
     limit = timeout if timeout is not None else (
         config.ssh.connect_timeout + config.ssh.login_timeout + 5 * config.fleet.interval + 5)
     await fleet.start()
     try:
         try:
-            await asyncio.wait_for(waiter.done.wait(), limit)
+            await asyncio.wait_for(asyncio.gather(waiter.done.wait(), *sources_done), limit)
         except TimeoutError:
             pass
         # A sample may have landed after a failure was reported: take what we have.
@@ -80,7 +84,9 @@ async def sample_once(config: Config, names: Iterable[str] | None = None, *,
             sample = fleet.latest.get(name)
             if sample is None and status.state not in FINAL and status.error is None:
                 status.error = f"no sample within {limit:.0f}s"
-            reports.append(HostReport(name, status, sample))
+            reports.append(HostReport(name, status, sample, fleet.source_name(name)))
         return reports
     finally:
+        if sources is not None:
+            sources.extend(fleet.source_statuses.values())
         await fleet.stop()

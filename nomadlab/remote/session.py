@@ -81,11 +81,11 @@ class AgentSession:
         self._proc: asyncssh.SSHClientProcess[bytes] | None = None
         self._shell: ShellSession | None = None
         self.gate = RateGate(clock)
+        self._replies: dict[int, asyncio.Future[dict[str, object]]] = {}
+        self._next_id = 0
 
     def _take(self) -> bool:
         return self.gate.take(self.interval)
-        self._replies: dict[int, asyncio.Future[dict[str, object]]] = {}
-        self._next_id = 0
 
     async def request(self, command: dict[str, object], timeout: float = 10.0
                       ) -> dict[str, object]:

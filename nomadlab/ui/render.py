@@ -27,6 +27,7 @@ STATE_STYLE = {
     HostState.HOSTKEY_UNKNOWN: "bold magenta",
     HostState.HOSTKEY_CHANGED: "bold white on red",
     HostState.STOPPED: "dim",
+    HostState.DOWN: "red",
 }
 
 BAR_FULL = "█"

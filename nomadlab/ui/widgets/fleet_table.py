@@ -198,6 +198,7 @@ class FleetTable(ScrollView, can_focus=True):
         self.cursor_row = 0
         self._flush_pending = False
         self._header: Strip | None = None
+        self._hosts_known = 0  # len(fleet.statuses) at the last rebuild
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -254,6 +255,7 @@ class FleetTable(ScrollView, can_focus=True):
         self.columns_spec = self.columns_spec or Columns.for_width(self.size.width or 120)
         keep = self._cursor_key()
         fleet = self.services.fleet
+        self._hosts_known = len(fleet.statuses)
         self.order = self.visible_hosts()
         keys: list[str] = []
         self._gpu_rows.clear()
@@ -306,6 +308,9 @@ class FleetTable(ScrollView, can_focus=True):
         state = render.state_text(status, now)
         if status.state in (HostState.LIVE, HostState.STALE):
             middle = render.host_stats(sample, load=not spec.procs)
+            if (sample is not None and sample.source is not None and sample.cpu_percent is None
+                    and sample.memory_total_mib is None):
+                middle = Text("no node_exporter figures", style="dim")
         else:
             middle = render.safe(status.error or "", "red" if status.state.waits_for_user else "")
         cost = fleet.costs.get(name)
@@ -333,7 +338,11 @@ class FleetTable(ScrollView, can_focus=True):
                 hint = "p: enter passphrase"
             elif status.state in (HostState.AUTH_FAILED, HostState.RECONNECTING):
                 hint = "r: retry now"
-            cells.append(Text(hint, style="italic dim") if hint else render.load_text(sample))
+            cell = Text(hint, style="italic dim") if hint else render.load_text(sample)
+            source = fleet.host_source.get(name)
+            if source is not None and name not in fleet.supervisors:
+                cell = render.safe(f"via {source} ", "dim").append_text(cell)
+            cells.append(cell)
         return cells
 
     def _gpu_cells(self, name: str, gpu: GpuSample) -> list[Text]:
@@ -368,12 +377,18 @@ class FleetTable(ScrollView, can_focus=True):
                 if len(gpu.processes) > 1:
                     text.append(f" +{len(gpu.processes) - 1}", style="dim")
                 cells.append(text)
+            elif not self._processes_known(name):
+                cells.append(Text("processes not reported (DCGM)", style="dim italic"))
             else:
                 cells.append(Text("—", style="dim"))
         if status is not None and status.state is not HostState.LIVE:
             for cell in cells:
                 cell.stylize("dim")
         return cells
+
+    def _processes_known(self, name: str) -> bool:
+        sample = self.services.fleet.latest.get(name)
+        return sample is None or sample.processes_known
 
     def _cells_for(self, key: str) -> list[Text]:
         name, gpu_index = parse_key(key)
@@ -508,6 +523,9 @@ class FleetTable(ScrollView, can_focus=True):
         if not self.screen.is_current:
             return
         bridge = self.services.bridge
+        if len(self.services.fleet.statuses) != self._hosts_known:
+            self.rebuild()  # a host appeared (a source found it) or went
+            return
         changed = [n for n in self.order if bridge.host_versions.get(n, 0) != self.rendered.get(n)]
         if not changed:
             return

@@ -1,0 +1,338 @@
+"""A big fleet from Prometheus: N hosts x 8 GPUs (default 1,000) scraped by a real
+Prometheus every 5 s; the real TUI reads it through a ``[[sources]]`` entry.
+
+Processes (so each figure is its own):
+
+- stand-ins (``--role standins``): one HTTP server on 127.0.0.1 serving every node's
+  dcgm-exporter page (tests/standins/dcgm.py), pages pre-rendered, values changing
+  every 20 s;
+- Prometheus (Debian's package, temp TSDB, ``scrape_interval: 5s``), targets from a
+  file_sd file: one target per node, each with its own path and instance label;
+- the client (``--role client``): the real ``Fleet`` with the Prometheus source at a
+  5 s refresh and the real app (headless driver, 160x48) on the fleet screen.
+
+Figures (the client prints them as JSON, this script as a table):
+
+- first screen: from the fleet's start to the first frame painted with every host in
+  the table (the first refresh included: queries, model, table build, paint);
+- client CPU, % of one core (``time.process_time`` over a window of refreshes divided
+  by its wall time) and peak RSS (``ru_maxrss``);
+- query to paint, p50/p99: from a refresh's first query to the first frame painted
+  after the table applied it;
+- keypress to paint, p50/p99, ms: ``down`` and ``pagedown`` (scroll), typing a
+  filter one key at a time and clearing it (filter), ``s`` (sort): from the key to
+  the next frame painted after it was handled (``pilot.press`` + ``pilot.pause``);
+- Prometheus-side cost of one refresh: its own ``execTotalTime`` (``stats=all``)
+  summed over the refresh's queries, and the refresh's wall time on this side.
+
+Run: ``python benchmarks/prom_scale.py [--hosts 1000] [--window 60]``; needs the
+``prometheus`` binary. About 2 to 3 minutes at full size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+
+TARGETS = {"cpu": 25.0, "rss": 300.0, "query_paint_p99": 1000.0, "key_p99": 100.0,
+           "first_screen": 3000.0}
+
+
+def pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
+
+
+# --------------------------------------------------------------------------- stand-ins
+
+
+def standins(args: argparse.Namespace) -> None:
+    import random
+
+    from standins.dcgm import Gpu, Node, StandinExporters
+
+    server = StandinExporters()
+    rng = random.Random(0)
+    pages: dict[str, bytes] = {}
+
+    def make(i: int) -> Node:
+        gpus = [Gpu(util=rng.choice([0.0, 0.0, 35.0, 97.0]), used=rng.uniform(0, 80000),
+                    temp=rng.uniform(30, 80), power=rng.uniform(60, 690)) for _ in range(8)]
+        return Node(f"gpu-{i:04d}", gpus=gpus)
+
+    for i in range(args.hosts):
+        server.add(make(i))
+
+    def render() -> None:
+        with server.lock:
+            for node in server.nodes.values():
+                for gpu in node.gpus:
+                    gpu.util = rng.choice([0.0, 0.0, 35.0, 97.0])
+                pages[node.name] = node.dcgm_page().encode()
+
+    render()
+    # serve the pre-rendered pages: the stand-ins must not be what limits the scrape
+    original = server.server.RequestHandlerClass
+
+    class Fast(original):  # type: ignore[misc, valid-type]
+        def do_GET(self) -> None:
+            name = self.path.rsplit("/", 1)[-1]
+            body = pages.get(name)
+            if body is None:
+                super().do_GET()
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain; version=0.0.4")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    server.server.RequestHandlerClass = Fast
+    print(json.dumps({"targets": server.targets()}), flush=True)
+
+    def rerender() -> None:
+        while True:
+            time.sleep(20)
+            render()
+
+    threading.Thread(target=rerender, daemon=True).start()
+    sys.stdin.read()  # until the orchestrator closes our stdin
+    server.close()
+
+
+# --------------------------------------------------------------------------- client
+
+
+async def client(args: argparse.Namespace) -> dict[str, Any]:
+    from textual.screen import Screen
+
+    from nomadlab.cli.tui import build_app
+    from nomadlab.core.config import SourceConfig, load_config_text
+    from nomadlab.core.store import Store
+    from nomadlab.remote.fleet import Fleet
+    from nomadlab.ui.widgets.fleet_table import FleetTable
+
+    data = Path(args.dir) / "data"
+    config = load_config_text(f'show_local = false\ndata_dir = "{data}"\n')
+    config.sources = [SourceConfig(name="lab", kind="prometheus", url=args.url,
+                                   refresh=args.refresh, timeout=30.0)]
+    store = Store(config.database)
+    fleet = Fleet(config, store=store)
+    source = fleet.sources["lab"]
+    frames: list[float] = []
+    original_refresh = Screen._compositor_refresh
+
+    def counted(self: Any) -> None:
+        original_refresh(self)
+        frames.append(time.perf_counter())
+
+    Screen._compositor_refresh = counted  # type: ignore[method-assign]
+
+    # query -> paint: when each refresh began, when the table applied it
+    refresh_started: list[float] = []
+    applied: list[tuple[float, float]] = []  # (refresh began, table applied)
+    server_cost: list[float] = []
+    wall_cost: list[float] = []
+    original_source_refresh = source.refresh
+
+    async def timed_refresh() -> Any:
+        began = time.perf_counter()
+        refresh_started.append(began)
+        before = source.client.stats.server_seconds if source.client else 0.0
+        result = await original_source_refresh()
+        wall_cost.append(time.perf_counter() - began)
+        if source.client is not None:
+            server_cost.append(source.client.stats.server_seconds - before)
+        return result
+
+    source.refresh = timed_refresh  # type: ignore[method-assign]
+    original_flush = FleetTable.flush
+
+    def flush(self: FleetTable) -> None:
+        original_flush(self)
+        if refresh_started:
+            applied.append((refresh_started[-1], time.perf_counter()))
+
+    FleetTable.flush = flush  # type: ignore[method-assign]
+
+    app = build_app(config, start_fleet=False, store=store, fleet=fleet, initial_mode="fleet")
+    out: dict[str, Any] = {}
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.pause()
+        table = app.screen.query_one(FleetTable)
+        started = time.perf_counter()
+        await fleet.start()
+        deadline = started + 120
+        all_in = float("nan")
+        while time.perf_counter() < deadline:
+            await asyncio.sleep(0.01)
+            if sum(1 for k in table.keys if k.startswith("h")) >= args.hosts:
+                all_in = time.perf_counter()
+                break
+        while time.perf_counter() < deadline and not (frames and frames[-1] > all_in):
+            await asyncio.sleep(0.01)
+        # the first frame painted once every host row was in the table
+        first_frame = next((f for f in frames if f > all_in), float("nan"))
+        out["first_screen_ms"] = (first_frame - started) * 1000
+        out["hosts_shown"] = sum(1 for k in table.keys if k.startswith("h"))
+        out["rows"] = len(table.keys)
+        # warm up two refreshes, then measure CPU over the window
+        await asyncio.sleep(2 * args.refresh)
+        applied.clear()
+        server_cost.clear()
+        wall_cost.clear()
+        cpu0, wall0 = time.process_time(), time.perf_counter()
+        await asyncio.sleep(args.window)
+        cpu1, wall1 = time.process_time(), time.perf_counter()
+        out["cpu_percent"] = 100 * (cpu1 - cpu0) / (wall1 - wall0)
+        delays = []
+        for began, done in applied:
+            paint = next((f for f in frames if f >= done), None)
+            if paint is not None:
+                delays.append((paint - began) * 1000)
+        # one figure per refresh: its first painted application
+        per_refresh: dict[float, float] = {}
+        for (began, _), d in zip(applied, delays, strict=False):
+            per_refresh.setdefault(began, d)
+        qp = list(per_refresh.values())
+        out["query_paint_ms"] = {"p50": pct(qp, 50), "p99": pct(qp, 99), "n": len(qp)}
+        out["prometheus_exec_ms_per_refresh"] = (1000 * sum(server_cost) / len(server_cost)
+                                                 if server_cost else float("nan"))
+        out["refresh_wall_ms"] = {"p50": pct([w * 1000 for w in wall_cost], 50),
+                                  "p99": pct([w * 1000 for w in wall_cost], 99)}
+        out["queries_per_refresh"] = 4
+
+        async def key(k: str) -> float:
+            began = time.perf_counter()
+            await pilot.press(k)
+            await pilot.pause()
+            return (time.perf_counter() - began) * 1000
+
+        keys: dict[str, list[float]] = {"scroll": [], "filter": [], "sort": []}
+        table.focus()
+        await pilot.pause()
+        for _ in range(40):
+            keys["scroll"].append(await key("down"))
+        for _ in range(10):
+            keys["scroll"].append(await key("pagedown"))
+        for _ in range(3):
+            await pilot.press("slash")
+            await pilot.pause()
+            for ch in "gpu-07":
+                keys["filter"].append(await key(ch))
+            for _ in range(6):
+                keys["filter"].append(await key("backspace"))
+            await pilot.press("escape")
+            await pilot.pause()
+            table.focus()
+            await pilot.pause()
+        for _ in range(12):
+            keys["sort"].append(await key("s"))
+        out["keys_ms"] = {name: {"p50": pct(v, 50), "p99": pct(v, 99), "n": len(v)}
+                          for name, v in keys.items()}
+        every = [x for v in keys.values() for x in v]
+        out["keys_ms"]["all"] = {"p50": pct(every, 50), "p99": pct(every, 99), "n": len(every)}
+        out["rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        await fleet.stop()
+    return out
+
+
+# --------------------------------------------------------------------------- main
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--role", choices=["main", "standins", "client"], default="main")
+    parser.add_argument("--hosts", type=int, default=1000)
+    parser.add_argument("--refresh", type=float, default=5.0)
+    parser.add_argument("--window", type=float, default=60.0)
+    parser.add_argument("--url", default="")
+    parser.add_argument("--dir", default="")
+    args = parser.parse_args()
+    if args.role == "standins":
+        standins(args)
+        return
+    if args.role == "client":
+        print(json.dumps(asyncio.run(client(args))), flush=True)
+        return
+
+    from prom import PromServer
+
+    work = Path(tempfile.mkdtemp(prefix="nomadlab-prom-bench-"))
+    stand = subprocess.Popen([sys.executable, __file__, "--role", "standins", "--hosts",
+                              str(args.hosts)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             text=True)
+    assert stand.stdout is not None and stand.stdin is not None
+    targets = json.loads(stand.stdout.readline())["targets"]
+    prom_dir = work / "prom"
+    prom_dir.mkdir()
+    prom = PromServer(prom_dir, scrape_interval="5s")
+    prom.start()
+    try:
+        prom.set_targets(targets)
+        began = time.monotonic()
+        prom.wait_for("count(up == 1)",
+                      lambda r: bool(r) and int(float(r[0]["value"][1])) >= args.hosts,
+                      limit=120)
+        prom.wait_for("count(DCGM_FI_DEV_GPU_UTIL)",
+                      lambda r: bool(r) and int(float(r[0]["value"][1])) >= 8 * args.hosts,
+                      limit=60)
+        print(f"prometheus: {args.hosts} targets up after {time.monotonic() - began:.0f}s; "
+              f"{8 * args.hosts} GPUs, scrape interval 5s", flush=True)
+        result = subprocess.run(
+            [sys.executable, __file__, "--role", "client", "--url", prom.url, "--dir",
+             str(work), "--hosts", str(args.hosts), "--refresh", str(args.refresh),
+             "--window", str(args.window)], capture_output=True, text=True, check=False,
+            env={**os.environ, "TERM": "xterm-256color"})
+        if result.returncode != 0:
+            print(result.stderr[-3000:])
+            sys.exit(1)
+        figures = json.loads(result.stdout.strip().splitlines()[-1])
+    finally:
+        prom.stop()
+        stand.stdin.close()
+        stand.wait(10)
+    report(args, figures)
+
+
+def report(args: argparse.Namespace, f: dict[str, Any]) -> None:
+    def line(name: str, value: float, unit: str, target: float | None) -> None:
+        mark = "" if target is None else ("  ok" if value <= target else "  MISSED")
+        goal = "" if target is None else f"  (target < {target:g} {unit})"
+        print(f"  {name:<34} {value:>9.1f} {unit:<3}{goal}{mark}")
+
+    print(f"\n{args.hosts} hosts x 8 GPUs = {f['rows']} rows ({f['hosts_shown']} hosts shown), "
+          f"refresh {args.refresh:g}s, window {args.window:g}s, os.cpu_count()={os.cpu_count()}")
+    line("first screen, every host", f["first_screen_ms"], "ms", TARGETS["first_screen"])
+    line("client CPU (% of one core)", f["cpu_percent"], "%", TARGETS["cpu"])
+    line("client peak RSS", f["rss_mb"], "MB", TARGETS["rss"])
+    qp = f["query_paint_ms"]
+    line(f"query -> paint p50 (n={qp['n']})", qp["p50"], "ms", None)
+    line("query -> paint p99", qp["p99"], "ms", TARGETS["query_paint_p99"])
+    for name, v in f["keys_ms"].items():
+        line(f"keypress {name} p50 (n={v['n']})", v["p50"], "ms", None)
+        line(f"keypress {name} p99", v["p99"], "ms", TARGETS["key_p99"])
+    line("Prometheus exec time per refresh", f["prometheus_exec_ms_per_refresh"], "ms", None)
+    line("refresh wall time p50", f["refresh_wall_ms"]["p50"], "ms", None)
+    line("refresh wall time p99", f["refresh_wall_ms"]["p99"], "ms", None)
+    print(f"  queries per refresh: {f['queries_per_refresh']} instant "
+          "(+2 range queries once per new host batch)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,292 @@
+"""A fleet read from Prometheus: PromQL for the whole fleet, answers -> HostSamples.
+
+Pure: no network. :func:`queries` says what to ask (a handful of instant queries,
+whatever the size of the fleet, each aggregated by host and GPU in PromQL);
+:class:`PromFleet` turns the answers into the same :class:`HostSample` /
+:class:`HostStatus` the SSH hosts produce, and remembers which target fed which host
+so that a target that went down (``up == 0``) or whose series went stale shows on
+the host it used to feed.
+
+What each DCGM exporter counter becomes is in :data:`GPU_FIELDS`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from nomadlab.core.model import GpuSample, HostSample, HostState, HostStatus
+
+DEFAULT_HOST_LABELS = ("Hostname", "instance")
+
+# dcgm-exporter counter -> GpuSample field
+GPU_FIELDS: dict[str, str] = {
+    "DCGM_FI_DEV_GPU_UTIL": "utilization",
+    "DCGM_FI_DEV_FB_USED": "memory_used_mib",
+    "DCGM_FI_DEV_FB_FREE": "memory_free_mib",  # total = used + free
+    "DCGM_FI_DEV_GPU_TEMP": "temperature_c",
+    "DCGM_FI_DEV_POWER_USAGE": "power_w",
+    "DCGM_FI_DEV_POWER_MGMT_LIMIT": "power_limit_w",
+    "DCGM_FI_DEV_XID_ERRORS": "xid",
+    "DCGM_FI_DEV_MEM_COPY_UTIL": "memory_copy_util",
+    "DCGM_FI_DEV_SM_CLOCK": "sm_clock_mhz",
+    "DCGM_FI_DEV_MEM_CLOCK": "memory_clock_mhz",
+    "DCGM_FI_DEV_CLOCK_THROTTLE_REASONS": "throttle_reasons",
+    "DCGM_FI_DEV_CLOCKS_EVENT_REASONS": "throttle_reasons",  # its newer name
+}
+NODE_FIELDS: dict[str, str] = {
+    "node_load1": "load1",
+    "node_memory_MemTotal_bytes": "memory_total",
+    "node_memory_MemAvailable_bytes": "memory_available",
+}
+GPU_LABELS = ("gpu", "UUID", "modelName")
+
+
+class Sample(Protocol):
+    """One series of an instant vector, as the client returns it."""
+
+    @property
+    def labels(self) -> Mapping[str, str]: ...
+
+    @property
+    def value(self) -> float | None: ...
+
+
+def _matchers(selector: str, *more: str) -> str:
+    parts = [m for m in (*more, selector) if m]
+    return "{" + ", ".join(parts) + "}"
+
+
+def _by(host_label: str | None, *extra: str) -> str:
+    labels = [*(DEFAULT_HOST_LABELS if host_label is None else (host_label, "instance")),
+              *extra]
+    return "by (" + ", ".join(dict.fromkeys(labels)) + ")"
+
+
+@dataclass(slots=True, frozen=True)
+class Queries:
+    gpus: str
+    node: str
+    cpu: str
+    up: str
+    util_range: str  # for the sparklines of hosts seen for the first time
+    memory_range: str
+
+
+def queries(selector: str = "", host_label: str | None = None) -> Queries:
+    """The PromQL of one refresh. ``selector``: matchers without braces."""
+    names = "|".join(GPU_FIELDS)
+    nodes = "|".join(NODE_FIELDS)
+    gpu_by = _by(host_label, "__name__", *GPU_LABELS)
+    return Queries(
+        gpus=f'max {gpu_by} ({_matchers(selector, f"__name__=~{_q(names)}")})',
+        node=f'max {_by(host_label, "__name__")} ({_matchers(selector, f"__name__=~{_q(nodes)}")})',
+        cpu=(f'100 * (1 - avg {_by(host_label)} '
+             f'(rate(node_cpu_seconds_total{_matchers(selector, _q_eq("mode", "idle"))}[1m])))'),
+        up=f"up{_matchers(selector)}",
+        util_range=f'max {_by(host_label, "gpu")} (DCGM_FI_DEV_GPU_UTIL{_matchers(selector)})',
+        memory_range=(f'100 * max {_by(host_label, "gpu")} '
+                      f'(DCGM_FI_DEV_FB_USED{_matchers(selector)}'
+                      f' / (DCGM_FI_DEV_FB_USED{_matchers(selector)}'
+                      f' + DCGM_FI_DEV_FB_FREE{_matchers(selector)}))'),
+    )
+
+
+def _q(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _q_eq(label: str, value: str) -> str:
+    return f"{label}={_q(value)}"
+
+
+def address_host(instance: str) -> str:
+    """'node1:9400' -> 'node1'; '[::1]:9400' -> '::1'."""
+    if instance.startswith("["):
+        return instance[1:].split("]", 1)[0]
+    head, sep, tail = instance.rpartition(":")
+    return head if sep and tail.isdigit() else instance
+
+
+@dataclass(slots=True)
+class Refresh:
+    """What one refresh found: a sample per live host and every host's status."""
+
+    samples: dict[str, HostSample] = field(default_factory=dict)
+    statuses: dict[str, HostStatus] = field(default_factory=dict)
+    new_hosts: list[str] = field(default_factory=list)  # seen for the first time
+
+
+@dataclass(slots=True)
+class _Gpu:
+    index: int
+    uuid: str
+    name: str
+    values: dict[str, float | None] = field(default_factory=dict)
+
+
+def _as_int(value: float | None) -> int | None:
+    return None if value is None else int(value)
+
+
+class PromFleet:
+    """Turns the answers of :func:`queries` into samples and statuses, refresh after refresh."""
+
+    def __init__(self, source: str, host_label: str | None = None) -> None:
+        self.source = source
+        self.host_label = host_label
+        self.instance_host: dict[str, str] = {}  # target -> the host it feeds
+        self.statuses: dict[str, HostStatus] = {}
+        self.last_sample: dict[str, float] = {}
+
+    def host_of(self, labels: Mapping[str, str]) -> str | None:
+        names = DEFAULT_HOST_LABELS if self.host_label is None else (self.host_label, "instance")
+        for name in names:
+            value = labels.get(name)
+            if value:
+                return value
+        return None
+
+    def _gpus(self, series: Iterable[Sample]) -> dict[str, dict[int, _Gpu]]:
+        hosts: dict[str, dict[int, _Gpu]] = {}
+        for item in series:
+            labels = item.labels
+            host = self.host_of(labels)
+            field_name = GPU_FIELDS.get(labels.get("__name__", ""))
+            try:
+                index = int(labels.get("gpu", ""))
+            except ValueError:
+                continue
+            if host is None or field_name is None:
+                continue
+            instance = labels.get("instance")
+            if instance:
+                self.instance_host[instance] = host
+            gpus = hosts.setdefault(host, {})
+            gpu = gpus.get(index)
+            if gpu is None:
+                gpu = gpus[index] = _Gpu(index, labels.get("UUID", ""),
+                                         labels.get("modelName", ""))
+            gpu.values[field_name] = item.value
+        return hosts
+
+    def _node(self, series: Iterable[Sample], cpu: Iterable[Sample]
+              ) -> dict[str, dict[str, float | None]]:
+        # node_exporter carries no Hostname label: join on the address of the target,
+        # 'node1:9100' feeds the host whose DCGM target is 'node1:9400'.
+        by_address = {address_host(i): h for i, h in self.instance_host.items()}
+        out: dict[str, dict[str, float | None]] = {}
+
+        def host_for(labels: Mapping[str, str]) -> str | None:
+            if self.host_label is not None and labels.get(self.host_label):
+                return labels[self.host_label]
+            if labels.get("Hostname"):
+                return labels["Hostname"]
+            instance = labels.get("instance", "")
+            return self.instance_host.get(instance) or by_address.get(address_host(instance))
+
+        for item in series:
+            host = host_for(item.labels)
+            name = NODE_FIELDS.get(item.labels.get("__name__", ""))
+            if host is not None and name is not None:
+                out.setdefault(host, {})[name] = item.value
+        for item in cpu:
+            host = host_for(item.labels)
+            if host is not None:
+                out.setdefault(host, {})["cpu"] = item.value
+        return out
+
+    def update(self, now: float, gpus: Sequence[Sample], node: Sequence[Sample] = (),
+               cpu: Sequence[Sample] = (), up: Sequence[Sample] = ()) -> Refresh:
+        """One refresh's answers -> a sample per host with series, every host's status."""
+        refresh = Refresh()
+        found = self._gpus(gpus)
+        node_values = self._node(node, cpu)
+        for host, by_index in found.items():
+            hs = node_values.get(host, {})
+            total = hs.get("memory_total")
+            available = hs.get("memory_available")
+            sample = HostSample(
+                host=host, time=now, received=now,
+                cpu_percent=hs.get("cpu"),
+                memory_used_mib=(None if total is None or available is None
+                                 else (total - available) / 1048576.0),
+                memory_total_mib=None if total is None else total / 1048576.0,
+                load1=hs.get("load1"),
+                gpus=[self._gpu_sample(by_index[i]) for i in sorted(by_index)],
+                source=self.source, processes_known=False,
+            )
+            refresh.samples[host] = sample
+            if host not in self.statuses:
+                refresh.new_hosts.append(host)
+            self.last_sample[host] = now
+        down: dict[str, str] = {}
+        for item in up:
+            instance = item.labels.get("instance", "")
+            fed = self.instance_host.get(instance)
+            if fed is not None and item.value == 0:
+                down[fed] = f"target {instance} is down (up == 0)"
+        for host in list(found) + [h for h in self.statuses if h not in found]:
+            previous = self.statuses.get(host)
+            if host in found and host not in down:
+                state, error = HostState.LIVE, None
+            elif host in down:
+                state, error = HostState.DOWN, down[host]
+            else:
+                state, error = HostState.STALE, "no fresh series from Prometheus"
+            since = (previous.since if previous is not None and previous.state is state
+                     else now)
+            status = HostStatus(host, state, since, error=error,
+                                last_sample=self.last_sample.get(host))
+            self.statuses[host] = status
+            refresh.statuses[host] = status
+        return refresh
+
+    def _gpu_sample(self, gpu: _Gpu) -> GpuSample:
+        v = gpu.values
+        used, free = v.get("memory_used_mib"), v.get("memory_free_mib")
+        return GpuSample(
+            index=gpu.index, name=gpu.name, uuid=gpu.uuid,
+            utilization=v.get("utilization"),
+            memory_used_mib=used,
+            memory_total_mib=None if used is None or free is None else used + free,
+            temperature_c=v.get("temperature_c"),
+            power_w=v.get("power_w"),
+            power_limit_w=v.get("power_limit_w"),
+            xid=_as_int(v.get("xid")),
+            memory_copy_util=v.get("memory_copy_util"),
+            sm_clock_mhz=v.get("sm_clock_mhz"),
+            memory_clock_mhz=v.get("memory_clock_mhz"),
+            throttle_reasons=_as_int(v.get("throttle_reasons")),
+        )
+
+    def fail_all(self, now: float, error: str) -> dict[str, HostStatus]:
+        """The source itself failed: every host it fed is stale, saying why."""
+        out = {}
+        for host, previous in self.statuses.items():
+            since = previous.since if previous.state is HostState.STALE else now
+            status = HostStatus(host, HostState.STALE, since, error=error,
+                                last_sample=self.last_sample.get(host))
+            self.statuses[host] = status
+            out[host] = status
+        return out
+
+
+Points = list[tuple[float, float | None]]
+
+
+def history_points(series: Iterable[tuple[Mapping[str, str], Points]], wanted: set[str],
+                   fleet: PromFleet) -> dict[tuple[str, int], list[tuple[float, float]]]:
+    """Range-query answers -> (host, gpu) -> points, for the hosts in ``wanted``."""
+    out: dict[tuple[str, int], list[tuple[float, float]]] = {}
+    for labels, points in series:
+        host = fleet.host_of(labels)
+        try:
+            index = int(labels.get("gpu", ""))
+        except ValueError:
+            continue
+        if host is None or host not in wanted:
+            continue
+        out[(host, index)] = [(t, v) for t, v in points if v is not None]
+    return out

@@ -1,0 +1,196 @@
+"""A small client for the Prometheus HTTP API (instant and range queries).
+
+Blocking ``urllib`` calls run in a worker thread (``asyncio.to_thread``), each with
+its own timeout. Every failure becomes a :class:`PrometheusError` whose message is one
+line a user can act on: unreachable, 401/403 (the bearer token), a PromQL error as
+Prometheus words it, an answer that is not Prometheus JSON. Values come back as
+floats; ``NaN`` and infinities become ``None`` (unknown), never a number on screen.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+MAX_BODY = 64 * 1024 * 1024  # an answer larger than this is refused, not parsed
+
+
+class PrometheusError(Exception):
+    """One line for the user: why the source could not be read."""
+
+    def __init__(self, message: str, *, kind: str = "error") -> None:
+        super().__init__(message)
+        self.kind = kind  # "unreachable", "auth", "query", "bad answer"
+
+
+@dataclass(slots=True, frozen=True)
+class Series:
+    """One series of an instant vector: labels (``__name__`` included when kept)."""
+
+    labels: Mapping[str, str]
+    time: float
+    value: float | None
+
+
+@dataclass(slots=True, frozen=True)
+class RangeSeries:
+    labels: Mapping[str, str]
+    points: list[tuple[float, float | None]]
+
+
+@dataclass(slots=True)
+class QueryStats:
+    """What the last queries cost, as Prometheus and this side measured them."""
+
+    queries: int = 0
+    seconds: float = 0.0  # wall clock on this side, request to parsed answer
+    server_seconds: float = 0.0  # Prometheus' own timing (stats=all), when it gives one
+
+
+def number(text: object) -> float | None:
+    """A sample value as Prometheus writes it ("1.5", "NaN", "+Inf") -> float or None."""
+    try:
+        value = float(str(text))
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
+
+
+class PrometheusClient:
+    def __init__(self, url: str, *, token: str | None = None, timeout: float = 10.0) -> None:
+        self.url = url.rstrip("/")
+        self.token = token
+        self.timeout = timeout
+        self.stats = QueryStats()
+
+    # ------------------------------------------------------------------ HTTP
+
+    def _get(self, path: str, params: Mapping[str, str]) -> Any:
+        query = urllib.parse.urlencode(params)
+        request = urllib.request.Request(f"{self.url}{path}?{query}",
+                                         headers={"Accept": "application/json"})
+        if self.token:
+            request.add_header("Authorization", f"Bearer {self.token}")
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                body = response.read(MAX_BODY + 1)
+        except urllib.error.HTTPError as exc:
+            raise self._http_error(exc) from None
+        except TimeoutError:
+            raise PrometheusError(f"no answer from {self.url} within {self.timeout:g}s",
+                                  kind="unreachable") from None
+        except urllib.error.URLError as exc:
+            reason = exc.reason
+            text = (reason.strerror if isinstance(reason, OSError) and reason.strerror
+                    else str(reason))
+            raise PrometheusError(f"cannot reach {self.url}: {str(text).lower()}",
+                                  kind="unreachable") from None
+        except OSError as exc:
+            raise PrometheusError(f"cannot reach {self.url}: {exc.strerror or exc}",
+                                  kind="unreachable") from None
+        if len(body) > MAX_BODY:
+            raise PrometheusError(f"answer from {self.url} is larger than "
+                                  f"{MAX_BODY // (1024 * 1024)} MB", kind="bad answer")
+        return self._decode(body)
+
+    def _http_error(self, exc: urllib.error.HTTPError) -> PrometheusError:
+        if exc.code in (401, 403):
+            what = "no token was sent" if not self.token else "the token was refused"
+            return PrometheusError(f"{self.url} answered {exc.code} "
+                                   f"{'unauthorized' if exc.code == 401 else 'forbidden'}: "
+                                   f"{what}", kind="auth")
+        try:
+            data = json.loads(exc.read(1024 * 1024))
+        except (ValueError, OSError):
+            data = None
+        if isinstance(data, dict) and data.get("status") == "error":
+            return PrometheusError(_promql_error(data), kind="query")
+        return PrometheusError(f"{self.url} answered HTTP {exc.code}", kind="bad answer")
+
+    def _decode(self, body: bytes) -> Any:
+        try:
+            data = json.loads(body)
+        except ValueError:
+            raise PrometheusError(f"{self.url} did not answer with Prometheus JSON",
+                                  kind="bad answer") from None
+        if not isinstance(data, dict):
+            raise PrometheusError(f"{self.url} did not answer with Prometheus JSON",
+                                  kind="bad answer")
+        if data.get("status") != "success":
+            raise PrometheusError(_promql_error(data), kind="query")
+        result = data.get("data")
+        if not isinstance(result, dict):
+            raise PrometheusError(f"{self.url} answered without data", kind="bad answer")
+        stats = result.get("stats")
+        if isinstance(stats, dict):
+            timings = stats.get("timings")
+            if isinstance(timings, dict):
+                spent = timings.get("execTotalTime")
+                if isinstance(spent, int | float):
+                    self.stats.server_seconds += float(spent)
+        return result
+
+    def _timed(self, path: str, params: Mapping[str, str]) -> Any:
+        start = time.perf_counter()
+        try:
+            return self._get(path, params)
+        finally:
+            self.stats.queries += 1
+            self.stats.seconds += time.perf_counter() - start
+
+    # ------------------------------------------------------------------ API
+
+    def query_blocking(self, promql: str, at: float | None = None) -> list[Series]:
+        params = {"query": promql, "stats": "all"}
+        if at is not None:
+            params["time"] = f"{at:.3f}"
+        result = self._timed("/api/v1/query", params)
+        if result.get("resultType") != "vector":
+            raise PrometheusError(f"expected an instant vector, got {result.get('resultType')}",
+                                  kind="bad answer")
+        out = []
+        for item in result.get("result") or []:
+            labels, value = _labels(item), item.get("value")
+            if not isinstance(value, list) or len(value) != 2:
+                continue
+            out.append(Series(labels, float(value[0]), number(value[1])))
+        return out
+
+    def query_range_blocking(self, promql: str, start: float, end: float,
+                             step: float) -> list[RangeSeries]:
+        result = self._timed("/api/v1/query_range", {
+            "query": promql, "start": f"{start:.3f}", "end": f"{end:.3f}",
+            "step": f"{max(step, 0.001):g}", "stats": "all"})
+        out = []
+        for item in result.get("result") or []:
+            points = [(float(t), number(v)) for t, v in item.get("values") or []]
+            out.append(RangeSeries(_labels(item), points))
+        return out
+
+    async def query(self, promql: str, at: float | None = None) -> list[Series]:
+        return await asyncio.to_thread(self.query_blocking, promql, at)
+
+    async def query_range(self, promql: str, start: float, end: float,
+                          step: float) -> list[RangeSeries]:
+        return await asyncio.to_thread(self.query_range_blocking, promql, start, end, step)
+
+
+def _labels(item: Any) -> dict[str, str]:
+    metric = item.get("metric") if isinstance(item, dict) else None
+    if not isinstance(metric, dict):
+        return {}
+    return {str(k): str(v) for k, v in metric.items()}
+
+
+def _promql_error(data: Mapping[str, Any]) -> str:
+    kind = str(data.get("errorType") or "error")
+    text = " ".join(str(data.get("error") or "unknown error").split())
+    return f"PromQL {kind}: {text[:300]}"

@@ -1,0 +1,148 @@
+"""A ``[[sources]]`` entry of kind prometheus: the hosts one Prometheus knows, kept fresh.
+
+One refresh is four instant queries for the whole fleet (GPUs, node stats, node CPU,
+``up``), run together; hosts seen for the first time get their sparklines from two
+range queries. A failure of the source as a whole (unreachable, 401, a PromQL error)
+is the source's state, with the reason; the hosts it fed turn stale, and nothing else
+stops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from nomadlab.core.clock import SYSTEM_CLOCK, Clock
+from nomadlab.core.config import SourceConfig
+from nomadlab.core.model import HostSample, HostStatus
+from nomadlab.core.promfleet import PromFleet, Refresh, history_points, queries
+from nomadlab.core.secrets import get_secret, how_to_set
+from nomadlab.remote.prometheus import PrometheusClient, PrometheusError
+
+BACKFILL_SECONDS = 600.0
+
+
+class SourceState(enum.StrEnum):
+    CONNECTING = "connecting"
+    LIVE = "live"
+    FAILED = "failed"
+
+
+@dataclass(slots=True)
+class SourceStatus:
+    name: str
+    kind: str
+    state: SourceState = SourceState.CONNECTING
+    error: str | None = None
+    hosts: list[str] = field(default_factory=list)
+    refreshed: float | None = None  # wall clock of the last good refresh
+
+
+Backfill = Callable[[str, int, list[tuple[float, float]], list[tuple[float, float]]], None]
+
+
+class PrometheusSource:
+    def __init__(self, config: SourceConfig, *, clock: Clock = SYSTEM_CLOCK,
+                 on_status: Callable[[HostStatus], None],
+                 on_sample: Callable[[HostSample], None],
+                 on_backfill: Backfill | None = None,
+                 on_source: Callable[[SourceStatus], None] | None = None) -> None:
+        self.config = config
+        self.clock = clock
+        self.on_status = on_status
+        self.on_sample = on_sample
+        self.on_backfill = on_backfill
+        self.on_source = on_source
+        self.model = PromFleet(config.name, config.host_label)
+        self.queries = queries(config.selector, config.host_label)
+        self.status = SourceStatus(config.name, config.kind)
+        self.client: PrometheusClient | None = None
+        self.interval = config.refresh
+        self._task: asyncio.Task[None] | None = None
+        self.first_refresh = asyncio.Event()
+
+    def _client(self) -> PrometheusClient:
+        if self.client is None:
+            token = None
+            if self.config.secret:
+                token = get_secret(self.config.secret)
+                if token is None:
+                    raise PrometheusError(f"secret {self.config.secret!r} is not set: "
+                                          + how_to_set(self.config.secret), kind="auth")
+            self.client = PrometheusClient(self.config.url, token=token,
+                                           timeout=self.config.timeout)
+        return self.client
+
+    def _set_source(self, state: SourceState, error: str | None) -> None:
+        self.status.state = state
+        self.status.error = error
+        self.status.hosts = sorted(self.model.statuses)
+        if state is SourceState.LIVE:
+            self.status.refreshed = self.clock.time()
+        if self.on_source is not None:
+            self.on_source(self.status)
+
+    async def refresh(self) -> Refresh | None:
+        """One refresh: query, publish samples and statuses. None when the source failed."""
+        now = self.clock.time()
+        q = self.queries
+        try:
+            client = self._client()
+            gpus, node, cpu, up = await asyncio.gather(
+                client.query(q.gpus), client.query(q.node), client.query(q.cpu),
+                client.query(q.up))
+        except PrometheusError as exc:
+            for status in self.model.fail_all(now, str(exc)).values():
+                self.on_status(status)
+            self._set_source(SourceState.FAILED, str(exc))
+            self.first_refresh.set()
+            return None
+        result = self.model.update(now, gpus, node, cpu, up)
+        if result.new_hosts and self.on_backfill is not None:
+            await self._backfill(set(result.new_hosts), now)
+        for host, status in result.statuses.items():
+            self.on_status(status)
+            sample = result.samples.get(host)
+            if sample is not None:
+                self.on_sample(sample)
+        self._set_source(SourceState.LIVE, None)
+        self.first_refresh.set()
+        return result
+
+    async def _backfill(self, hosts: set[str], now: float) -> None:
+        assert self.on_backfill is not None and self.client is not None
+        start = now - BACKFILL_SECONDS
+        step = max(self.interval, BACKFILL_SECONDS / 300)
+        try:
+            util, memory = await asyncio.gather(
+                self.client.query_range(self.queries.util_range, start, now, step),
+                self.client.query_range(self.queries.memory_range, start, now, step))
+        except PrometheusError:
+            return  # sparklines fill up as samples come; the refresh itself succeeded
+        u = history_points(((s.labels, s.points) for s in util), hosts, self.model)
+        m = history_points(((s.labels, s.points) for s in memory), hosts, self.model)
+        for key in sorted(set(u) | set(m)):
+            # the newest point is the sample about to be published: leave it to that
+            self.on_backfill(key[0], key[1], [p for p in u.get(key, []) if p[0] < now],
+                             [p for p in m.get(key, []) if p[0] < now])
+
+    async def _run(self) -> None:
+        while True:
+            started = self.clock.monotonic()
+            await self.refresh()
+            spent = self.clock.monotonic() - started
+            await asyncio.sleep(max(0.0, self.interval - spent))
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None

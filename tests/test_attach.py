@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 from sshd import SshServer
-from test_cli import host_block, write_config
+from test_cli import host_block, nomadlab, write_config
 
 from nomadlab.core.config import HostConfig, SshSettings
 from nomadlab.remote.attach import ssh_argv, tmux_command
@@ -146,6 +146,17 @@ def test_cli_attach_and_detach(tmux_host: SshServer, isolated_home: Path) -> Non
         assert term.wait() == 0
     finally:
         term.close()
+
+
+def test_cli_attach_refusals(isolated_home: Path, tmp_path: Path) -> None:
+    config = write_config(isolated_home, "")
+    unknown = nomadlab("attach", "nope")
+    assert unknown.returncode == 2 and "unknown host 'nope'" in unknown.stderr
+    assert "Traceback" not in unknown.stderr
+    config.write_text(config.read_text().replace('interval = "0.5s"',
+                                                 'interval = "0.5s"\nread_only = true'))
+    locked = nomadlab("attach", "nope")
+    assert locked.returncode == 2 and "read-only" in locked.stderr
 
 
 def test_tui_attach_detach_returns_to_the_fleet(tmux_host: SshServer,

@@ -32,6 +32,9 @@ class FleetScreen(Screen[None]):
         Binding("escape", "clear_filter", "Clear filter", show=False),
         Binding("T", "process_tree", "Tree"),
         Binding("a", "tmux", "tmux"),
+        # k is "up" in the hosts table: signalling is k in the process table; this
+        # entry puts it in the command palette and the help screen.
+        Binding("k", "signal_process", "Signal the selected process", show=False),
     ]
 
     def __init__(self, services: Services) -> None:
@@ -188,6 +191,9 @@ class FleetScreen(Screen[None]):
         self.app.push_screen(Passphrase(key_path, error), answered)
 
     # ------------------------------------------------------------------ acting (issue 11)
+
+    def action_signal_process(self) -> None:
+        self.query_one(ProcessTable).action_signal()
 
     def action_process_tree(self) -> None:
         self.query_one(ProcessTable).action_tree()

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 from sshd import SshServer
-from test_cli import host_block, write_config
+from test_cli import host_block, nomadlab, write_config
 
 from nomadlab.core.config import HostConfig, SshSettings
 from nomadlab.remote.attach import ssh_argv, tmux_command
@@ -70,6 +70,18 @@ class Terminal:
 
     def send(self, data: bytes) -> None:
         os.write(self.fd, data)
+
+    def press_until(self, data: bytes, text: str, after: int = 0, tries: int = 6) -> int:
+        """Send keys until ``text`` appears: keys typed while a program is still
+        switching the terminal to raw mode can be flushed away, so try again (bounded)."""
+        for attempt in range(tries):
+            self.send(data)
+            try:
+                return self.expect(text, timeout=5.0, after=after)
+            except AssertionError:
+                if attempt == tries - 1:
+                    raise
+        raise AssertionError("unreachable")
 
     def wait(self, timeout: float = 30.0) -> int:
         deadline = time.monotonic() + timeout
@@ -140,12 +152,22 @@ def test_cli_attach_and_detach(tmux_host: SshServer, isolated_home: Path) -> Non
     write_config(isolated_home, host_block(tmux_host, "gpu1"))
     term = Terminal([sys.executable, "-m", "nomadlab", "attach", "gpu1", "train-7"], term_env())
     try:
-        term.expect(MARKER)  # tmux drew the session's window
-        term.send(b"\x02d")  # C-b d
-        term.expect("[detached")
+        at = term.expect(MARKER)  # tmux drew the session's window
+        term.press_until(b"\x02d", "[detached", after=at)  # C-b d
         assert term.wait() == 0
     finally:
         term.close()
+
+
+def test_cli_attach_refusals(isolated_home: Path, tmp_path: Path) -> None:
+    config = write_config(isolated_home, "")
+    unknown = nomadlab("attach", "nope")
+    assert unknown.returncode == 2 and "unknown host 'nope'" in unknown.stderr
+    assert "Traceback" not in unknown.stderr
+    config.write_text(config.read_text().replace('interval = "0.5s"',
+                                                 'interval = "0.5s"\nread_only = true'))
+    locked = nomadlab("attach", "nope")
+    assert locked.returncode == 2 and "read-only" in locked.stderr
 
 
 def test_tui_attach_detach_returns_to_the_fleet(tmux_host: SshServer,
@@ -161,8 +183,7 @@ def test_tui_attach_detach_returns_to_the_fleet(tmux_host: SshServer,
         at = term.expect("train-7", after=at)
         term.send(b"\r")
         at = term.expect(MARKER, after=at)  # in tmux, nomadlab suspended
-        term.send(b"\x02d")
-        detached = term.expect("[detached", after=at)
+        detached = term.press_until(b"\x02d", "[detached", after=at)  # C-b d
         term.expect("Back from tmux", after=detached)  # nomadlab is back...
         term.expect("Hosts and GPUs", after=detached)  # ...repainted, on the fleet screen
         term.send(b"q")

@@ -169,18 +169,43 @@ def test_cli_refusals_are_one_line(server: SshServer, isolated_home: Path,
 # --------------------------------------------------------------------------- another user
 
 
+def foreign_process() -> tuple[int, str]:
+    """A live process of a user other than this one (for a non-root run), or none."""
+    import pwd
+
+    for entry in sorted(Path("/proc").iterdir(), key=lambda p: p.name):
+        if entry.name.isdigit():
+            try:
+                uid = entry.stat().st_uid
+            except OSError:
+                continue
+            if uid != os.getuid():
+                return int(entry.name), pwd.getpwuid(uid).pw_name
+    pytest.fail("no process of another user on this machine", pytrace=False)
+
+
 @pytest.fixture
-def other_user_server(make_sshd: Callable[..., SshServer], tmp_path: Path) -> Iterator[SshServer]:
-    """An sshd that also lets the unprivileged user OTHER_USER log in with the test key."""
-    if os.geteuid() != 0 or shutil.which("useradd") is None:
-        pytest.skip("needs root and useradd to create a second user")
+def unprivileged(make_sshd: Callable[..., SshServer], tmp_path: Path
+                 ) -> Iterator[tuple[SshServer, str]]:
+    """(sshd, SSH user) where the SSH user is not root.
+
+    Run as root: a second user, OTHER_USER, is created and may log in with a test key.
+    Run as a normal user: that user is already unprivileged.
+    """
+    if os.geteuid() != 0:
+        server = make_sshd()
+        server.write_known_hosts(server.base / "known_hosts")
+        yield server, server.user
+        return
+    if shutil.which("useradd") is None:
+        pytest.fail("running as root: useradd is needed to create a second user", pytrace=False)
     exists = subprocess.run(["id", OTHER_USER], capture_output=True, check=False).returncode == 0
     if not exists:
         subprocess.run(["useradd", "-m", "-s", "/bin/sh", OTHER_USER], check=True)
     subprocess.run(["usermod", "-p", "*", OTHER_USER], check=True)  # not locked, no password
     keys = Path(tempfile.mkdtemp(prefix="nomadlab-keys-"))
     try:
-        keys.chmod(0o755)
+        keys.chmod(0o755)  # readable by OTHER_USER: sshd reads authorized_keys as that user
         client_key = keygen(tmp_path / "id_other")
         authorized = keys / "authorized_keys"
         authorized.write_text(Path(str(client_key) + ".pub").read_text())
@@ -188,20 +213,25 @@ def other_user_server(make_sshd: Callable[..., SshServer], tmp_path: Path) -> It
         server = make_sshd(client_key=client_key,
                            extra=f"Match User {OTHER_USER}\n  AuthorizedKeysFile {authorized}")
         server.write_known_hosts(server.base / "known_hosts")
-        yield server
+        yield server, OTHER_USER
     finally:
         shutil.rmtree(keys, ignore_errors=True)
 
 
-async def test_a_process_of_another_user_is_refused(other_user_server: SshServer, tmp_path: Path,
+async def test_a_process_of_another_user_is_refused(unprivileged: tuple[SshServer, str],
+                                                    tmp_path: Path,
                                                     victim: subprocess.Popen[bytes]) -> None:
-    host = host_for(other_user_server, user=OTHER_USER)
-    fleet = await live_fleet(config_for(host, tmp=tmp_path))
+    server, user = unprivileged
+    if os.geteuid() == 0:
+        pid, owner = victim.pid, "root"  # the test's own process: root's
+    else:
+        pid, owner = foreign_process()
+    fleet = await live_fleet(config_for(host_for(server, user=user), tmp=tmp_path))
     try:
-        ref = await describe(fleet, "gpu1", victim.pid)
+        ref = await describe(fleet, "gpu1", pid)
         with pytest.raises(ActionRefused) as caught:
-            await send_signal(fleet, ref, "KILL")
+            await send_signal(fleet, ref, "TERM")
     finally:
         await fleet.stop()
-    assert f"not permitted: process {victim.pid} belongs to user root" in str(caught.value)
+    assert f"not permitted: process {pid} belongs to user {owner}" in str(caught.value)
     assert victim.poll() is None

@@ -70,3 +70,30 @@ def test_snapshot_signal_prompt(snap_compare, tmp_path: Path,  # type: ignore[no
         await pilot.pause()
 
     assert snap_compare(app, terminal_size=size, run_before=before)
+
+
+async def test_signal_prompt_shows_hostile_text_as_text(tmp_path: Path) -> None:
+    """A command line with markup and escape sequences is shown as the text it is."""
+    from textual.widgets import Static
+
+    from nomadlab.ui.screens.acting import ConfirmSignal
+    from nomadlab.ui.screens.fleet import FleetScreen
+
+    app, _fleet, _clock = ui_data.build(tmp_path)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.press("1")
+        await pilot.pause()
+        table = app.screen.query_one(FleetTable)
+        table.move_cursor(row=table.get_row_index(gpu_key("home-4090", 0)))
+        await pilot.pause()
+        app.screen.query_one(ProcessTable).focus()
+        await pilot.press("k")
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmSignal)
+        body = " ".join(str(w.render()) for w in app.screen.query(Static))
+        assert "[bold]x[/]" in body and "[@click=app.quit]q[/]" in body
+        assert "\x1b" not in body and "\x07" not in body
+        await pilot.press("n")
+        await pilot.pause()
+        assert isinstance(app.screen, FleetScreen)
+        assert app.is_running

@@ -27,6 +27,8 @@ def run(args: argparse.Namespace) -> int:
     from nomadlab.remote.tmux import check_name
 
     config = config_from(args)
+    if config.fleet.read_only:
+        raise UserError("read-only: [fleet] read_only = true turns actions off")
     host = next((h for h in config.hosts if h.name == args.host), None)
     if host is None:
         raise UserError(f"unknown host {args.host!r} (see `nomadlab hosts list`)")

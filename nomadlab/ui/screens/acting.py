@@ -126,7 +126,7 @@ class TmuxSessions(ModalScreen[str | None]):
 
     @work(exclusive=True, group="tmux")
     async def load(self) -> None:
-        from nomadlab.remote.tmux import TmuxError, list_sessions
+        from nomadlab.remote.tmux import list_sessions
 
         supervisor = self.services.fleet.supervisors.get(self.host)
         conn = supervisor.connection if supervisor is not None else None
@@ -135,7 +135,7 @@ class TmuxSessions(ModalScreen[str | None]):
             return
         try:
             sessions = await list_sessions(conn)
-        except (TmuxError, OSError, Exception) as exc:  # asyncssh errors too: shown, not raised
+        except Exception as exc:  # TmuxError, asyncssh's and OSError: shown, never raised
             self._note(str(exc), "bold red")
             return
         table = self.query_one(DataTable)
@@ -179,7 +179,7 @@ class TmuxSessions(ModalScreen[str | None]):
 
     @work(exclusive=True, group="tmux")
     async def create(self, name: str) -> None:
-        from nomadlab.remote.tmux import TmuxError, new_session
+        from nomadlab.remote.tmux import new_session
 
         supervisor = self.services.fleet.supervisors.get(self.host)
         conn = supervisor.connection if supervisor is not None else None
@@ -188,7 +188,7 @@ class TmuxSessions(ModalScreen[str | None]):
             return
         try:
             await new_session(conn, name)
-        except (TmuxError, ValueError, OSError, Exception) as exc:
+        except Exception as exc:  # TmuxError, ValueError, asyncssh's: shown, never raised
             self._note(str(exc), "bold red")
             return
         self.load()

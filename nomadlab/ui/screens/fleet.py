@@ -34,6 +34,9 @@ class FleetScreen(Screen[None]):
         Binding("enter", "gpu_detail", "GPU detail"),
         Binding("T", "process_tree", "Tree"),
         Binding("a", "tmux", "tmux"),
+        # k is "up" in the hosts table: signalling is k in the process table; this
+        # entry puts it in the command palette and the help screen.
+        Binding("k", "signal_process", "Signal the selected process", show=False),
     ]
 
     def __init__(self, services: Services) -> None:
@@ -210,6 +213,9 @@ class FleetScreen(Screen[None]):
         self.app.push_screen(GpuDetailScreen(self.services, chosen[0], chosen[1]))
 
     # ------------------------------------------------------------------ acting (issue 11)
+
+    def action_signal_process(self) -> None:
+        self.query_one(ProcessTable).action_signal()
 
     def action_process_tree(self) -> None:
         self.query_one(ProcessTable).action_tree()

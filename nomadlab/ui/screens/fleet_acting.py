@@ -45,13 +45,13 @@ class Acting:
         return self.screen.app
 
     def _error(self, text: str) -> None:
-        self.app.notify(render.clean(text, 300), severity="error", timeout=10)
+        self.app.notify(render.clean(text, 300), severity="error", timeout=10, markup=False)
 
     # ------------------------------------------------------------------ signal
 
     def ask_signal(self, host: str, process: GpuProcess) -> None:
         if self.services.config.fleet.read_only:
-            self.app.notify(READ_ONLY, severity="warning")
+            self.app.notify(READ_ONLY, severity="warning", markup=False)
             return
 
         def answered(yes: bool | None) -> None:
@@ -74,7 +74,7 @@ class Acting:
             self._error(str(exc))
             return
         self.pending[(host, process.pid)] = Pending(ref, self.services.clock.time())
-        self.app.notify(f"SIGTERM sent to {process.pid} on {render.clean(host)}.")
+        self.app.notify(f"SIGTERM sent to {process.pid} on {render.clean(host)}.", markup=False)
 
     def check_pending(self) -> None:
         """Every second: a process still alive 10 s after SIGTERM gets a SIGKILL offer."""
@@ -88,7 +88,8 @@ class Acting:
         alive = await is_alive(self.services.fleet, item.ref)
         self.pending.pop(key, None)
         if not alive:
-            self.app.notify(f"{item.ref.pid} on {render.clean(item.ref.host)} has ended.")
+            self.app.notify(f"{item.ref.pid} on {render.clean(item.ref.host)} has ended.",
+                            markup=False)
             return
         ref = item.ref
 
@@ -106,7 +107,7 @@ class Acting:
         except ActionRefused as exc:
             self._error(str(exc))
             return
-        self.app.notify(f"SIGKILL sent to {ref.pid} on {render.clean(ref.host)}.")
+        self.app.notify(f"SIGKILL sent to {ref.pid} on {render.clean(ref.host)}.", markup=False)
 
     # ------------------------------------------------------------------ tmux
 
@@ -135,4 +136,5 @@ class Acting:
         if result.returncode not in (0, None):
             self._error(f"ssh exited with status {result.returncode}")
         else:
-            self.app.notify(f"Back from tmux {render.clean(session)} on {render.clean(host)}.")
+            self.app.notify(f"Back from tmux {render.clean(session)} on {render.clean(host)}.",
+                            markup=False)

@@ -421,3 +421,19 @@ async def test_proxy_command_runs_through_the_shell(make_sshd: Callable[..., Ssh
     assert await run_echo(settings_for(config),
                           HostConfig(name="gpu", hostname="gpubox")) == "connected"
     assert accepted(server) == before + 2  # the proxy's login and ours
+
+
+@pytest.mark.parametrize("use_ssh", [True, False], ids=["ssh -G", "asyncssh"])
+def test_known_hosts_defaults_are_ssh_defaults(isolated_home: Path, use_ssh: bool) -> None:
+    """No UserKnownHostsFile/GlobalKnownHostsFile and no [ssh] known_hosts: ssh's files."""
+    options = sshconfig.resolve("gpubox", None, use_ssh=use_ssh)
+    assert options.user_known_hosts == (str(isolated_home / ".ssh" / "known_hosts"),
+                                        str(isolated_home / ".ssh" / "known_hosts2"))
+    assert options.global_known_hosts == ("/etc/ssh/ssh_known_hosts",
+                                          "/etc/ssh/ssh_known_hosts2")
+    settings = SshSettings(config_file=str(isolated_home / "no_such_config"))
+    assert settings.known_hosts is None
+    target = resolve_target(HostConfig(name="gpu", hostname="gpubox"), settings)
+    assert [str(p) for p in target.known_hosts_files] == \
+        [*options.user_known_hosts, *options.global_known_hosts]
+    assert target.known_hosts == isolated_home / ".ssh" / "known_hosts"

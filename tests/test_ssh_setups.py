@@ -437,3 +437,23 @@ def test_known_hosts_defaults_are_ssh_defaults(isolated_home: Path, use_ssh: boo
     assert [str(p) for p in target.known_hosts_files] == \
         [*options.user_known_hosts, *options.global_known_hosts]
     assert target.known_hosts == isolated_home / ".ssh" / "known_hosts"
+
+
+async def test_hosts_trust_hashes_when_ssh_config_says_so(make_sshd: Callable[..., SshServer],
+                                                          tmp_path: Path) -> None:
+    """HashKnownHosts yes (Debian's default): the line names no host, OpenSSH reads it."""
+    server = make_sshd()
+    known = tmp_path / "known_hosts"
+    config = tmp_path / "ssh_config"
+    config.write_text(f"Host gpubox\n  HostName 127.0.0.1\n  Port {server.port}\n"
+                      f"  IdentityFile {server.client_key}\n  UserKnownHostsFile {known}\n"
+                      f"  GlobalKnownHostsFile {tmp_path / 'none'}\n  HashKnownHosts yes\n")
+    nl_config = write_nomadlab_config(tmp_path / "config.toml", config)
+    result = nomadlab("--config", str(nl_config), "hosts", "trust", "gpu", "--yes")
+    assert result.returncode == 0, result.stderr
+    line = known.read_text()
+    assert line.startswith("|1|") and "127.0.0.1" not in line
+    assert line.split()[1:] == server.host_key_line.split()[1:]
+    assert openssh_connects(config, "gpubox")
+    assert await run_echo(settings_for(config),
+                          HostConfig(name="gpu", hostname="gpubox")) == "connected"

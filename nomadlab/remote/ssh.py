@@ -12,7 +12,10 @@ next (see :mod:`nomadlab.remote.supervisor`):
 from __future__ import annotations
 
 import asyncio
+import base64
 import getpass
+import hashlib
+import hmac
 import os
 import socket
 from collections.abc import Sequence
@@ -173,8 +176,15 @@ def read_known_hosts(known_hosts: Path | Sequence[Path]) -> asyncssh.SSHKnownHos
     return known
 
 
+def _hashed_pattern(pattern: str) -> str:
+    """OpenSSH's hashed known_hosts name (HashKnownHosts): ``|1|salt|HMAC-SHA1``."""
+    salt = os.urandom(20)
+    digest = hmac.new(salt, pattern.encode("utf-8"), hashlib.sha1).digest()
+    return f"|1|{base64.b64encode(salt).decode()}|{base64.b64encode(digest).decode()}"
+
+
 def host_key_info(known_hosts: Path | Sequence[Path], host: str, addr: str, port: int,
-                  key: asyncssh.SSHKey) -> HostKeyInfo:
+                  key: asyncssh.SSHKey, *, hashed: bool = False) -> HostKeyInfo:
     """Describe a key known_hosts did not trust: unknown, or a changed key.
 
     ``known_hosts``: the files checked, the first being the one trusting writes to
@@ -193,7 +203,8 @@ def host_key_info(known_hosts: Path | Sequence[Path], host: str, addr: str, port
             changed_in = path
             break
     public = key.export_public_key("openssh").decode("ascii").split()
-    line = f"{_known_hosts_pattern(host, port)} {public[0]} {public[1]}"
+    pattern = _known_hosts_pattern(host, port)
+    line = f"{_hashed_pattern(pattern) if hashed else pattern} {public[0]} {public[1]}"
     return HostKeyInfo(
         host=host,
         port=port,
@@ -259,6 +270,7 @@ class Target:
     identities_only: bool = False
     proxy_command: str | None = None
     host_key_alias: str | None = None
+    hash_known_hosts: bool = False  # write hashed lines (ssh's own files only)
     problem: str | None = None  # ssh_config could not be evaluated: connecting fails with it
 
 
@@ -323,6 +335,9 @@ def resolve_target(host: HostConfig, settings: SshSettings) -> Target:
         identities_only=options.identities_only,
         proxy_command=options.proxy_command,
         host_key_alias=options.host_key_alias,
+        # HashKnownHosts applies to ssh's files; a file named in nomadlab's config
+        # keeps plain lines
+        hash_known_hosts=options.hash_known_hosts and not explicit,
         problem=problem,
     )
 
@@ -580,7 +595,7 @@ class Connector:
                 ) from None
             host, addr, port, key = client.untrusted
             info = host_key_info(target.known_hosts_files or [target.known_hosts],
-                                 host, addr, port, key)
+                                 host, addr, port, key, hashed=target.hash_known_hosts)
             if info.changed:
                 message = (f"{what}HOST KEY CHANGED for {host} (now {info.key_type} "
                            f"{info.fingerprint}). Possible man-in-the-middle; not connecting.")

@@ -76,6 +76,7 @@ class SshOptions:
     config_file: str | None = None  # the user config file evaluated (None: none)
     source: str = "ssh -G"  # or "asyncssh", or "none" (no config at all)
     extra: dict[str, str] = field(default_factory=dict, repr=False)  # other ssh -G lines
+    hash_known_hosts: bool = False  # HashKnownHosts: new known_hosts lines are hashed
 
 
 # --------------------------------------------------------------------------- paths
@@ -238,7 +239,8 @@ def parse_ssh_g(text: str, alias: str, config_file: str | None) -> SshOptions:
                      for p in _split_paths(value))
 
     known = {"hostname", "port", "user", "proxyjump", "proxycommand", "hostkeyalias",
-             "identitiesonly", "identityagent", "userknownhostsfile", "globalknownhostsfile"}
+             "identitiesonly", "identityagent", "userknownhostsfile", "globalknownhostsfile",
+             "hashknownhosts"}
     return SshOptions(
         alias=alias,
         hostname=hostname,
@@ -258,6 +260,7 @@ def parse_ssh_g(text: str, alias: str, config_file: str | None) -> SshOptions:
         config_file=config_file,
         source="ssh -G",
         extra={k: v for k, v in single.items() if k not in known},
+        hash_known_hosts=single.get("hashknownhosts", "no").lower() == "yes",
     )
 
 
@@ -334,6 +337,7 @@ def _resolve_asyncssh(alias: str, config_file: str | None, user: str | None,
         global_known_hosts=paths(global_known, DEFAULT_GLOBAL_KNOWN_HOSTS),
         config_file=str(path) if path else None,
         source="asyncssh",
+        hash_known_hosts=bool(config.get("HashKnownHosts")),
     )
 
 

@@ -457,3 +457,21 @@ async def test_hosts_trust_hashes_when_ssh_config_says_so(make_sshd: Callable[..
     assert openssh_connects(config, "gpubox")
     assert await run_echo(settings_for(config),
                           HostConfig(name="gpu", hostname="gpubox")) == "connected"
+
+
+async def test_proxy_jump_from_ssh_config_through_an_alias(
+        make_sshd: Callable[..., SshServer], tmp_path: Path) -> None:
+    server = make_sshd()
+    known = server.write_known_hosts(tmp_path / "known_hosts")
+    config = tmp_path / "ssh_config"
+    config.write_text(
+        f"Host jumpbox\n  HostName 127.0.0.1\n  Port {server.port}\n\n"
+        f"Host gpubox\n  HostName 127.0.0.1\n  Port {server.port}\n  ProxyJump jumpbox\n\n"
+        f"Host *\n  IdentityFile {server.client_key}\n  UserKnownHostsFile {known}\n")
+    target = resolve_target(HostConfig(name="gpu", hostname="gpubox"), settings_for(config))
+    assert target.jump == "jumpbox"
+    assert openssh_connects(config, "gpubox")
+    before = accepted(server)
+    assert await run_echo(settings_for(config),
+                          HostConfig(name="gpu", hostname="gpubox")) == "connected"
+    assert accepted(server) == before + 2  # the jump host's login and ours

@@ -350,7 +350,7 @@ async def resolve_target_async(host: HostConfig, settings: SshSettings) -> Targe
 def parse_jump(spec: str) -> HostConfig:
     """``[user@]host[:port]`` (or an ssh alias) -> a HostConfig for the jump host."""
     user = None
-    rest = spec
+    rest = spec.removeprefix("ssh://")  # OpenSSH also takes ssh://[user@]host[:port]
     if "@" in rest:
         user, rest = rest.rsplit("@", 1)
     port = None

@@ -7,6 +7,7 @@ client is run on the same config to show that nomadlab connects where OpenSSH do
 
 from __future__ import annotations
 
+import getpass
 import os
 import shutil
 import subprocess
@@ -475,3 +476,37 @@ async def test_proxy_jump_from_ssh_config_through_an_alias(
     assert await run_echo(settings_for(config),
                           HostConfig(name="gpu", hostname="gpubox")) == "connected"
     assert accepted(server) == before + 2  # the jump host's login and ours
+
+
+def signed_user_key(tmp_path: Path, user: str) -> tuple[Path, Path]:
+    """A user CA and a key it signed (``key-cert.pub``); the key is in no authorized_keys."""
+    ca = keygen(tmp_path / "user_ca")
+    key = keygen(tmp_path / "certkey")
+    subprocess.run(["ssh-keygen", "-q", "-s", str(ca), "-I", "nomadlab-test", "-n", user,
+                    str(key) + ".pub"], check=True, capture_output=True)
+    assert Path(str(key) + "-cert.pub").exists()
+    return ca, key
+
+
+@pytest.mark.parametrize("in_agent", [False, True], ids=["file", "agent"])
+async def test_user_certificate_is_offered(make_sshd: Callable[..., SshServer],
+                                           agent: Agent, tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch,
+                                           in_agent: bool) -> None:
+    """Certificates signed by a user CA (``key-cert.pub`` next to the key), as ssh does."""
+    ca, key = signed_user_key(tmp_path, getpass.getuser())
+    server = make_sshd(extra=f"TrustedUserCAKeys {ca}.pub")
+    known = server.write_known_hosts(tmp_path / "known_hosts")
+    identity = str(key)
+    if in_agent:
+        agent.add(key)  # ssh-add adds key-cert.pub along
+        key.unlink()
+        identity = f"{key}.pub"
+        monkeypatch.setenv("SSH_AUTH_SOCK", str(agent.sock))
+    config = tmp_path / "ssh_config"
+    config.write_text(f"Host gpubox\n  HostName 127.0.0.1\n  Port {server.port}\n"
+                      f"  IdentityFile {identity}\n  IdentitiesOnly yes\n"
+                      f"  UserKnownHostsFile {known}\n")
+    assert await run_echo(settings_for(config),
+                          HostConfig(name="gpu", hostname="gpubox")) == "connected"
+    assert "ED25519-CERT" in server.log.read_text(errors="replace")

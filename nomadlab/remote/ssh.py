@@ -271,6 +271,7 @@ class Target:
     proxy_command: str | None = None
     host_key_alias: str | None = None
     hash_known_hosts: bool = False  # write hashed lines (ssh's own files only)
+    certificate_files: list[str] = field(default_factory=list)
     problem: str | None = None  # ssh_config could not be evaluated: connecting fails with it
 
 
@@ -338,6 +339,7 @@ def resolve_target(host: HostConfig, settings: SshSettings) -> Target:
         # HashKnownHosts applies to ssh's files; a file named in nomadlab's config
         # keeps plain lines
         hash_known_hosts=options.hash_known_hosts and not explicit,
+        certificate_files=list(options.certificate_files),
         problem=problem,
     )
 
@@ -481,13 +483,16 @@ class Connector:
                 if keys.agent is not None:
                     keys.agent.close()
                 keys.agent = None
-        in_agent = {k.public_data: k for k in agent_keys}
+        in_agent: dict[bytes, list[asyncssh.SSHKeyPair]] = {}
+        for pair in agent_keys:  # a key's certificates first, then the key
+            entries = in_agent.setdefault(_key_id(pair), [])
+            entries.insert(0 if _has_cert(pair) else len(entries), pair)
         used: set[bytes] = set()
         for path in target.identity_files:
             public, private = _identity_pair(path)
             if public is not None and public.public_data in in_agent:
                 if public.public_data not in used:
-                    keys.offered.append(in_agent[public.public_data])
+                    keys.offered.extend(in_agent[public.public_data])
                     used.add(public.public_data)
                 continue
             if private is None:
@@ -507,9 +512,9 @@ class Connector:
             if key is None:
                 keys.locked.append(private)
             else:
-                keys.offered.append(key)
+                keys.offered.extend(_with_certificates(key, private, target.certificate_files))
         if not target.identities_only:
-            keys.offered.extend(k for k in agent_keys if k.public_data not in used)
+            keys.offered.extend(k for k in agent_keys if _key_id(k) not in used)
         if not keys.offered and not keys.locked and keys.notes:
             if keys.agent is not None:
                 keys.agent.close()
@@ -686,6 +691,40 @@ class _Keys:
     locked: list[str] = field(default_factory=list)  # private keys needing a passphrase
     notes: list[str] = field(default_factory=list)  # said when the server refuses
     agent: asyncssh.SSHAgentClient | None = None  # open while connecting
+
+
+def _has_cert(pair: asyncssh.SSHKeyPair) -> bool:
+    return pair.algorithm.endswith(b"-cert-v01@openssh.com")
+
+
+def _key_id(pair: asyncssh.SSHKeyPair) -> bytes:
+    """The plain public key of an agent entry (a certificate's key for a certificate)."""
+    if not _has_cert(pair):
+        return pair.public_data
+    try:
+        blob = pair.algorithm + b" " + base64.b64encode(pair.public_data)
+        return asyncssh.import_certificate(blob).key.public_data
+    except (asyncssh.KeyImportError, ValueError):
+        return pair.public_data
+
+
+def _with_certificates(key: asyncssh.SSHKey, path: str, certificate_files: Sequence[str]
+                       ) -> list[asyncssh.SSHKeyPair | asyncssh.SSHKey]:
+    """The key, after its certificates (``key-cert.pub`` and matching CertificateFiles),
+    as OpenSSH offers them."""
+    out: list[asyncssh.SSHKeyPair | asyncssh.SSHKey] = []
+    for cert_path in dict.fromkeys([path + "-cert.pub", *certificate_files]):
+        if not os.path.isfile(cert_path):
+            continue
+        try:
+            cert = asyncssh.read_certificate(cert_path)
+            if cert.key.public_data != key.public_data:
+                continue
+            out.extend(asyncssh.load_keypairs([(key, cert)])[:1])
+        except (OSError, asyncssh.KeyImportError, ValueError):
+            continue
+    out.append(key)
+    return out
 
 
 def _read_public(path: str) -> asyncssh.SSHKey | None:

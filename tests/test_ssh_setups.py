@@ -510,3 +510,18 @@ async def test_user_certificate_is_offered(make_sshd: Callable[..., SshServer],
     assert await run_echo(settings_for(config),
                           HostConfig(name="gpu", hostname="gpubox")) == "connected"
     assert "ED25519-CERT" in server.log.read_text(errors="replace")
+
+
+def test_hosts_check_probes_the_port_ssh_would_use(make_sshd: Callable[..., SshServer],
+                                                   tmp_path: Path) -> None:
+    """``Match user`` sets the port only for the user nomadlab logs in as."""
+    server = make_sshd()
+    config = tmp_path / "ssh_config"
+    config.write_text(f"Host gpubox\n  HostName 127.0.0.1\n\n"
+                      f"Match user nomadlab-nobody\n  Port {server.port}\n")
+    nl_config = write_nomadlab_config(tmp_path / "config.toml", config)
+    with nl_config.open("a") as f:
+        f.write('user = "nomadlab-nobody"\n')
+    result = nomadlab("--config", str(nl_config), "hosts", "check", "gpu")
+    no_traceback(result)
+    assert f"127.0.0.1:{server.port} open" in result.stdout, result.stdout

@@ -7,6 +7,7 @@ client is run on the same config to show that nomadlab connects where OpenSSH do
 
 from __future__ import annotations
 
+import getpass
 import os
 import shutil
 import subprocess
@@ -421,3 +422,106 @@ async def test_proxy_command_runs_through_the_shell(make_sshd: Callable[..., Ssh
     assert await run_echo(settings_for(config),
                           HostConfig(name="gpu", hostname="gpubox")) == "connected"
     assert accepted(server) == before + 2  # the proxy's login and ours
+
+
+@pytest.mark.parametrize("use_ssh", [True, False], ids=["ssh -G", "asyncssh"])
+def test_known_hosts_defaults_are_ssh_defaults(isolated_home: Path, use_ssh: bool) -> None:
+    """No UserKnownHostsFile/GlobalKnownHostsFile and no [ssh] known_hosts: ssh's files."""
+    options = sshconfig.resolve("gpubox", None, use_ssh=use_ssh)
+    assert options.user_known_hosts == (str(isolated_home / ".ssh" / "known_hosts"),
+                                        str(isolated_home / ".ssh" / "known_hosts2"))
+    assert options.global_known_hosts == ("/etc/ssh/ssh_known_hosts",
+                                          "/etc/ssh/ssh_known_hosts2")
+    settings = SshSettings(config_file=str(isolated_home / "no_such_config"))
+    assert settings.known_hosts is None
+    target = resolve_target(HostConfig(name="gpu", hostname="gpubox"), settings)
+    assert [str(p) for p in target.known_hosts_files] == \
+        [*options.user_known_hosts, *options.global_known_hosts]
+    assert target.known_hosts == isolated_home / ".ssh" / "known_hosts"
+
+
+async def test_hosts_trust_hashes_when_ssh_config_says_so(make_sshd: Callable[..., SshServer],
+                                                          tmp_path: Path) -> None:
+    """HashKnownHosts yes (Debian's default): the line names no host, OpenSSH reads it."""
+    server = make_sshd()
+    known = tmp_path / "known_hosts"
+    config = tmp_path / "ssh_config"
+    config.write_text(f"Host gpubox\n  HostName 127.0.0.1\n  Port {server.port}\n"
+                      f"  IdentityFile {server.client_key}\n  UserKnownHostsFile {known}\n"
+                      f"  GlobalKnownHostsFile {tmp_path / 'none'}\n  HashKnownHosts yes\n")
+    nl_config = write_nomadlab_config(tmp_path / "config.toml", config)
+    result = nomadlab("--config", str(nl_config), "hosts", "trust", "gpu", "--yes")
+    assert result.returncode == 0, result.stderr
+    line = known.read_text()
+    assert line.startswith("|1|") and "127.0.0.1" not in line
+    assert line.split()[1:] == server.host_key_line.split()[1:]
+    assert openssh_connects(config, "gpubox")
+    assert await run_echo(settings_for(config),
+                          HostConfig(name="gpu", hostname="gpubox")) == "connected"
+
+
+async def test_proxy_jump_from_ssh_config_through_an_alias(
+        make_sshd: Callable[..., SshServer], tmp_path: Path) -> None:
+    server = make_sshd()
+    known = server.write_known_hosts(tmp_path / "known_hosts")
+    config = tmp_path / "ssh_config"
+    config.write_text(
+        f"Host jumpbox\n  HostName 127.0.0.1\n  Port {server.port}\n\n"
+        f"Host gpubox\n  HostName 127.0.0.1\n  Port {server.port}\n  ProxyJump jumpbox\n\n"
+        f"Host *\n  IdentityFile {server.client_key}\n  UserKnownHostsFile {known}\n")
+    target = resolve_target(HostConfig(name="gpu", hostname="gpubox"), settings_for(config))
+    assert target.jump == "jumpbox"
+    assert openssh_connects(config, "gpubox")
+    before = accepted(server)
+    assert await run_echo(settings_for(config),
+                          HostConfig(name="gpu", hostname="gpubox")) == "connected"
+    assert accepted(server) == before + 2  # the jump host's login and ours
+
+
+def signed_user_key(tmp_path: Path, user: str) -> tuple[Path, Path]:
+    """A user CA and a key it signed (``key-cert.pub``); the key is in no authorized_keys."""
+    ca = keygen(tmp_path / "user_ca")
+    key = keygen(tmp_path / "certkey")
+    subprocess.run(["ssh-keygen", "-q", "-s", str(ca), "-I", "nomadlab-test", "-n", user,
+                    str(key) + ".pub"], check=True, capture_output=True)
+    assert Path(str(key) + "-cert.pub").exists()
+    return ca, key
+
+
+@pytest.mark.parametrize("in_agent", [False, True], ids=["file", "agent"])
+async def test_user_certificate_is_offered(make_sshd: Callable[..., SshServer],
+                                           agent: Agent, tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch,
+                                           in_agent: bool) -> None:
+    """Certificates signed by a user CA (``key-cert.pub`` next to the key), as ssh does."""
+    ca, key = signed_user_key(tmp_path, getpass.getuser())
+    server = make_sshd(extra=f"TrustedUserCAKeys {ca}.pub")
+    known = server.write_known_hosts(tmp_path / "known_hosts")
+    identity = str(key)
+    if in_agent:
+        agent.add(key)  # ssh-add adds key-cert.pub along
+        key.unlink()
+        identity = f"{key}.pub"
+        monkeypatch.setenv("SSH_AUTH_SOCK", str(agent.sock))
+    config = tmp_path / "ssh_config"
+    config.write_text(f"Host gpubox\n  HostName 127.0.0.1\n  Port {server.port}\n"
+                      f"  IdentityFile {identity}\n  IdentitiesOnly yes\n"
+                      f"  UserKnownHostsFile {known}\n")
+    assert await run_echo(settings_for(config),
+                          HostConfig(name="gpu", hostname="gpubox")) == "connected"
+    assert "ED25519-CERT" in server.log.read_text(errors="replace")
+
+
+def test_hosts_check_probes_the_port_ssh_would_use(make_sshd: Callable[..., SshServer],
+                                                   tmp_path: Path) -> None:
+    """``Match user`` sets the port only for the user nomadlab logs in as."""
+    server = make_sshd()
+    config = tmp_path / "ssh_config"
+    config.write_text(f"Host gpubox\n  HostName 127.0.0.1\n\n"
+                      f"Match user nomadlab-nobody\n  Port {server.port}\n")
+    nl_config = write_nomadlab_config(tmp_path / "config.toml", config)
+    with nl_config.open("a") as f:
+        f.write('user = "nomadlab-nobody"\n')
+    result = nomadlab("--config", str(nl_config), "hosts", "check", "gpu")
+    no_traceback(result)
+    assert f"127.0.0.1:{server.port} open" in result.stdout, result.stdout

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import shlex
 import sys
+from concurrent.futures import ThreadPoolExecutor
 
 from rich.console import Console
 from rich.table import Table
@@ -99,8 +100,9 @@ def list_hosts(args: argparse.Namespace) -> int:
     for column in ("NAME", "HOSTNAME", "USER", "PORT", "JUMP", "COST/H", "TAGS"):
         table.add_column(column, no_wrap=True)
     problems: list[str] = []
-    for h in config.hosts:
-        target = resolve_target(h, config.ssh)
+    with ThreadPoolExecutor(max_workers=8) as pool:  # one ``ssh -G`` per host
+        targets = list(pool.map(lambda h: resolve_target(h, config.ssh), config.hosts))
+    for h, target in zip(config.hosts, targets, strict=True):
         if target.problem:
             problems.append(f"{render.clean(h.name)}: {render.clean(target.problem)}")
         hostname = render.safe(h.hostname)

@@ -24,7 +24,6 @@ from nomadlab.remote.ssh import (
     PassphraseNeeded,
     Unreachable,
     _os_reason,
-    _ssh_config_value,
     resolve_target,
 )
 
@@ -68,9 +67,10 @@ async def diagnose(config: Config, host: HostConfig, connector: Connector | None
     target = resolve_target(host, settings)
     if target.jump:
         result.add("tcp", None, f"through jump host {target.jump}")
+    elif target.proxy_command:
+        result.add("tcp", None, "through ProxyCommand")
     else:
-        address = _ssh_config_value(target.config_files, host.hostname, "Hostname") or host.hostname
-        port = host.port or _ssh_config_value(target.config_files, host.hostname, "Port") or 22
+        address, port = target.host, target.port  # as ssh resolves them (Match user, ...)
         try:
             elapsed = await _tcp(str(address), int(port), settings.connect_timeout)
         except (OSError, TimeoutError) as exc:

@@ -12,7 +12,10 @@ next (see :mod:`nomadlab.remote.supervisor`):
 from __future__ import annotations
 
 import asyncio
+import base64
 import getpass
+import hashlib
+import hmac
 import os
 import socket
 from collections.abc import Sequence
@@ -215,8 +218,15 @@ def read_known_hosts(known_hosts: Path | Sequence[Path]) -> asyncssh.SSHKnownHos
     return known
 
 
+def _hashed_pattern(pattern: str) -> str:
+    """OpenSSH's hashed known_hosts name (HashKnownHosts): ``|1|salt|HMAC-SHA1``."""
+    salt = os.urandom(20)
+    digest = hmac.new(salt, pattern.encode("utf-8"), hashlib.sha1).digest()
+    return f"|1|{base64.b64encode(salt).decode()}|{base64.b64encode(digest).decode()}"
+
+
 def host_key_info(known_hosts: Path | Sequence[Path], host: str, addr: str, port: int,
-                  key: asyncssh.SSHKey) -> HostKeyInfo:
+                  key: asyncssh.SSHKey, *, hashed: bool = False) -> HostKeyInfo:
     """Describe a key known_hosts did not trust: unknown, or a changed key.
 
     ``known_hosts``: the files checked, the first being the one trusting writes to
@@ -235,7 +245,8 @@ def host_key_info(known_hosts: Path | Sequence[Path], host: str, addr: str, port
             changed_in = path
             break
     public = key.export_public_key("openssh").decode("ascii").split()
-    line = f"{_known_hosts_pattern(host, port)} {public[0]} {public[1]}"
+    pattern = _known_hosts_pattern(host, port)
+    line = f"{_hashed_pattern(pattern) if hashed else pattern} {public[0]} {public[1]}"
     return HostKeyInfo(
         host=host,
         port=port,
@@ -301,6 +312,8 @@ class Target:
     identities_only: bool = False
     proxy_command: str | None = None
     host_key_alias: str | None = None
+    hash_known_hosts: bool = False  # write hashed lines (ssh's own files only)
+    certificate_files: list[str] = field(default_factory=list)
     problem: str | None = None  # ssh_config could not be evaluated: connecting fails with it
 
 
@@ -365,6 +378,10 @@ def resolve_target(host: HostConfig, settings: SshSettings) -> Target:
         identities_only=options.identities_only,
         proxy_command=options.proxy_command,
         host_key_alias=options.host_key_alias,
+        # HashKnownHosts applies to ssh's files; a file named in nomadlab's config
+        # keeps plain lines
+        hash_known_hosts=options.hash_known_hosts and not explicit,
+        certificate_files=list(options.certificate_files),
         problem=problem,
     )
 
@@ -377,7 +394,7 @@ async def resolve_target_async(host: HostConfig, settings: SshSettings) -> Targe
 def parse_jump(spec: str) -> HostConfig:
     """``[user@]host[:port]`` (or an ssh alias) -> a HostConfig for the jump host."""
     user = None
-    rest = spec
+    rest = spec.removeprefix("ssh://")  # OpenSSH also takes ssh://[user@]host[:port]
     if "@" in rest:
         user, rest = rest.rsplit("@", 1)
     port = None
@@ -508,13 +525,16 @@ class Connector:
                 if keys.agent is not None:
                     keys.agent.close()
                 keys.agent = None
-        in_agent = {k.public_data: k for k in agent_keys}
+        in_agent: dict[bytes, list[asyncssh.SSHKeyPair]] = {}
+        for pair in agent_keys:  # a key's certificates first, then the key
+            entries = in_agent.setdefault(_key_id(pair), [])
+            entries.insert(0 if _has_cert(pair) else len(entries), pair)
         used: set[bytes] = set()
         for path in target.identity_files:
             public, private = _identity_pair(path)
             if public is not None and public.public_data in in_agent:
                 if public.public_data not in used:
-                    keys.offered.append(in_agent[public.public_data])
+                    keys.offered.extend(in_agent[public.public_data])
                     used.add(public.public_data)
                 continue
             if private is None:
@@ -534,9 +554,9 @@ class Connector:
             if key is None:
                 keys.locked.append(private)
             else:
-                keys.offered.append(key)
+                keys.offered.extend(_with_certificates(key, private, target.certificate_files))
         if not target.identities_only:
-            keys.offered.extend(k for k in agent_keys if k.public_data not in used)
+            keys.offered.extend(k for k in agent_keys if _key_id(k) not in used)
         if not keys.offered and not keys.locked and keys.notes:
             if keys.agent is not None:
                 keys.agent.close()
@@ -622,7 +642,7 @@ class Connector:
                 ) from None
             host, addr, port, key = client.untrusted
             info = host_key_info(target.known_hosts_files or [target.known_hosts],
-                                 host, addr, port, key)
+                                 host, addr, port, key, hashed=target.hash_known_hosts)
             if info.changed:
                 message = (f"{what}HOST KEY CHANGED for {host} (now {info.key_type} "
                            f"{info.fingerprint}). Possible man-in-the-middle; not connecting.")
@@ -713,6 +733,40 @@ class _Keys:
     locked: list[str] = field(default_factory=list)  # private keys needing a passphrase
     notes: list[str] = field(default_factory=list)  # said when the server refuses
     agent: asyncssh.SSHAgentClient | None = None  # open while connecting
+
+
+def _has_cert(pair: asyncssh.SSHKeyPair) -> bool:
+    return pair.algorithm.endswith(b"-cert-v01@openssh.com")
+
+
+def _key_id(pair: asyncssh.SSHKeyPair) -> bytes:
+    """The plain public key of an agent entry (a certificate's key for a certificate)."""
+    if not _has_cert(pair):
+        return pair.public_data
+    try:
+        blob = pair.algorithm + b" " + base64.b64encode(pair.public_data)
+        return asyncssh.import_certificate(blob).key.public_data
+    except (asyncssh.KeyImportError, ValueError):
+        return pair.public_data
+
+
+def _with_certificates(key: asyncssh.SSHKey, path: str, certificate_files: Sequence[str]
+                       ) -> list[asyncssh.SSHKeyPair | asyncssh.SSHKey]:
+    """The key, after its certificates (``key-cert.pub`` and matching CertificateFiles),
+    as OpenSSH offers them."""
+    out: list[asyncssh.SSHKeyPair | asyncssh.SSHKey] = []
+    for cert_path in dict.fromkeys([path + "-cert.pub", *certificate_files]):
+        if not os.path.isfile(cert_path):
+            continue
+        try:
+            cert = asyncssh.read_certificate(cert_path)
+            if cert.key.public_data != key.public_data:
+                continue
+            out.extend(asyncssh.load_keypairs([(key, cert)])[:1])
+        except (OSError, asyncssh.KeyImportError, ValueError):
+            continue
+    out.append(key)
+    return out
 
 
 def _read_public(path: str) -> asyncssh.SSHKey | None:

@@ -76,6 +76,8 @@ class SshOptions:
     config_file: str | None = None  # the user config file evaluated (None: none)
     source: str = "ssh -G"  # or "asyncssh", or "none" (no config at all)
     extra: dict[str, str] = field(default_factory=dict, repr=False)  # other ssh -G lines
+    hash_known_hosts: bool = False  # HashKnownHosts: new known_hosts lines are hashed
+    certificate_files: tuple[str, ...] = ()  # CertificateFile (key-cert.pub is implied)
 
 
 # --------------------------------------------------------------------------- paths
@@ -210,6 +212,7 @@ def parse_ssh_g(text: str, alias: str, config_file: str | None) -> SshOptions:
     """``ssh -G`` output -> :class:`SshOptions`."""
     single: dict[str, str] = {}
     identity: list[str] = []
+    certificates: list[str] = []
     for raw in text.splitlines():
         key, _, value = raw.strip().partition(" ")
         key = key.lower()
@@ -217,6 +220,8 @@ def parse_ssh_g(text: str, alias: str, config_file: str | None) -> SshOptions:
             continue
         if key == "identityfile":
             identity.append(value.strip())
+        elif key == "certificatefile":
+            certificates.append(value.strip())
         else:
             single.setdefault(key, value.strip())
     hostname = single.get("hostname", alias)
@@ -238,7 +243,8 @@ def parse_ssh_g(text: str, alias: str, config_file: str | None) -> SshOptions:
                      for p in _split_paths(value))
 
     known = {"hostname", "port", "user", "proxyjump", "proxycommand", "hostkeyalias",
-             "identitiesonly", "identityagent", "userknownhostsfile", "globalknownhostsfile"}
+             "identitiesonly", "identityagent", "userknownhostsfile", "globalknownhostsfile",
+             "hashknownhosts"}
     return SshOptions(
         alias=alias,
         hostname=hostname,
@@ -258,6 +264,9 @@ def parse_ssh_g(text: str, alias: str, config_file: str | None) -> SshOptions:
         config_file=config_file,
         source="ssh -G",
         extra={k: v for k, v in single.items() if k not in known},
+        hash_known_hosts=single.get("hashknownhosts", "no").lower() == "yes",
+        certificate_files=tuple(_rehome(expand_tokens(p, **tokens))  # type: ignore[arg-type]
+                                for p in certificates),
     )
 
 
@@ -334,6 +343,8 @@ def _resolve_asyncssh(alias: str, config_file: str | None, user: str | None,
         global_known_hosts=paths(global_known, DEFAULT_GLOBAL_KNOWN_HOSTS),
         config_file=str(path) if path else None,
         source="asyncssh",
+        hash_known_hosts=bool(config.get("HashKnownHosts")),
+        certificate_files=paths(config.get("CertificateFile") or [], ()),
     )
 
 

@@ -94,3 +94,28 @@ def test_keys_in_one_burst_stay_in_order_in_an_input(isolated_home: Path,
         term.wait_for("Bottom/follow", what="the log view focused again")
         term.press("q")
         assert term.wait_exit() == 0
+
+
+def test_a_crashed_tui_exits_non_zero(capsys) -> None:  # type: ignore[no-untyped-def]
+    """The exit status `nomadlab` and `nomadlab tail` return after the app ended on an
+    unhandled error (before: 0, so scripts and supervisors never knew)."""
+    from textual.app import App
+
+    from nomadlab.cli.tui import exit_status
+
+    class Crashing(App[None]):
+        def on_mount(self) -> None:
+            raise RuntimeError("boom")
+
+    app = Crashing()
+    app.run(headless=True)
+    assert exit_status(app) == 1  # type: ignore[arg-type]
+    assert "internal error" in capsys.readouterr().err
+
+    class Quitting(App[None]):
+        def on_mount(self) -> None:
+            self.exit()
+
+    app2 = Quitting()
+    app2.run(headless=True)
+    assert exit_status(app2) == 0  # type: ignore[arg-type]

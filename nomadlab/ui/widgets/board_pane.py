@@ -172,8 +172,9 @@ class BoardPane(Widget, can_focus=True):
 
     async def _open(self, card_id: int | None) -> None:
         await self.app.run_action("open_mode('board')")
+        from nomadlab.ui.app import when_composed
         from nomadlab.ui.screens.board import BoardScreen
 
         screen = self.app.screen
         if card_id is not None and isinstance(screen, BoardScreen):
-            screen.select_card(card_id)
+            when_composed(screen, screen.select_card, card_id)

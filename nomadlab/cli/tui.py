@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
     config = config_from(args)
     app = build_app(config)
     app.run()
-    return 0
+    return app.return_code or 0  # 2: a database error, said in one line
 
 
 def register_tail(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -112,4 +112,4 @@ def run_tail(args: argparse.Namespace) -> int:
     host, path = parse_spec(args.spec, config)
     app = build_app(config, initial_mode="logs", initial_log=(host, path))
     app.run()
-    return 0
+    return app.return_code or 0  # 2: a database error, said in one line

@@ -45,7 +45,7 @@ import sqlite3
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -301,8 +301,19 @@ def build_request(hook: WebhookConfig, alert: Alert, secret: str, *,
     return HttpRequest(url, json.dumps(payload, default=str).encode(), json_headers)
 
 
-def send_request(request: HttpRequest, timeout: float) -> int:
-    """POST it (blocking: call from a worker thread). The status, or DeliveryError."""
+def send_request(request: HttpRequest, timeout: float, secrets: Sequence[str] = ()) -> int:
+    """POST it (blocking: call from a worker thread). The status, or DeliveryError.
+
+    Error texts are redacted of ``secrets`` here, before anything is cut short: a
+    server's error body may echo the URL, and half a token is still a leak."""
+    try:
+        return _send_request(request, timeout)
+    except DeliveryError as exc:
+        raise DeliveryError(_plain(redact(str(exc), secrets), 300), retry=exc.retry,
+                            retry_after=exc.retry_after) from None
+
+
+def _send_request(request: HttpRequest, timeout: float) -> int:
     req = urllib.request.Request(request.url, data=request.body, headers=request.headers,
                                  method="POST")
     try:
@@ -311,7 +322,7 @@ def send_request(request: HttpRequest, timeout: float) -> int:
             return int(response.status)
     except urllib.error.HTTPError as exc:
         try:
-            detail = _plain(exc.read(2048).decode("utf-8", "replace"), 200)
+            detail = _plain(exc.read(2048).decode("utf-8", "replace"), 4096)
         except (OSError, http.client.HTTPException):
             detail = ""
         finally:
@@ -333,10 +344,44 @@ def send_request(request: HttpRequest, timeout: float) -> int:
         raise DeliveryError(f"invalid request: {exc}", retry=False) from None
 
 
+def _encodings(piece: str) -> set[str]:
+    """``piece`` as it may appear in an error text: raw, percent-encoded (path or form
+    style, "/" kept or not) and decoded."""
+    return {piece, urllib.parse.quote(piece), urllib.parse.quote(piece, safe=""),
+            urllib.parse.quote_plus(piece), urllib.parse.quote(piece, safe="/:?=&"),
+            urllib.parse.unquote(piece), urllib.parse.unquote_plus(piece)}
+
+
+def secret_forms(secret: str) -> list[str]:
+    """Every text that would give the secret (or the part of it that is secret) away,
+    longest first: the value, and for a URL its path, query, credentials and token-like
+    path segments, each in its URL-encoded and decoded forms. A server that echoes the
+    request's path in its error body, or a URL with a space that Python quotes in its
+    error message, then gives nothing away."""
+    pieces = {secret, secret.strip()}
+    value = secret.strip()
+    parts = urllib.parse.urlsplit(value)
+    if parts.scheme and parts.netloc:
+        pieces.update(p for p in (parts.path, parts.query, parts.fragment, parts.password,
+                                  parts.path + ("?" + parts.query if parts.query else ""))
+                      if p and p != "/")
+        for segment in [*parts.path.split("/"), *parts.query.replace("&", "=").split("=")]:
+            if len(segment) >= 16 or (len(segment) >= 8 and any(c.isdigit() for c in segment)):
+                pieces.add(segment)
+    forms: set[str] = set()
+    for piece in pieces:
+        forms.update(_encodings(piece))
+    return sorted((f for f in forms if len(f) >= 4), key=len, reverse=True)
+
+
 def redact(text: str, secrets: Iterable[str]) -> str:
+    """Every form of every secret (see :func:`secret_forms`) replaced by <secret>."""
+    forms: set[str] = set()
     for secret in secrets:
-        if secret and len(secret) >= 4:
-            text = text.replace(secret, "<secret>")
+        if secret:
+            forms.update(secret_forms(secret))
+    for form in sorted(forms, key=len, reverse=True):
+        text = text.replace(form, "<secret>")
     return text
 
 
@@ -501,7 +546,7 @@ class Notifier:
         for attempt in range(attempts):
             tried = attempt + 1
             try:
-                await asyncio.to_thread(send_request, request, hook.timeout)
+                await asyncio.to_thread(send_request, request, hook.timeout, secrets)
             except DeliveryError as exc:
                 error = exc
                 if not exc.retry or attempt + 1 >= attempts:

@@ -22,6 +22,7 @@ from nomadlab.core.config import Config, LogConfig, TailSettings
 from nomadlab.core.logs import LogLine, LogState, LogStatus
 from nomadlab.core.model import HostState
 from nomadlab.remote.fleet import Fleet
+from nomadlab.remote.session import SAMPLE_BURST
 from nomadlab.remote.tail import TOO_MUCH, Logs
 
 pytestmark = pytest.mark.sshd
@@ -117,13 +118,13 @@ async def test_a_sample_flood_is_taken_at_the_configured_rate(
     try:
         await wait_for(lambda: sent(counter) >= 20_000, timeout=60,
                        what=f"the flood under way (sent {sent(counter)})")
-        await wait_for(lambda: len(rec.samples_of("gpu1")) >= 1, timeout=20,
-                       what="the first sample")
+        await wait_for(lambda: len(rec.samples_of("gpu1")) >= SAMPLE_BURST, timeout=20,
+                       what="the first samples")
         assert fleet.statuses["gpu1"].state is HostState.LIVE
-        # The clock has not moved: one sample in, every other one dropped.
-        assert len(rec.samples_of("gpu1")) == 1
-        assert len(fleet.history.host_cpu["gpu1"].points) == 1
-        for taken in (2, 3):
+        # The clock has not moved: a burst's worth in, every other one dropped.
+        assert len(rec.samples_of("gpu1")) == SAMPLE_BURST
+        assert len(fleet.history.host_cpu["gpu1"].points) == SAMPLE_BURST
+        for taken in (SAMPLE_BURST + 1, SAMPLE_BURST + 2):
             clock.advance(config.fleet.interval)
             await wait_for(lambda n=taken: len(rec.samples_of("gpu1")) >= n, timeout=20,
                            what=f"sample {taken} after the clock moved one interval")

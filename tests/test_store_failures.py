@@ -8,6 +8,7 @@ where the file is and how to keep a copy and recover it.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import sqlite3
@@ -136,3 +137,23 @@ def test_damaged_schema_fails_at_open_with_the_same_advice(tmp_path: Path) -> No
     with pytest.raises(StoreError) as caught:
         Store(path)
     assert ".recover" in str(caught.value) and str(path) in str(caught.value)
+
+
+async def test_tui_exits_with_one_line_on_a_damaged_database(
+        tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    """The papers screen reads a damaged table: the TUI ends with status 2 and the same
+    one line as the CLI, not a traceback."""
+    from nomadlab.cli.tui import build_app
+    from nomadlab.core.config import load_config_text
+
+    config = load_config_text(f'data_dir = "{tmp_path / "data"}"\nshow_local = false\n')
+    Store(config.database).close()
+    damage(config.database, "papers")
+    app = build_app(config, start_fleet=False, initial_mode="papers")
+    # Runs until the app ends itself (bounded: a TUI left running fails the test).
+    await asyncio.wait_for(app.run_async(headless=True, size=(120, 40)), 60)
+    assert app.return_code == 2
+    out, err = capfd.readouterr()
+    printed = " ".join((out + err).split())
+    assert "nomadlab: the database " in printed and ".recover" in printed
+    assert "Traceback" not in printed

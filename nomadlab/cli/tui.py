@@ -129,9 +129,10 @@ def run_tail(args: argparse.Namespace) -> int:
 
 
 def exit_status(app: NomadApp) -> int:
-    """0 after a normal quit; non-zero (1) when the TUI ended on an unhandled error."""
+    """0 after a normal quit; 1 when the TUI ended on an unhandled error; 2 when it
+    ended on a database error it has already said in one line."""
     code = app.return_code or 0
-    if code:
+    if code == 1:
         print("nomadlab: the TUI stopped on an internal error (above); "
               "please report it.", file=sys.stderr)
     return code

@@ -14,7 +14,7 @@ import math
 import os
 import re
 import tomllib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -70,6 +70,8 @@ def parse_duration(value: object) -> float:
 
 def format_duration(seconds: float) -> str:
     seconds = float(seconds)
+    if seconds and seconds % 86400 == 0:
+        return f"{seconds / 86400:g}d"
     if seconds and seconds % 3600 == 0:
         return f"{seconds / 3600:g}h"
     if seconds and seconds % 60 == 0:
@@ -98,6 +100,15 @@ class _Problems:
 
 
 _MISSING: Any = object()
+# Every number in the config has a range. A duration with no tighter limit of its own
+# is at most this long (a year); a number with none at most MAX_NUMBER.
+MAX_DURATION = 365 * 86400.0
+MAX_NUMBER = 1e9
+HOUR = 3600.0
+DAY = 86400.0
+# TOML nested deeper than Python can parse: the config is refused, not a traceback.
+MAX_NESTING = "more than Python's recursion limit allows"
+
 _TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "true or false"}
 
 
@@ -132,14 +143,14 @@ class Table:
             self.problem(key, f"expected {_TYPE_NAMES.get(kind, kind.__name__)}, got {_show(raw)}")
             return default
         if isinstance(raw, int | float) and not isinstance(raw, bool):
+            if maximum is None:
+                maximum = MAX_NUMBER
             if kind is float and not math.isfinite(raw):
                 self.problem(key, f"expected a finite number, got {raw}")
                 return default
-            if minimum is not None and raw < minimum:
-                self.problem(key, f"must be at least {minimum:g}, got {raw:g}")
-                return default
-            if maximum is not None and raw > maximum:
-                self.problem(key, f"must be at most {maximum:g}, got {raw:g}")
+            if (minimum is not None and raw < minimum) or (maximum is not None
+                                                            and raw > maximum):
+                self.problem(key, _out_of_range(minimum, maximum, raw, "{:g}".format))
                 return default
         if choices is not None and isinstance(raw, str):
             options = list(choices)
@@ -173,7 +184,8 @@ class Table:
             return list(default)
         return list(raw)
 
-    def duration(self, key: str, default: float, *, minimum: float = 0.0) -> float:
+    def duration(self, key: str, default: float, *, minimum: float = 0.0,
+                 maximum: float = MAX_DURATION) -> float:
         self.seen.add(key)
         if key not in self.data:
             return default
@@ -184,6 +196,10 @@ class Table:
             return default
         if seconds < minimum:
             self.problem(key, f"must be at least {format_duration(minimum)}")
+            return default
+        if seconds > maximum:
+            self.problem(key, _out_of_range(minimum, maximum, seconds, format_duration,
+                                            both=True))
             return default
         return seconds
 
@@ -215,6 +231,20 @@ class Table:
         for key in self.data:
             if key not in self.seen:
                 self.problem(key, "unknown key" + _suggest(key, known))
+
+
+def _out_of_range(minimum: float | None, maximum: float | None, got: float,
+                  show: Callable[[float], str], *, both: bool = False) -> str:
+    """'must be at least 1, got 0'; above the top, or with ``both``, the whole range:
+    'must be between 100ms and 1h, got 1e+308s'."""
+    shown = show(got) if abs(got) < 1e15 else f"{got:g}"
+    if minimum is not None and got < minimum:
+        if both and maximum is not None:
+            return f"must be between {show(minimum)} and {show(maximum)}, got {shown}"
+        return f"must be at least {show(minimum)}, got {shown}"
+    if both and minimum is not None and maximum is not None:
+        return f"must be between {show(minimum)} and {show(maximum)}, got {shown}"
+    return f"must be at most {show(maximum or 0.0)}, got {shown}"
 
 
 def _show(value: object) -> str:
@@ -588,7 +618,7 @@ def _read_host(t: Table) -> HostConfig | None:
         identity_file=t.text("identity_file"),
         jump=t.text("jump"),
         known_hosts=t.text("known_hosts"),
-        hourly_cost=t.value("hourly_cost", float, None, minimum=0),
+        hourly_cost=t.value("hourly_cost", float, None, minimum=0, maximum=100_000),
         python=t.text("python", "python3") or "python3",
         enabled=t.value("enabled", bool, True),
         tags=t.string_list("tags", []),
@@ -614,14 +644,17 @@ def host_problems(data: dict[str, Any]) -> list[str]:
 def _read_thresholds(t: Table) -> Thresholds:
     d = Thresholds()
     out = Thresholds(
-        temperature_warn=t.value("temperature_warn", float, d.temperature_warn, minimum=0),
-        temperature_crit=t.value("temperature_crit", float, d.temperature_crit, minimum=0),
+        temperature_warn=t.value("temperature_warn", float, d.temperature_warn, minimum=0,
+                                 maximum=200),
+        temperature_crit=t.value("temperature_crit", float, d.temperature_crit, minimum=0,
+                                 maximum=200),
         memory_warn=t.value("memory_warn", float, d.memory_warn, minimum=0, maximum=100),
         memory_crit=t.value("memory_crit", float, d.memory_crit, minimum=0, maximum=100),
         power_warn=t.value("power_warn", float, d.power_warn, minimum=0, maximum=200),
         free_utilization=t.value("free_utilization", float, d.free_utilization,
                                  minimum=0, maximum=100),
-        free_memory_mib=t.value("free_memory_mib", float, d.free_memory_mib, minimum=0),
+        free_memory_mib=t.value("free_memory_mib", float, d.free_memory_mib, minimum=0,
+                                maximum=10_000_000),
     )
     t.finish()
     return out
@@ -629,10 +662,11 @@ def _read_thresholds(t: Table) -> Thresholds:
 
 def _read_fleet(t: Table) -> FleetSettings:
     d = FleetSettings()
-    stale = t.duration("stale_after", -1.0, minimum=0.5) if "stale_after" in t.data else None
+    stale = (t.duration("stale_after", -1.0, minimum=0.5, maximum=DAY)
+             if "stale_after" in t.data else None)
     out = FleetSettings(
-        interval=t.duration("interval", d.interval, minimum=0.1),
-        history=t.duration("history", d.history, minimum=60),
+        interval=t.duration("interval", d.interval, minimum=0.1, maximum=HOUR),
+        history=t.duration("history", d.history, minimum=60, maximum=DAY),
         stale_after=stale if stale is not None and stale >= 0 else None,
         sort=t.text("sort", d.sort, choices=SORT_KEYS) or d.sort,
         thresholds=_read_thresholds(t.table("thresholds")),
@@ -645,13 +679,16 @@ def _read_fleet(t: Table) -> FleetSettings:
 def _read_ssh(t: Table) -> SshSettings:
     d = SshSettings()
     out = SshSettings(
-        connect_timeout=t.duration("connect_timeout", d.connect_timeout, minimum=1),
-        login_timeout=t.duration("login_timeout", d.login_timeout, minimum=1),
-        keepalive_interval=t.duration("keepalive_interval", d.keepalive_interval, minimum=1),
+        connect_timeout=t.duration("connect_timeout", d.connect_timeout, minimum=1,
+                                   maximum=HOUR),
+        login_timeout=t.duration("login_timeout", d.login_timeout, minimum=1, maximum=HOUR),
+        keepalive_interval=t.duration("keepalive_interval", d.keepalive_interval, minimum=1,
+                                      maximum=HOUR),
         keepalive_count_max=t.value("keepalive_count_max", int, d.keepalive_count_max,
                                     minimum=1, maximum=100),
-        backoff_initial=t.duration("backoff_initial", d.backoff_initial, minimum=0.1),
-        backoff_max=t.duration("backoff_max", d.backoff_max, minimum=1),
+        backoff_initial=t.duration("backoff_initial", d.backoff_initial, minimum=0.1,
+                                   maximum=HOUR),
+        backoff_max=t.duration("backoff_max", d.backoff_max, minimum=1, maximum=DAY),
         config_file=t.text("config_file", d.config_file) or d.config_file,
         known_hosts=t.text("known_hosts") or None,
     )
@@ -706,8 +743,8 @@ def _read_tail(t: Table) -> TailSettings:
     out = TailSettings(
         lines=t.value("lines", int, d.lines, minimum=0, maximum=1_000_000),
         max_lines=t.value("max_lines", int, d.max_lines, minimum=100, maximum=10_000_000),
-        poll=t.duration("poll", d.poll, minimum=0.02),
-        glob_every=t.duration("glob_every", d.glob_every, minimum=0.1),
+        poll=t.duration("poll", d.poll, minimum=0.02, maximum=60),
+        glob_every=t.duration("glob_every", d.glob_every, minimum=0.1, maximum=HOUR),
     )
     t.finish()
     return out
@@ -772,7 +809,7 @@ def _read_webhook(t: Table) -> WebhookConfig | None:
         secret=secret or "",
         chat_id=t.text("chat_id"),
         min_severity=t.text("min_severity", "info", choices=SEVERITIES) or "info",
-        timeout=t.duration("timeout", 10.0, minimum=1),
+        timeout=t.duration("timeout", 10.0, minimum=1, maximum=600),
     )
     t.finish()
     if kind == "telegram" and not hook.chat_id:
@@ -845,8 +882,8 @@ def _read_papers(t: Table) -> PapersSettings:
         crossref_api=t.text("crossref_api", d.crossref_api) or d.crossref_api,
         weekly_cap=t.value("weekly_cap", int, d.weekly_cap, minimum=0, maximum=100),
         review_day=t.text("review_day", d.review_day, choices=WEEKDAYS) or d.review_day,
-        arxiv_interval=t.duration("arxiv_interval", d.arxiv_interval),
-        timeout=t.duration("timeout", d.timeout, minimum=1),
+        arxiv_interval=t.duration("arxiv_interval", d.arxiv_interval, maximum=DAY),
+        timeout=t.duration("timeout", d.timeout, minimum=1, maximum=600),
         mailto=t.text("mailto"),
     )
     for key in ("arxiv_api", "crossref_api"):
@@ -955,8 +992,13 @@ def parse_config(data: dict[str, Any], text: str = "", source: Path | None = Non
 
 
 def load_config_text(text: str, source: Path | None = None) -> Config:
+    deep = tomlpos.nesting_problem(text)
+    if deep is not None:
+        raise ConfigError(source, [f"{deep}: not parsed"])
     try:
         data = tomllib.loads(text)
+    except RecursionError:
+        raise ConfigError(source, [f"TOML nested too deeply ({MAX_NESTING})"]) from None
     except tomllib.TOMLDecodeError as exc:
         message = str(exc)
         match = re.search(r"\(at line (\d+), column (\d+)\)", message)

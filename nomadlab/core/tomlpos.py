@@ -74,3 +74,67 @@ def line_of(text: str, path: str) -> int | None:
             break
         probe = probe[:cut]
     return positions.get(probe)
+
+
+MAX_NESTING = 100  # arrays and inline tables inside each other
+MAX_KEY_PARTS = 100  # parts of one dotted key: a.b.c...
+
+
+def nesting_problem(text: str) -> str | None:
+    """Why ``text`` is nested too deeply to be parsed safely, or None.
+
+    tomllib recurses once per level of arrays and inline tables (a RecursionError
+    past about 1000) and takes quadratic time on long dotted keys (100,000 parts:
+    minutes). No config needs more than :data:`MAX_NESTING` levels or
+    :data:`MAX_KEY_PARTS` parts, so this linear scan refuses such text first. It skips
+    strings and comments; it never decides what valid TOML means.
+    """
+    depth = 0
+    dots = 0
+    line = 1
+    i = 0
+    n = len(text)
+    while i < n:
+        ch = text[i]
+        if ch == "\n":
+            line += 1
+            dots = 0
+        elif ch == "#":
+            end = text.find("\n", i)
+            i = n if end < 0 else end
+            continue
+        elif ch in "\"'":
+            quote = ch * 3 if text.startswith(ch * 3, i) else ch
+            j = i + len(quote)
+            while True:
+                k = text.find(quote, j)
+                if k < 0:
+                    return None  # an unterminated string: tomllib says where
+                if ch == '"' and len(quote) == 1:
+                    backslashes = 0
+                    while text[k - 1 - backslashes] == "\\":
+                        backslashes += 1
+                    if backslashes % 2:
+                        j = k + 1
+                        continue
+                break
+            line += text.count("\n", i, k)
+            i = k + len(quote)
+            continue
+        elif ch in "[{":
+            depth += 1
+            dots = 0
+            if depth > MAX_NESTING:
+                return (f"line {line}: nested more than {MAX_NESTING} levels deep "
+                        "(arrays and inline tables)")
+        elif ch in "]}":
+            depth = max(0, depth - 1)
+            dots = 0
+        elif ch in ",=":
+            dots = 0
+        elif ch == ".":
+            dots += 1
+            if dots >= MAX_KEY_PARTS:
+                return f"line {line}: a dotted key of more than {MAX_KEY_PARTS} parts"
+        i += 1
+    return None

@@ -24,10 +24,10 @@ from nomadlab.remote.protocol import AgentDecoder, AgentError, AgentReply, NoPyt
 
 READ_CHUNK = 1 << 16
 STDERR_KEEP = 4096
-# A host's samples are taken at most at the configured rate: one that comes sooner
-# than this share of the interval after the last one taken is dropped. A flooding
-# (or broken) agent then costs decoding, never history or memory.
-RATE_SLACK = 0.5
+# A host's samples are taken at most at the configured rate: a token bucket that
+# refills one sample per interval and holds SAMPLE_BURST (samples bunched by a stalled
+# link are kept; a flooding or broken agent costs decoding, never history or memory).
+SAMPLE_BURST = 5
 
 
 class CommandFailed(Exception):
@@ -43,24 +43,30 @@ class SessionSink(Protocol):
 
 
 class RateGate:
-    """Takes samples at most at the configured rate; counts the ones it drops."""
+    """Takes samples at most at the configured rate (a token bucket of
+    :data:`SAMPLE_BURST`, one token per interval); counts the ones it drops."""
 
     def __init__(self, clock: Clock) -> None:
         self.clock = clock
-        self.last: float | None = None  # monotonic time of the last sample taken
+        self.tokens = float(SAMPLE_BURST)
+        self.last: float | None = None  # monotonic time of the last refill
         self.dropped = 0
 
     def take(self, interval: float) -> bool:
         now = self.clock.monotonic()
-        if self.last is not None and now - self.last < interval * RATE_SLACK:
-            self.dropped += 1
-            return False
+        if self.last is not None and interval > 0:
+            self.tokens = min(float(SAMPLE_BURST),
+                              self.tokens + max(0.0, now - self.last) / interval)
         self.last = now
-        return True
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return True
+        self.dropped += 1
+        return False
 
     def reset(self) -> None:
         """The next sample is taken whenever it comes (it was asked for)."""
-        self.last = None
+        self.tokens = max(self.tokens, 1.0)
 
 
 class AgentSession:

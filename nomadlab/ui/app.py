@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import importlib
 import inspect
+import sqlite3
 from collections.abc import Awaitable, Callable, Iterable
 from functools import partial
 from typing import Any
@@ -15,6 +16,7 @@ from textual.notifications import SeverityLevel
 from textual.screen import Screen
 
 from nomadlab.core.alerts import Alert
+from nomadlab.core.store import describe_error
 from nomadlab.notify import terminal_sink
 from nomadlab.ui import render
 from nomadlab.ui.screens.alerts import AlertsScreen
@@ -115,6 +117,17 @@ class NomadApp(App[None]):
     def __init__(self, services: Services) -> None:
         super().__init__()
         self.services = services
+
+    def _handle_exception(self, error: Exception) -> None:
+        """A full disk, a read-only or damaged database while the TUI runs: exit with
+        the one clear line the CLI gives (core/store.describe_error), status 2, not a
+        traceback. Anything else is Textual's to report."""
+        if isinstance(error, sqlite3.Error):
+            path = self.services.store.path
+            self._return_code = 2
+            self.exit(return_code=2, message=f"nomadlab: {describe_error(error, path)}")
+            return
+        super()._handle_exception(error)
 
     # ------------------------------------------------------------------ screens
 

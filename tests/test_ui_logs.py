@@ -186,3 +186,26 @@ def test_snapshot_logs(snap_compare, tmp_path: Path, size: tuple[int, int]) -> N
         await asyncio.sleep(0.1)
 
     assert snap_compare(app, press=["2"], terminal_size=size, run_before=settle)
+
+
+async def test_a_catastrophic_filter_is_turned_off_not_frozen_on(tmp_path: Path) -> None:
+    """Issue 9 item 24 in the log view: a typed pattern that backtracks for minutes on
+    one short line gets a time limit, is turned off and said to be, and the view stays
+    usable."""
+    log = tmp_path / "run.log"
+    log.write_text("step 1\n" + "a" * 40 + "b\n" + "ERROR boom\n")
+    app = build_app(config_with_logs(tmp_path, log))
+    async with app.run_test(size=(120, 30)) as pilot:
+        await pilot.press("2")
+        screen = app.screen
+        assert isinstance(screen, LogsScreen)
+        view = screen.view
+        await wait_for(lambda: len(view.rows) >= 3, what="the lines")
+        await pilot.press("ampersand", *"(a|aa)+$", "enter")
+        await wait_for(lambda: "too slow" in view.header().plain, what="the too-slow notice")
+        assert "turned off" in view.header().plain
+        await pilot.press("escape")
+        assert len(view.rows) == 3
+        await pilot.press("slash", *"ERROR", "enter")
+        line = view.current_line()
+        assert line is not None and line.text == "ERROR boom"

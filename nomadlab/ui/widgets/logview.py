@@ -9,9 +9,10 @@ top/bottom, copy a line.
 
 from __future__ import annotations
 
-import re
 from collections import OrderedDict, deque
+from collections.abc import Iterator
 
+import regex
 from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
@@ -21,6 +22,7 @@ from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
+from nomadlab.core import patterns
 from nomadlab.core.logs import LogBuffer, LogLine
 from nomadlab.ui import logtext
 
@@ -29,18 +31,56 @@ CURSOR = Style(bgcolor="grey27")
 MATCH = Style(bgcolor="dark_goldenrod", color="black")
 
 
-def compile_query(text: str) -> re.Pattern[str] | None:
-    """A search/filter regex; case-insensitive unless it has capitals (smart case).
+QUERY_TIMEOUT = 0.05  # seconds one line's search may take before the query is given up
+
+
+class Query:
+    """A search/filter pattern typed into the log view, run with a time limit.
+
+    A pattern such as ``(a|aa)+$`` can backtrack for minutes on one short line; run on
+    the event loop it would freeze the TUI. Each search gets :data:`QUERY_TIMEOUT`;
+    past it the query is marked ``too_slow`` and matches nothing from then on, and the
+    view's header says so.
+    """
+
+    def __init__(self, compiled: patterns.Pattern, text: str) -> None:
+        self.compiled = compiled
+        self.pattern = text
+        self.too_slow = False
+
+    def search(self, text: str, pos: int = 0) -> patterns.Match | None:
+        if self.too_slow:
+            return None
+        try:
+            return patterns.search(self.compiled, text, pos, timeout=QUERY_TIMEOUT)
+        except patterns.PatternTimeout:
+            self.too_slow = True
+            return None
+
+    def finditer(self, text: str) -> Iterator[patterns.Match]:
+        """The matches in ``text`` (for highlighting); none once the query is too slow."""
+        pos = 0
+        while pos <= len(text):
+            match = self.search(text, pos)
+            if match is None:
+                return
+            yield match
+            pos = match.end() if match.end() > match.start() else match.end() + 1
+
+
+def compile_query(text: str) -> Query | None:
+    """A search/filter query; case-insensitive unless it has capitals (smart case).
 
     Text that is not a valid regex is searched for literally.
     """
     if not text:
         return None
-    flags = 0 if any(c.isupper() for c in text) else re.IGNORECASE
+    flags = 0 if any(c.isupper() for c in text) else regex.IGNORECASE
     try:
-        return re.compile(text, flags)
-    except re.error:
-        return re.compile(re.escape(text), flags)
+        compiled = regex.compile(text, flags | regex.VERSION0)
+    except (regex.error, TypeError, ValueError, OverflowError, RecursionError):
+        compiled = regex.compile(regex.escape(text), flags | regex.VERSION0)
+    return Query(compiled, text)
 
 
 class LogView(ScrollView, can_focus=True):
@@ -88,8 +128,8 @@ class LogView(ScrollView, can_focus=True):
         self.wrap = False
         self.filter_text = ""
         self.search_text = ""
-        self._filter: re.Pattern[str] | None = None
-        self._search: re.Pattern[str] | None = None
+        self._filter: Query | None = None
+        self._search: Query | None = None
         self.cursor_seq: int | None = None
         self._cache: OrderedDict[tuple[int, int, str], Strip] = OrderedDict()
         self._width_seen = 0
@@ -212,7 +252,8 @@ class LogView(ScrollView, can_focus=True):
         if line.cut:
             text.append(f" … [{line.cut:,} bytes cut]", style="bold magenta")
         if self._search is not None:
-            text.highlight_regex(self._search, style=MATCH)
+            for match in self._search.finditer(text.plain):
+                text.stylize(MATCH, match.start(), match.end())
         segments = list(text.render(self.app.console))
         # The widget's own colours under the line's: no dark boxes behind the text.
         strip = Strip(segments, text.cell_len).apply_style(self.rich_style)
@@ -428,6 +469,9 @@ class LogView(ScrollView, can_focus=True):
         if self.search_text:
             text.append(" · search ", style="dim")
             text.append(self.search_text[:40], style="cyan")
+        for query in (self._filter, self._search):
+            if query is not None and query.too_slow:
+                text.append(f" · {query.pattern[:20]!r} too slow: turned off", style="bold red")
         if self.wrap:
             text.append(" · wrap", style="dim")
         return text

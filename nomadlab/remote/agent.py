@@ -273,7 +273,7 @@ def _decode(value: Any) -> str:
 CLOCK_REASON_BITS = (0x1, 0x2, 0x4, 0x8, 0x10, 0x20, 0x40, 0x80, 0x100)
 XID_EVENT = 0x8  # nvmlEventTypeXidCriticalError
 MAX_XIDS = 64  # XID events kept per GPU (the newest)
-SLOW_EVERY = 10  # ECC, row remapping, NVLink and modes are read every N samples
+SLOW_EVERY = 30  # ECC, row remapping, NVLink, modes, energy: read every N samples
 NVLINK_LINKS = 18  # NVML_NVLINK_MAX_LINKS
 
 
@@ -294,6 +294,11 @@ class NvmlHealth(object):
         self._stop = threading.Event()
         self._since: Dict[Tuple[int, int], float] = {}  # (gpu, reason bit) -> first seen
         self._slow: Dict[int, GpuDict] = {}
+        self._pcie_now: Dict[int, List[Any]] = {}
+        self._fns: Dict[str, Any] = {}
+        self._unsupported: Set[Tuple[str, Any]] = set()
+        self._gpu_of: Dict[int, int] = dict((id(h), i) for i, h in enumerate(handles))
+        self._links: Dict[int, List[int]] = {}  # GPU -> the NVLinks it has
         self._count = 0
         self._thread: Optional[threading.Thread] = None
         self._start_xid_thread()
@@ -301,14 +306,25 @@ class NvmlHealth(object):
     def _try(self, fn: Any, *args: Any) -> Any:
         if fn is None:
             return None
+        # Only calls on one of our GPU handles (kept alive in self.handles) are remembered.
+        if self._unsupported and args and (
+                getattr(fn, "__name__", ""), self._gpu_of.get(id(args[0]))) in self._unsupported:
+            return None
         try:
             return fn(*args)
-        except Exception:  # NVMLError_NotSupported, FunctionNotFound, GPU lost, ...
+        except Exception as exc:  # NVMLError_NotSupported, FunctionNotFound, GPU lost, ...
+            # What the driver or GPU does not have, it will not have later: stop asking.
+            gpu = self._gpu_of.get(id(args[0])) if args else None
+            if gpu is not None and type(exc).__name__ in (
+                    "NVMLError_NotSupported", "NVMLError_FunctionNotFound"):
+                self._unsupported.add((getattr(fn, "__name__", ""), gpu))
             return None
 
     def _fn(self, *names: str) -> Any:
         for name in names:
-            fn = getattr(self.nv, name, None)
+            fn = self._fns.get(name, self)
+            if fn is self:
+                fn = self._fns[name] = getattr(self.nv, name, None)
             if fn is not None:
                 return fn
         return None
@@ -359,7 +375,7 @@ class NvmlHealth(object):
         failures = 0
         while not self._stop.is_set():
             try:
-                data = wait(event_set, 500)
+                data = wait(event_set, 1000)
             except Exception as exc:
                 # A timeout is the normal case; anything else: back off, then give up.
                 if "Timeout" not in type(exc).__name__:
@@ -389,35 +405,46 @@ class NvmlHealth(object):
         if mask is None:
             return None, None
         mask = int(mask)
-        now = time.monotonic()
         ages: Dict[str, float] = {}
+        if not mask and not self._since:
+            return mask, ages
+        now = time.monotonic()
         for bit in CLOCK_REASON_BITS:
             if mask & bit:
                 first = self._since.setdefault((i, bit), now)
                 ages[str(bit)] = round(now - first, 1)
-            else:
+            elif self._since:
                 self._since.pop((i, bit), None)
         return mask, ages
 
-    def _clocks(self, handle: Any) -> Optional[List[Optional[int]]]:
+    def _clocks(self, handle: Any, slow: GpuDict) -> Optional[List[Optional[int]]]:
         get = self._fn("nvmlDeviceGetClockInfo")
-        get_max = self._fn("nvmlDeviceGetMaxClockInfo")
-        values = [self._try(get, handle, 1), self._try(get_max, handle, 1),  # SM
-                  self._try(get, handle, 2), self._try(get_max, handle, 2)]  # memory
-        if all(v is None for v in values):
+        # Maxima do not change and the memory clock seldom does: read with the slow
+        # fields. The SM clock is what a throttled GPU shows: every sample.
+        top = slow["_clk_max"]
+        sm = self._try(get, handle, 1)
+        if sm is None and top[0] is None and slow["_clk_mem"] is None and top[1] is None:
             return None
-        return [None if v is None else int(v) for v in values]
+        return [sm, top[0], slow["_clk_mem"], top[1]]
 
-    def _pcie(self, handle: Any) -> Optional[List[Optional[int]]]:
-        values = [
-            self._try(self._fn("nvmlDeviceGetCurrPcieLinkGeneration"), handle),
-            self._try(self._fn("nvmlDeviceGetCurrPcieLinkWidth"), handle),
-            self._try(self._fn("nvmlDeviceGetMaxPcieLinkGeneration"), handle),
-            self._try(self._fn("nvmlDeviceGetMaxPcieLinkWidth"), handle),
-        ]
-        if all(v is None for v in values):
+    def _pcie(self, i: int, handle: Any, busy: bool, slow: GpuDict
+              ) -> Optional[List[Optional[int]]]:
+        # The current link matters under load only (idle links train down to save
+        # power). Read with the slow fields, and at once under load while the last
+        # reading is below the maximum (a link that trains up when work starts must
+        # not be reported as a downgrade from a reading taken at idle).
+        current = self._pcie_now.get(i)
+        top = slow["_pcie_max"]
+        below = current is not None and any(
+            c is not None and m is not None and c < m
+            for c, m in zip(current, top))  # noqa: B905  (3.8: no strict=)
+        if current is None or self._count % SLOW_EVERY == 0 or (busy and below):
+            current = [self._try(self._fn("nvmlDeviceGetCurrPcieLinkGeneration"), handle),
+                       self._try(self._fn("nvmlDeviceGetCurrPcieLinkWidth"), handle)]
+            self._pcie_now[i] = current
+        if current[0] is None and current[1] is None and top[0] is None and top[1] is None:
             return None
-        return [None if v is None else int(v) for v in values]
+        return current + top
 
     def _ecc(self, handle: Any) -> Optional[List[Optional[int]]]:
         mode = self._try(self._fn("nvmlDeviceGetEccMode"), handle)
@@ -443,23 +470,29 @@ class NvmlHealth(object):
         return None, [None if sbe is None else len(sbe), None if dbe is None else len(dbe),
                       None if pending is None else int(pending)]
 
-    def _nvlink(self, handle: Any) -> Optional[List[int]]:
+    def _nvlink(self, i: int, handle: Any) -> Optional[List[int]]:
         state = self._fn("nvmlDeviceGetNvLinkState")
         if state is None:
             return None
-        links = down = 0
-        for link in range(NVLINK_LINKS):
+        known = self._links.get(i)
+        if known is None:  # first time: find which links this GPU has
+            known = []
+            for link in range(NVLINK_LINKS):
+                try:
+                    state(handle, link)
+                    known.append(link)
+                except Exception:
+                    continue
+            self._links[i] = known
+        down = 0
+        for link in known:
             active = self._try(state, handle, link)
-            if active is None:
-                continue
-            links += 1
-            if not active:
+            if active is not None and not active:
                 down += 1
-        return [links, down] if links else None
+        return [len(known), down] if known else None
 
-    def _mig(self, handle: Any) -> Optional[List[List[Any]]]:
-        mode = self._try(self._fn("nvmlDeviceGetMigMode"), handle)
-        if mode is None or not int(mode[0]):
+    def _mig(self, handle: Any, on: bool) -> Optional[List[List[Any]]]:
+        if not on:
             return None
         count = self._try(self._fn("nvmlDeviceGetMaxMigDeviceCount"), handle) or 0
         by_index = self._fn("nvmlDeviceGetMigDeviceHandleByIndex")
@@ -481,30 +514,41 @@ class NvmlHealth(object):
             ])
         return out
 
-    def _slow_fields(self, handle: Any) -> GpuDict:
+    def _slow_fields(self, i: int, handle: Any) -> GpuDict:
         rows, pages = self._rows(handle)
         pm = self._try(self._fn("nvmlDeviceGetPersistenceMode"), handle)
         cm = self._try(self._fn("nvmlDeviceGetComputeMode"), handle)
+        energy = self._try(self._fn("nvmlDeviceGetTotalEnergyConsumption"), handle)
+        get_max = self._fn("nvmlDeviceGetMaxClockInfo")
+        mig_mode = self._try(self._fn("nvmlDeviceGetMigMode"), handle)
         return {
+            # "_" keys stay in the agent: read slowly, used by the per-sample fields.
+            "_clk_max": [self._try(get_max, handle, 1), self._try(get_max, handle, 2)],
+            "_clk_mem": self._try(self._fn("nvmlDeviceGetClockInfo"), handle, 2),
+            "_pcie_max": [self._try(self._fn("nvmlDeviceGetMaxPcieLinkGeneration"), handle),
+                          self._try(self._fn("nvmlDeviceGetMaxPcieLinkWidth"), handle)],
+            "_mig": mig_mode is not None and bool(int(mig_mode[0])),
+            "e": None if energy is None else int(energy),
             "ecc": self._ecc(handle),
             "rows": rows,
             "pages": pages,
-            "nvl": self._nvlink(handle),
+            "nvl": self._nvlink(i, handle),
             "pm": None if pm is None else int(pm),
             "cm": None if cm is None else int(cm),
         }
 
-    def read(self, i: int, handle: Any) -> GpuDict:
-        """The ``h`` dict of GPU ``i`` for this sample."""
+    def read(self, i: int, handle: Any, busy: bool = True) -> GpuDict:
+        """The ``h`` dict of GPU ``i`` for this sample (``busy``: the GPU works)."""
         if i not in self._slow or self._count % SLOW_EVERY == 0:
-            self._slow[i] = self._slow_fields(handle)
+            self._slow[i] = self._slow_fields(i, handle)
+        slow = self._slow[i]
         mask, ages = self._reasons(i, handle)
-        energy = self._try(self._fn("nvmlDeviceGetTotalEnergyConsumption"), handle)
-        out: GpuDict = {"thr": mask, "thr_s": ages, "clk": self._clocks(handle),
-                        "pcie": self._pcie(handle)}
-        out.update(self._slow[i])
-        out["e"] = None if energy is None else int(energy)
-        out["mig"] = self._mig(handle)
+        out: GpuDict = {"thr": mask, "thr_s": ages, "clk": self._clocks(handle, slow),
+                        "pcie": self._pcie(i, handle, busy, slow)}
+        for key, value in slow.items():
+            if not key.startswith("_"):
+                out[key] = value
+        out["mig"] = self._mig(handle, slow["_mig"])
         if self._xid_ok:
             with self._lock:
                 out["xid"] = [list(x) for x in self._xids.get(i, [])]
@@ -602,7 +646,8 @@ class NvmlGpus(object):
                 }
             )
             if self.health is not None:
-                gpus[-1]["h"] = self.health.read(self.static[i]["i"], handle)
+                busy = (util is not None and util.gpu >= 10) or bool(procs)
+                gpus[-1]["h"] = self.health.read(self.static[i]["i"], handle, busy)
         if self.health is not None:
             self.health.next_sample()
         names = self.names.lookup(sorted(all_pids))
@@ -757,7 +802,7 @@ def load_nvml_from_source(source: str) -> Any:
 
 
 def open_gpus(interval: float, pynvml_source: Optional[str] = None,
-              nvml: Any = None) -> GpuBackend:
+              nvml: Any = None, health: bool = True) -> GpuBackend:
     """NVML first, then nvidia-smi, then nothing; the reason is kept for the hello."""
     reasons: List[str] = []
     if nvml is None and pynvml_source:
@@ -774,7 +819,7 @@ def open_gpus(interval: float, pynvml_source: Optional[str] = None,
             nvml = None
     if nvml is not None:
         try:
-            return NvmlGpus(nvml)
+            return NvmlGpus(nvml, health=health)
         except Exception as exc:
             reasons.append("NVML: %s" % exc)
     smi = _which("nvidia-smi")
@@ -892,22 +937,25 @@ def main(argv: Optional[List[str]] = None, bundle: Optional[Message] = None) -> 
     once = False
     heartbeat_timeout = 60.0
     source: Optional[str] = None
+    health = True
     if bundle is not None:
         args = bundle.get("args", {})
         interval = float(args.get("interval", 1.0))
         once = bool(args.get("once", False))
         heartbeat_timeout = float(args.get("heartbeat_timeout", 60.0))
         source = bundle.get("pynvml")
+        health = bool(args.get("health", True))
     else:
         argv = list(sys.argv[1:] if argv is None else argv)
         if "--once" in argv:
             once = True
         if "--interval" in argv:
             interval = float(argv[argv.index("--interval") + 1])
+        health = "--no-health" not in argv
     out = sys.stdout.buffer
     inp = sys.stdin.buffer
     try:
-        gpus: GpuBackend = open_gpus(interval, source)
+        gpus: GpuBackend = open_gpus(interval, source, health=health)
     except Exception as exc:  # never die before saying why
         gpus = NoGpu("GPU probe failed: %s" % exc)
     agent = Agent(out, inp, interval, gpus, heartbeat_timeout=heartbeat_timeout)

@@ -15,8 +15,9 @@ every 30th sample (what changes slowly): maximum clocks, memory clock, PCIe maxi
 current link, ECC mode and counts, remapped rows (retired pages before Ampere), NVLink
 state of the links the GPU has, persistence and compute mode, total energy, MIG mode.
 What the GPU does not support (NotSupported / FunctionNotFound) is not asked again.
-XIDs arrive through an NVML event set waited on in a thread (the stand-in sleeps in poll() on an inotify watch of its data
-file's directory, as a real driver's wait sleeps in the kernel).
+XIDs arrive through an NVML event set waited on in a thread (the stand-in sleeps in
+poll() on an inotify watch of its data file's directory, as a real driver's wait sleeps
+in the kernel).
 
 Target: at most 1.5x the CPU per sample of the agent without health fields.
 

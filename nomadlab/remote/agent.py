@@ -285,9 +285,19 @@ class NvmlHealth(object):
     between samples; each sample carries every XID seen since the agent started.
     """
 
-    def __init__(self, nvml: Any, handles: List[Any]) -> None:
+    def __init__(self, nvml: Any, handles: List[Any], *, every: int = SLOW_EVERY,
+                 monotonic: Callable[[], float] = time.monotonic,
+                 wall: Callable[[], float] = time.time, thread: bool = True) -> None:
+        """``every``: slow fields every N samples; ``monotonic``/``wall``: clocks;
+        ``thread``: wait for XIDs in a thread (False: drain the event set at each
+        sample, for a simulation that must be reproducible)."""
         self.nv = nvml
         self.handles = handles
+        self.every = max(1, int(every))
+        self.monotonic = monotonic
+        self.wall = wall
+        self.thread = thread
+        self._event_set: Any = None
         self._lock = threading.Lock()
         self._xids: Dict[int, List[List[float]]] = {}
         self._xid_ok = False
@@ -350,6 +360,9 @@ class NvmlHealth(object):
             self._try(self._fn("nvmlEventSetFree"), event_set)
             return
         self._xid_ok = True
+        if not self.thread:
+            self._event_set = event_set
+            return
         t = threading.Thread(target=self._wait_xids, args=(event_set,))
         t.daemon = True
         t.start()
@@ -385,16 +398,32 @@ class NvmlHealth(object):
                     self._stop.wait(1.0)
                 continue
             failures = 0
-            if not (int(getattr(data, "eventType", 0)) & XID_EVENT):
-                continue
-            index = self._index_of(data.device)
-            if index is None:
-                continue
-            with self._lock:
-                events = self._xids.setdefault(index, [])
-                events.append([int(data.eventData), round(time.time(), 3)])
-                del events[:-MAX_XIDS]
+            self._record(data)
         self._try(self._fn("nvmlEventSetFree"), event_set)
+
+    def _record(self, data: Any) -> None:
+        if not (int(getattr(data, "eventType", 0)) & XID_EVENT):
+            return
+        index = self._index_of(data.device)
+        if index is None:
+            return
+        with self._lock:
+            events = self._xids.setdefault(index, [])
+            # Real event data has no time stamp: the time it arrived (a simulation's does).
+            stamp = getattr(data, "time", None)
+            events.append([int(data.eventData), round(stamp if stamp is not None
+                                                      else self.wall(), 3)])
+            del events[:-MAX_XIDS]
+
+    def _drain(self) -> None:
+        """Without the thread: take what the event set holds now (no waiting)."""
+        wait = self._fn("nvmlEventSetWait_v2", "nvmlEventSetWait")
+        for _ in range(64):
+            try:
+                data = wait(self._event_set, 0)
+            except Exception:
+                return
+            self._record(data)
 
     # ---------------------------------------------------------------- per sample
 
@@ -408,7 +437,7 @@ class NvmlHealth(object):
         ages: Dict[str, float] = {}
         if not mask and not self._since:
             return mask, ages
-        now = time.monotonic()
+        now = self.monotonic()
         for bit in CLOCK_REASON_BITS:
             if mask & bit:
                 first = self._since.setdefault((i, bit), now)
@@ -438,13 +467,14 @@ class NvmlHealth(object):
         below = current is not None and any(
             c is not None and m is not None and c < m
             for c, m in zip(current, top))  # noqa: B905  (3.8: no strict=)
-        if current is None or self._count % SLOW_EVERY == 0 or (busy and below):
+        if current is None or self._count % self.every == 0 or (busy and below):
             current = [self._try(self._fn("nvmlDeviceGetCurrPcieLinkGeneration"), handle),
                        self._try(self._fn("nvmlDeviceGetCurrPcieLinkWidth"), handle)]
             self._pcie_now[i] = current
         if current[0] is None and current[1] is None and top[0] is None and top[1] is None:
             return None
-        return current + top
+        out = list(current) + list(top)  # type: List[Optional[int]]
+        return out
 
     def _ecc(self, handle: Any) -> Optional[List[Optional[int]]]:
         mode = self._try(self._fn("nvmlDeviceGetEccMode"), handle)
@@ -539,7 +569,7 @@ class NvmlHealth(object):
 
     def read(self, i: int, handle: Any, busy: bool = True) -> GpuDict:
         """The ``h`` dict of GPU ``i`` for this sample (``busy``: the GPU works)."""
-        if i not in self._slow or self._count % SLOW_EVERY == 0:
+        if i not in self._slow or self._count % self.every == 0:
             self._slow[i] = self._slow_fields(i, handle)
         slow = self._slow[i]
         mask, ages = self._reasons(i, handle)
@@ -550,6 +580,8 @@ class NvmlHealth(object):
                 out[key] = value
         out["mig"] = self._mig(handle, slow["_mig"])
         if self._xid_ok:
+            if self._event_set is not None and i == 0:
+                self._drain()
             with self._lock:
                 out["xid"] = [list(x) for x in self._xids.get(i, [])]
         else:
@@ -561,6 +593,9 @@ class NvmlHealth(object):
 
     def close(self) -> None:
         self._stop.set()
+        if self._event_set is not None:
+            self._try(self._fn("nvmlEventSetFree"), self._event_set)
+            self._event_set = None
 
 
 class NvmlGpus(object):
@@ -569,7 +604,7 @@ class NvmlGpus(object):
     kind = "nvml"
 
     def __init__(self, nvml: Any, names: Optional[ProcessNames] = None,
-                 health: bool = True) -> None:
+                 health: bool = True, health_options: Optional[Dict[str, Any]] = None) -> None:
         self.nv = nvml
         nvml.nvmlInit()
         driver = self._try(nvml.nvmlSystemGetDriverVersion)
@@ -591,7 +626,8 @@ class NvmlGpus(object):
             )
         self.names = names if names is not None else ProcessNames()
         self.reason: Optional[str] = None
-        self.health: Optional[NvmlHealth] = NvmlHealth(nvml, self.handles) if health else None
+        self.health: Optional[NvmlHealth] = (
+            NvmlHealth(nvml, self.handles, **(health_options or {})) if health else None)
 
     def _try(self, fn: Callable[..., Any], *args: Any) -> Any:
         try:

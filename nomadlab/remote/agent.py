@@ -59,6 +59,22 @@ SMI_GPU_FIELDS = (
     "power.limit",
 )
 SMI_APP_FIELDS = ("timestamp", "gpu_uuid", "pid", "process_name", "used_memory")
+# Health fields nvidia-smi can give (no XID, no energy, no MIG instances). The first
+# one is "clocks_event_reasons.active" on current drivers and, when that is refused,
+# "clocks_throttle_reasons.active" on older ones.
+SMI_HEALTH_FIELDS = (
+    "index", "clocks_event_reasons.active", "clocks.sm", "clocks.max.sm", "clocks.mem",
+    "clocks.max.mem", "pcie.link.gen.current", "pcie.link.width.current",
+    "pcie.link.gen.max", "pcie.link.width.max", "ecc.mode.current",
+    "ecc.errors.corrected.volatile.total", "ecc.errors.uncorrected.volatile.total",
+    "ecc.errors.corrected.aggregate.total", "ecc.errors.uncorrected.aggregate.total",
+    "remapped_rows.correctable", "remapped_rows.uncorrectable", "remapped_rows.pending",
+    "remapped_rows.failure", "retired_pages.single_bit_ecc.count",
+    "retired_pages.double_bit.count", "retired_pages.pending", "persistence_mode",
+    "compute_mode",
+)
+SMI_COMPUTE_MODES = {"default": 0, "exclusive_thread": 1, "prohibited": 2,
+                     "exclusive_process": 3}
 
 MAX_COMMAND = 240  # characters of a process command line sent to the client
 
@@ -107,6 +123,54 @@ def parse_smi_gpu_line(line: str) -> Optional[GpuDict]:
         "pw": _num(parts[7]),
         "pl": _num(parts[8]),
         "procs": [],
+    }
+
+
+def _smi_int(text: str) -> Optional[int]:
+    value = _num(text)
+    return None if value is None else int(value)
+
+
+def _smi_flag(text: str) -> Optional[int]:
+    word = text.strip().lower()
+    if word in ("yes", "enabled", "on", "1"):
+        return 1
+    if word in ("no", "disabled", "off", "0"):
+        return 0
+    return None
+
+
+def parse_smi_health_line(line: str) -> Optional[Tuple[int, GpuDict]]:
+    """One line of ``--query-gpu=SMI_HEALTH_FIELDS --format=csv,noheader,nounits``:
+    (GPU index, the ``h`` dict without throttle ages) or None."""
+    parts = [p.strip() for p in line.split(",")]
+    if len(parts) != len(SMI_HEALTH_FIELDS):
+        return None
+    index = _smi_int(parts[0])
+    if index is None:
+        return None
+    try:
+        mask = int(parts[1], 16) if parts[1].lower().startswith("0x") else None
+    except ValueError:
+        mask = None
+    ints = [_smi_int(p) for p in parts]
+    rows = [ints[15], ints[16], _smi_flag(parts[17]), _smi_flag(parts[18])]
+    pages = [ints[19], ints[20], _smi_flag(parts[21])]
+    ecc = [_smi_flag(parts[10]), *ints[11:15]]
+    mode = SMI_COMPUTE_MODES.get(parts[23].strip().lower())
+    return index, {
+        "thr": mask,
+        "clk": ints[2:6] if any(v is not None for v in ints[2:6]) else None,
+        "pcie": ints[6:10] if any(v is not None for v in ints[6:10]) else None,
+        "ecc": ecc if any(v is not None for v in ecc) else None,
+        "rows": rows if any(v is not None for v in rows) else None,
+        "pages": pages if any(v is not None for v in pages) else None,
+        "nvl": None,
+        "pm": _smi_flag(parts[22]),
+        "cm": mode,
+        "e": None,
+        "mig": None,
+        "xid": None,
     }
 
 
@@ -709,7 +773,7 @@ class SmiGpus(object):
     kind = "nvidia-smi"
 
     def __init__(self, interval: float, command: str = "nvidia-smi",
-                 names: Optional[ProcessNames] = None) -> None:
+                 names: Optional[ProcessNames] = None, health: bool = True) -> None:
         self.interval = interval
         self.names = names if names is not None else ProcessNames()
         self.driver: Optional[str] = None
@@ -751,6 +815,65 @@ class SmiGpus(object):
         with self._lock:
             if not self._rows:
                 raise RuntimeError("nvidia-smi printed no GPU lines")
+        self._command = command
+        self._ms = ms
+        self._health: Dict[int, GpuDict] = {}
+        self._since: Dict[Tuple[int, int], float] = {}
+        self._health_first = threading.Event()
+        if health:
+            t = threading.Thread(target=self._health_reader)
+            t.daemon = True
+            t.start()
+            # The first sample should have them: wait a little (a refused field name
+            # costs a second start).
+            self._health_first.wait(max(5.0, 3 * interval))
+
+    def _health_reader(self) -> None:
+        """Health fields from a third streaming child; on a driver that refuses a field
+        name, the older name of clock event reasons, then nothing."""
+        for reasons in ("clocks_event_reasons.active", "clocks_throttle_reasons.active"):
+            fields = list(SMI_HEALTH_FIELDS)
+            fields[1] = reasons
+            try:
+                child = subprocess.Popen(
+                    [self._command, "--query-gpu=" + ",".join(fields),
+                     "--format=csv,noheader,nounits", "-lms", self._ms],
+                    stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                    stderr=subprocess.DEVNULL)
+            except OSError:
+                return
+            with self._lock:
+                self.children.append(child)
+            got = False
+            assert child.stdout is not None
+            for raw in iter(child.stdout.readline, b""):
+                parsed = parse_smi_health_line(raw.decode("utf-8", "replace"))
+                if parsed is None:
+                    continue
+                got = True
+                index, h = parsed
+                with self._lock:
+                    self._health[index] = h
+                    if len(self._health) >= len(self._rows):
+                        self._health_first.set()
+            child.wait()
+            if got:
+                break
+        self._health_first.set()
+
+    def _with_ages(self, index: int, h: GpuDict) -> GpuDict:
+        out = dict(h)
+        mask = h.get("thr")
+        ages: Dict[str, float] = {}
+        if mask is not None:
+            now = time.monotonic()
+            for bit in CLOCK_REASON_BITS:
+                if mask & bit:
+                    ages[str(bit)] = round(now - self._since.setdefault((index, bit), now), 1)
+                else:
+                    self._since.pop((index, bit), None)
+        out["thr_s"] = ages
+        return out
 
     def _read_gpus(self, stream: IO[bytes]) -> None:
         for raw in iter(stream.readline, b""):
@@ -789,6 +912,7 @@ class SmiGpus(object):
             if time.monotonic() - self._apps_seen > 2.5 * self.interval + 0.5:
                 self._apps = {}
             apps = dict((k, list(v)) for k, v in self._apps.items())
+            health = dict(self._health)
         pids = [pid for entries in apps.values() for pid, _, _ in entries]
         names = self.names.lookup(pids)
         for gpu in rows:
@@ -798,6 +922,8 @@ class SmiGpus(object):
             for pid, name, mib in apps.get(uuid, []):
                 user, command = names.get(pid, ("?", ""))
                 gpu["procs"].append([pid, user, command or name, mib])
+            if gpu["i"] in health:
+                gpu["h"] = self._with_ages(gpu["i"], health[gpu["i"]])
         return rows
 
     def close(self) -> None:
@@ -861,7 +987,7 @@ def open_gpus(interval: float, pynvml_source: Optional[str] = None,
     smi = _which("nvidia-smi")
     if smi is not None:
         try:
-            return SmiGpus(interval, smi)
+            return SmiGpus(interval, smi, health=health)
         except Exception as exc:
             reasons.append("nvidia-smi: %s" % exc)
     else:

@@ -61,7 +61,9 @@ async def shoot(seconds: float) -> list[Path]:
                     ("workspace", [], (160, 48)),
                     ("fleet", ["1", "down", "down", "down", "down", "down", "down", "down",
                                "down", "down", "down", "down", "down"], (160, 48)),
-                    ("free-gpus", ["f"], (160, 48)),
+                    # lambda-h100's GPU 7 (XID 48, a row remap pending): its health detail
+                    ("gpu-health", ["down"] * 14 + ["enter"], (160, 48)),
+                    ("free-gpus", ["escape", "f"], (160, 48)),
                     ("logs", ["escape", "2"], (160, 48)),
                     ("alerts", ["exclamation_mark"], (160, 48)),
                     ("board", ["3"], (160, 48)),

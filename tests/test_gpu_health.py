@@ -14,12 +14,15 @@ import pytest
 from conftest import DATA, Recorder, config_for, host_for, nvml_env, wait_for
 from sshd import SshServer
 from standins.nvml import write_gpu_file
+from standins.smi import fake_smi_env
 from test_cli import host_block, nomadlab, trusted, write_config
 
 from nomadlab.core.health import assess
+from nomadlab.remote import agent
 from nomadlab.remote.fleet import Fleet
 
 pytestmark = pytest.mark.sshd
+AGENT_PY = Path(agent.__file__)
 
 H100 = {"name": "NVIDIA H100 80GB HBM3", "mem_total_mib": 81559, "limit_mw": 700000}
 
@@ -169,3 +172,23 @@ def test_agent_health_off_sends_no_health(fake_nvml_dir: Path, sick_conf: Path) 
     without, with_health = (json.loads(line) for line in out)
     assert all("h" not in g for g in without)
     assert with_health[1]["h"]["thr"] == 0x40
+
+
+def test_nvidia_smi_fallback_gives_what_its_query_fields_allow(fake_smi_bin: Path) -> None:
+    """No NVML binding usable: the agent asks nvidia-smi (the stand-in replays the real
+    H100 capture) for the health fields it has; XID, energy and MIG instances are null."""
+    env = fake_smi_env(fake_smi_bin, "h100", state="load", gpus=2,
+                       base={"PATH": "/usr/bin:/bin", "HOME": str(fake_smi_bin)})
+    out = subprocess.run([sys.executable, "-S", str(AGENT_PY), "--once"], env=env,
+                         capture_output=True, text=True, timeout=60, check=True)
+    hello, sample = (json.loads(line) for line in out.stdout.splitlines())
+    assert hello["source"] == "nvidia-smi"
+    h = sample["gpus"][0]["h"]
+    assert h["thr"] == 0 and h["thr_s"] == {}
+    assert h["clk"] == [1980, 1980, 2619, 2619]
+    assert h["pcie"] == [5, 16, 5, 16]
+    assert h["ecc"] == [1, 0, 0, 0, 0]
+    assert h["rows"] == [0, 0, 0, 0]
+    assert h["pages"] is None
+    assert (h["pm"], h["cm"]) == (1, 0)
+    assert (h["xid"], h["e"], h["mig"], h["nvl"]) == (None, None, None, None)

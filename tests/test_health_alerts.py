@@ -136,3 +136,25 @@ def test_gpu_health_rule_in_config_and_off() -> None:
         assert "gpu_health" in str(exc)
     else:
         raise AssertionError("an unknown kind was accepted")
+
+
+def test_health_from_the_wire_is_checked() -> None:
+    """Untrusted input: wrong types, absurd numbers and markup become None or text."""
+    from nomadlab.remote.health_wire import decode_health, encode_health
+
+    assert decode_health("junk") is None
+    h = decode_health({"thr": "0x40", "thr_s": {"64": -5, "x": 1, "8": 12.5},
+                       "clk": [1, 2, 3], "pcie": [3, 8, 5, 99], "ecc": [True, 1, 2, 3, 4],
+                       "rows": [0, 0, 1, 0], "xid": [[79, 1.5], ["79", 1], [48]],
+                       "mig": [["[bold]x[/]", 1.0, 2.0, [5, "6", -1]]], "e": float("nan")})
+    assert h is not None
+    assert h.throttle_mask is None and h.throttle_seconds == {8: 12.5}
+    assert h.sm_mhz is None  # a clock list of the wrong length
+    assert (h.pcie_gen, h.pcie_max_width) == (3, None)
+    assert h.ecc_enabled is None and h.ecc_volatile_uncorrected == 2
+    assert h.remap_pending is True
+    assert [(x.code, x.time) for x in h.xid or []] == [(79, 1.5)]
+    assert h.mig is not None and h.mig[0].profile == "[bold]x[/]" and h.mig[0].processes == (5,)
+    assert h.energy_mj is None
+    again = decode_health(encode_health(h))
+    assert again == h

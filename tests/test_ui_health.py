@@ -12,7 +12,8 @@ from textual.widgets import Static
 from nomadlab.core.model import GpuHealth, HostSample, MigInstance, XidEvent
 from nomadlab.ui.screens.fleet import FleetScreen
 from nomadlab.ui.screens.gpu_detail import GpuDetailScreen
-from nomadlab.ui.widgets.fleet_table import FleetTable, gpu_key, host_key
+from nomadlab.ui.widgets.fleet_pane import FleetPane
+from nomadlab.ui.widgets.fleet_table import FleetTable, gpu_key, host_key, mig_key
 
 HOST = "lambda-h100"
 
@@ -73,6 +74,29 @@ async def test_health_column_worst_reason_first(tmp_path: Path) -> None:
         assert "1 FAIL" in cells(table, host_key(HOST))
         # A host whose agent sends no health fields: unknown, not "ok".
         assert "—" in cells(table, gpu_key("runpod-h200", 0))
+        # MIG on: each instance is a child row with its profile, memory and processes.
+        rows = [k for k in table.keys if k.startswith(f"m\x00{HOST}\x00")]
+        assert rows == [mig_key(HOST, 6, 0), mig_key(HOST, 6, 1)]
+        first = cells(table, mig_key(HOST, 6, 0))
+        assert "MIG 3g.40gb" in first[0] and first[3] == "10.8G/39.5G"
+        assert first[-1] == "pids 21180, 21181, 21198"
+        assert cells(table, mig_key(HOST, 6, 1))[-1] == "—"
+        assert table.get_row_index(mig_key(HOST, 6, 1)) + 1 == table.get_row_index(
+            gpu_key(HOST, 7))
+        table.move_cursor(row=table.get_row_index(mig_key(HOST, 6, 0)))
+        assert table.selected() == (HOST, 6)
+
+
+async def test_workspace_fleet_pane_says_the_failing_gpu(tmp_path: Path) -> None:
+    app = build_sick(tmp_path)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.pause()
+        pane = app.screen.query_one(FleetPane)
+        pane.refresh_rows()
+        row = " | ".join(cell.plain for cell in pane.get_row(HOST))
+        assert "GPU0 XID 79: fell off the bus" in row
+        order = [str(k.value) for k in pane.rows]
+        assert order.index(HOST) < order.index("runpod-h200")  # before a GPU at 91 C
 
 
 async def test_narrow_health_column_is_the_state_only(tmp_path: Path) -> None:

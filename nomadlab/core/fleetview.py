@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from nomadlab.core import health
 from nomadlab.core.config import Thresholds
 from nomadlab.core.model import GpuSample, HostSample, HostState, HostStatus
 
@@ -33,6 +34,11 @@ class Concern:
 
 
 def gpu_concern(gpu: GpuSample, th: Thresholds, paid: bool) -> Concern:
+    verdict = health.assess(gpu)
+    if verdict is not None and verdict.state == health.FAIL:
+        return Concern(6, f"GPU{gpu.index} {verdict.first}")
+    if verdict is not None and verdict.state == health.WARN:
+        return Concern(3.5, f"GPU{gpu.index} {verdict.first}")
     temp = gpu.temperature_c
     fraction = gpu.memory_fraction
     if temp is not None and temp >= th.temperature_crit:

@@ -59,6 +59,22 @@ SMI_GPU_FIELDS = (
     "power.limit",
 )
 SMI_APP_FIELDS = ("timestamp", "gpu_uuid", "pid", "process_name", "used_memory")
+# Health fields nvidia-smi can give (no XID, no energy, no MIG instances). The first
+# one is "clocks_event_reasons.active" on current drivers and, when that is refused,
+# "clocks_throttle_reasons.active" on older ones.
+SMI_HEALTH_FIELDS = (
+    "index", "clocks_event_reasons.active", "clocks.sm", "clocks.max.sm", "clocks.mem",
+    "clocks.max.mem", "pcie.link.gen.current", "pcie.link.width.current",
+    "pcie.link.gen.max", "pcie.link.width.max", "ecc.mode.current",
+    "ecc.errors.corrected.volatile.total", "ecc.errors.uncorrected.volatile.total",
+    "ecc.errors.corrected.aggregate.total", "ecc.errors.uncorrected.aggregate.total",
+    "remapped_rows.correctable", "remapped_rows.uncorrectable", "remapped_rows.pending",
+    "remapped_rows.failure", "retired_pages.single_bit_ecc.count",
+    "retired_pages.double_bit.count", "retired_pages.pending", "persistence_mode",
+    "compute_mode",
+)
+SMI_COMPUTE_MODES = {"default": 0, "exclusive_thread": 1, "prohibited": 2,
+                     "exclusive_process": 3}
 
 MAX_COMMAND = 240  # characters of a process command line sent to the client
 
@@ -107,6 +123,54 @@ def parse_smi_gpu_line(line: str) -> Optional[GpuDict]:
         "pw": _num(parts[7]),
         "pl": _num(parts[8]),
         "procs": [],
+    }
+
+
+def _smi_int(text: str) -> Optional[int]:
+    value = _num(text)
+    return None if value is None else int(value)
+
+
+def _smi_flag(text: str) -> Optional[int]:
+    word = text.strip().lower()
+    if word in ("yes", "enabled", "on", "1"):
+        return 1
+    if word in ("no", "disabled", "off", "0"):
+        return 0
+    return None
+
+
+def parse_smi_health_line(line: str) -> Optional[Tuple[int, GpuDict]]:
+    """One line of ``--query-gpu=SMI_HEALTH_FIELDS --format=csv,noheader,nounits``:
+    (GPU index, the ``h`` dict without throttle ages) or None."""
+    parts = [p.strip() for p in line.split(",")]
+    if len(parts) != len(SMI_HEALTH_FIELDS):
+        return None
+    index = _smi_int(parts[0])
+    if index is None:
+        return None
+    try:
+        mask = int(parts[1], 16) if parts[1].lower().startswith("0x") else None
+    except ValueError:
+        mask = None
+    ints = [_smi_int(p) for p in parts]
+    rows = [ints[15], ints[16], _smi_flag(parts[17]), _smi_flag(parts[18])]
+    pages = [ints[19], ints[20], _smi_flag(parts[21])]
+    ecc = [_smi_flag(parts[10]), *ints[11:15]]
+    mode = SMI_COMPUTE_MODES.get(parts[23].strip().lower())
+    return index, {
+        "thr": mask,
+        "clk": ints[2:6] if any(v is not None for v in ints[2:6]) else None,
+        "pcie": ints[6:10] if any(v is not None for v in ints[6:10]) else None,
+        "ecc": ecc if any(v is not None for v in ecc) else None,
+        "rows": rows if any(v is not None for v in rows) else None,
+        "pages": pages if any(v is not None for v in pages) else None,
+        "nvl": None,
+        "pm": _smi_flag(parts[22]),
+        "cm": mode,
+        "e": None,
+        "mig": None,
+        "xid": None,
     }
 
 
@@ -273,7 +337,7 @@ def _decode(value: Any) -> str:
 CLOCK_REASON_BITS = (0x1, 0x2, 0x4, 0x8, 0x10, 0x20, 0x40, 0x80, 0x100)
 XID_EVENT = 0x8  # nvmlEventTypeXidCriticalError
 MAX_XIDS = 64  # XID events kept per GPU (the newest)
-SLOW_EVERY = 10  # ECC, row remapping, NVLink and modes are read every N samples
+SLOW_EVERY = 30  # ECC, row remapping, NVLink, modes, energy: read every N samples
 NVLINK_LINKS = 18  # NVML_NVLINK_MAX_LINKS
 
 
@@ -285,15 +349,30 @@ class NvmlHealth(object):
     between samples; each sample carries every XID seen since the agent started.
     """
 
-    def __init__(self, nvml: Any, handles: List[Any]) -> None:
+    def __init__(self, nvml: Any, handles: List[Any], *, every: int = SLOW_EVERY,
+                 monotonic: Callable[[], float] = time.monotonic,
+                 wall: Callable[[], float] = time.time, thread: bool = True) -> None:
+        """``every``: slow fields every N samples; ``monotonic``/``wall``: clocks;
+        ``thread``: wait for XIDs in a thread (False: drain the event set at each
+        sample, for a simulation that must be reproducible)."""
         self.nv = nvml
         self.handles = handles
+        self.every = max(1, int(every))
+        self.monotonic = monotonic
+        self.wall = wall
+        self.thread = thread
+        self._event_set: Any = None
         self._lock = threading.Lock()
         self._xids: Dict[int, List[List[float]]] = {}
         self._xid_ok = False
         self._stop = threading.Event()
         self._since: Dict[Tuple[int, int], float] = {}  # (gpu, reason bit) -> first seen
         self._slow: Dict[int, GpuDict] = {}
+        self._pcie_now: Dict[int, List[Any]] = {}
+        self._fns: Dict[str, Any] = {}
+        self._unsupported: Set[Tuple[str, Any]] = set()
+        self._gpu_of: Dict[int, int] = dict((id(h), i) for i, h in enumerate(handles))
+        self._links: Dict[int, List[int]] = {}  # GPU -> the NVLinks it has
         self._count = 0
         self._thread: Optional[threading.Thread] = None
         self._start_xid_thread()
@@ -301,14 +380,25 @@ class NvmlHealth(object):
     def _try(self, fn: Any, *args: Any) -> Any:
         if fn is None:
             return None
+        # Only calls on one of our GPU handles (kept alive in self.handles) are remembered.
+        if self._unsupported and args and (
+                getattr(fn, "__name__", ""), self._gpu_of.get(id(args[0]))) in self._unsupported:
+            return None
         try:
             return fn(*args)
-        except Exception:  # NVMLError_NotSupported, FunctionNotFound, GPU lost, ...
+        except Exception as exc:  # NVMLError_NotSupported, FunctionNotFound, GPU lost, ...
+            # What the driver or GPU does not have, it will not have later: stop asking.
+            gpu = self._gpu_of.get(id(args[0])) if args else None
+            if gpu is not None and type(exc).__name__ in (
+                    "NVMLError_NotSupported", "NVMLError_FunctionNotFound"):
+                self._unsupported.add((getattr(fn, "__name__", ""), gpu))
             return None
 
     def _fn(self, *names: str) -> Any:
         for name in names:
-            fn = getattr(self.nv, name, None)
+            fn = self._fns.get(name, self)
+            if fn is self:
+                fn = self._fns[name] = getattr(self.nv, name, None)
             if fn is not None:
                 return fn
         return None
@@ -334,6 +424,9 @@ class NvmlHealth(object):
             self._try(self._fn("nvmlEventSetFree"), event_set)
             return
         self._xid_ok = True
+        if not self.thread:
+            self._event_set = event_set
+            return
         t = threading.Thread(target=self._wait_xids, args=(event_set,))
         t.daemon = True
         t.start()
@@ -359,7 +452,7 @@ class NvmlHealth(object):
         failures = 0
         while not self._stop.is_set():
             try:
-                data = wait(event_set, 500)
+                data = wait(event_set, 1000)
             except Exception as exc:
                 # A timeout is the normal case; anything else: back off, then give up.
                 if "Timeout" not in type(exc).__name__:
@@ -369,16 +462,32 @@ class NvmlHealth(object):
                     self._stop.wait(1.0)
                 continue
             failures = 0
-            if not (int(getattr(data, "eventType", 0)) & XID_EVENT):
-                continue
-            index = self._index_of(data.device)
-            if index is None:
-                continue
-            with self._lock:
-                events = self._xids.setdefault(index, [])
-                events.append([int(data.eventData), round(time.time(), 3)])
-                del events[:-MAX_XIDS]
+            self._record(data)
         self._try(self._fn("nvmlEventSetFree"), event_set)
+
+    def _record(self, data: Any) -> None:
+        if not (int(getattr(data, "eventType", 0)) & XID_EVENT):
+            return
+        index = self._index_of(data.device)
+        if index is None:
+            return
+        with self._lock:
+            events = self._xids.setdefault(index, [])
+            # Real event data has no time stamp: the time it arrived (a simulation's does).
+            stamp = getattr(data, "time", None)
+            events.append([int(data.eventData), round(stamp if stamp is not None
+                                                      else self.wall(), 3)])
+            del events[:-MAX_XIDS]
+
+    def _drain(self) -> None:
+        """Without the thread: take what the event set holds now (no waiting)."""
+        wait = self._fn("nvmlEventSetWait_v2", "nvmlEventSetWait")
+        for _ in range(64):
+            try:
+                data = wait(self._event_set, 0)
+            except Exception:
+                return
+            self._record(data)
 
     # ---------------------------------------------------------------- per sample
 
@@ -389,35 +498,47 @@ class NvmlHealth(object):
         if mask is None:
             return None, None
         mask = int(mask)
-        now = time.monotonic()
         ages: Dict[str, float] = {}
+        if not mask and not self._since:
+            return mask, ages
+        now = self.monotonic()
         for bit in CLOCK_REASON_BITS:
             if mask & bit:
                 first = self._since.setdefault((i, bit), now)
                 ages[str(bit)] = round(now - first, 1)
-            else:
+            elif self._since:
                 self._since.pop((i, bit), None)
         return mask, ages
 
-    def _clocks(self, handle: Any) -> Optional[List[Optional[int]]]:
+    def _clocks(self, handle: Any, slow: GpuDict) -> Optional[List[Optional[int]]]:
         get = self._fn("nvmlDeviceGetClockInfo")
-        get_max = self._fn("nvmlDeviceGetMaxClockInfo")
-        values = [self._try(get, handle, 1), self._try(get_max, handle, 1),  # SM
-                  self._try(get, handle, 2), self._try(get_max, handle, 2)]  # memory
-        if all(v is None for v in values):
+        # Maxima do not change and the memory clock seldom does: read with the slow
+        # fields. The SM clock is what a throttled GPU shows: every sample.
+        top = slow["_clk_max"]
+        sm = self._try(get, handle, 1)
+        if sm is None and top[0] is None and slow["_clk_mem"] is None and top[1] is None:
             return None
-        return [None if v is None else int(v) for v in values]
+        return [sm, top[0], slow["_clk_mem"], top[1]]
 
-    def _pcie(self, handle: Any) -> Optional[List[Optional[int]]]:
-        values = [
-            self._try(self._fn("nvmlDeviceGetCurrPcieLinkGeneration"), handle),
-            self._try(self._fn("nvmlDeviceGetCurrPcieLinkWidth"), handle),
-            self._try(self._fn("nvmlDeviceGetMaxPcieLinkGeneration"), handle),
-            self._try(self._fn("nvmlDeviceGetMaxPcieLinkWidth"), handle),
-        ]
-        if all(v is None for v in values):
+    def _pcie(self, i: int, handle: Any, busy: bool, slow: GpuDict
+              ) -> Optional[List[Optional[int]]]:
+        # The current link matters under load only (idle links train down to save
+        # power). Read with the slow fields, and at once under load while the last
+        # reading is below the maximum (a link that trains up when work starts must
+        # not be reported as a downgrade from a reading taken at idle).
+        current = self._pcie_now.get(i)
+        top = slow["_pcie_max"]
+        below = current is not None and any(
+            c is not None and m is not None and c < m
+            for c, m in zip(current, top))  # noqa: B905  (3.8: no strict=)
+        if current is None or self._count % self.every == 0 or (busy and below):
+            current = [self._try(self._fn("nvmlDeviceGetCurrPcieLinkGeneration"), handle),
+                       self._try(self._fn("nvmlDeviceGetCurrPcieLinkWidth"), handle)]
+            self._pcie_now[i] = current
+        if current[0] is None and current[1] is None and top[0] is None and top[1] is None:
             return None
-        return [None if v is None else int(v) for v in values]
+        out = list(current) + list(top)  # type: List[Optional[int]]
+        return out
 
     def _ecc(self, handle: Any) -> Optional[List[Optional[int]]]:
         mode = self._try(self._fn("nvmlDeviceGetEccMode"), handle)
@@ -443,23 +564,29 @@ class NvmlHealth(object):
         return None, [None if sbe is None else len(sbe), None if dbe is None else len(dbe),
                       None if pending is None else int(pending)]
 
-    def _nvlink(self, handle: Any) -> Optional[List[int]]:
+    def _nvlink(self, i: int, handle: Any) -> Optional[List[int]]:
         state = self._fn("nvmlDeviceGetNvLinkState")
         if state is None:
             return None
-        links = down = 0
-        for link in range(NVLINK_LINKS):
+        known = self._links.get(i)
+        if known is None:  # first time: find which links this GPU has
+            known = []
+            for link in range(NVLINK_LINKS):
+                try:
+                    state(handle, link)
+                    known.append(link)
+                except Exception:
+                    continue
+            self._links[i] = known
+        down = 0
+        for link in known:
             active = self._try(state, handle, link)
-            if active is None:
-                continue
-            links += 1
-            if not active:
+            if active is not None and not active:
                 down += 1
-        return [links, down] if links else None
+        return [len(known), down] if known else None
 
-    def _mig(self, handle: Any) -> Optional[List[List[Any]]]:
-        mode = self._try(self._fn("nvmlDeviceGetMigMode"), handle)
-        if mode is None or not int(mode[0]):
+    def _mig(self, handle: Any, on: bool) -> Optional[List[List[Any]]]:
+        if not on:
             return None
         count = self._try(self._fn("nvmlDeviceGetMaxMigDeviceCount"), handle) or 0
         by_index = self._fn("nvmlDeviceGetMigDeviceHandleByIndex")
@@ -481,31 +608,44 @@ class NvmlHealth(object):
             ])
         return out
 
-    def _slow_fields(self, handle: Any) -> GpuDict:
+    def _slow_fields(self, i: int, handle: Any) -> GpuDict:
         rows, pages = self._rows(handle)
         pm = self._try(self._fn("nvmlDeviceGetPersistenceMode"), handle)
         cm = self._try(self._fn("nvmlDeviceGetComputeMode"), handle)
+        energy = self._try(self._fn("nvmlDeviceGetTotalEnergyConsumption"), handle)
+        get_max = self._fn("nvmlDeviceGetMaxClockInfo")
+        mig_mode = self._try(self._fn("nvmlDeviceGetMigMode"), handle)
         return {
+            # "_" keys stay in the agent: read slowly, used by the per-sample fields.
+            "_clk_max": [self._try(get_max, handle, 1), self._try(get_max, handle, 2)],
+            "_clk_mem": self._try(self._fn("nvmlDeviceGetClockInfo"), handle, 2),
+            "_pcie_max": [self._try(self._fn("nvmlDeviceGetMaxPcieLinkGeneration"), handle),
+                          self._try(self._fn("nvmlDeviceGetMaxPcieLinkWidth"), handle)],
+            "_mig": mig_mode is not None and bool(int(mig_mode[0])),
+            "e": None if energy is None else int(energy),
             "ecc": self._ecc(handle),
             "rows": rows,
             "pages": pages,
-            "nvl": self._nvlink(handle),
+            "nvl": self._nvlink(i, handle),
             "pm": None if pm is None else int(pm),
             "cm": None if cm is None else int(cm),
         }
 
-    def read(self, i: int, handle: Any) -> GpuDict:
-        """The ``h`` dict of GPU ``i`` for this sample."""
-        if i not in self._slow or self._count % SLOW_EVERY == 0:
-            self._slow[i] = self._slow_fields(handle)
+    def read(self, i: int, handle: Any, busy: bool = True) -> GpuDict:
+        """The ``h`` dict of GPU ``i`` for this sample (``busy``: the GPU works)."""
+        if i not in self._slow or self._count % self.every == 0:
+            self._slow[i] = self._slow_fields(i, handle)
+        slow = self._slow[i]
         mask, ages = self._reasons(i, handle)
-        energy = self._try(self._fn("nvmlDeviceGetTotalEnergyConsumption"), handle)
-        out: GpuDict = {"thr": mask, "thr_s": ages, "clk": self._clocks(handle),
-                        "pcie": self._pcie(handle)}
-        out.update(self._slow[i])
-        out["e"] = None if energy is None else int(energy)
-        out["mig"] = self._mig(handle)
+        out: GpuDict = {"thr": mask, "thr_s": ages, "clk": self._clocks(handle, slow),
+                        "pcie": self._pcie(i, handle, busy, slow)}
+        for key, value in slow.items():
+            if not key.startswith("_"):
+                out[key] = value
+        out["mig"] = self._mig(handle, slow["_mig"])
         if self._xid_ok:
+            if self._event_set is not None and i == 0:
+                self._drain()
             with self._lock:
                 out["xid"] = [list(x) for x in self._xids.get(i, [])]
         else:
@@ -517,6 +657,9 @@ class NvmlHealth(object):
 
     def close(self) -> None:
         self._stop.set()
+        if self._event_set is not None:
+            self._try(self._fn("nvmlEventSetFree"), self._event_set)
+            self._event_set = None
 
 
 class NvmlGpus(object):
@@ -525,7 +668,7 @@ class NvmlGpus(object):
     kind = "nvml"
 
     def __init__(self, nvml: Any, names: Optional[ProcessNames] = None,
-                 health: bool = True) -> None:
+                 health: bool = True, health_options: Optional[Dict[str, Any]] = None) -> None:
         self.nv = nvml
         nvml.nvmlInit()
         driver = self._try(nvml.nvmlSystemGetDriverVersion)
@@ -547,7 +690,8 @@ class NvmlGpus(object):
             )
         self.names = names if names is not None else ProcessNames()
         self.reason: Optional[str] = None
-        self.health: Optional[NvmlHealth] = NvmlHealth(nvml, self.handles) if health else None
+        self.health: Optional[NvmlHealth] = (
+            NvmlHealth(nvml, self.handles, **(health_options or {})) if health else None)
 
     def _try(self, fn: Callable[..., Any], *args: Any) -> Any:
         try:
@@ -602,7 +746,8 @@ class NvmlGpus(object):
                 }
             )
             if self.health is not None:
-                gpus[-1]["h"] = self.health.read(self.static[i]["i"], handle)
+                busy = (util is not None and util.gpu >= 10) or bool(procs)
+                gpus[-1]["h"] = self.health.read(self.static[i]["i"], handle, busy)
         if self.health is not None:
             self.health.next_sample()
         names = self.names.lookup(sorted(all_pids))
@@ -628,7 +773,7 @@ class SmiGpus(object):
     kind = "nvidia-smi"
 
     def __init__(self, interval: float, command: str = "nvidia-smi",
-                 names: Optional[ProcessNames] = None) -> None:
+                 names: Optional[ProcessNames] = None, health: bool = True) -> None:
         self.interval = interval
         self.names = names if names is not None else ProcessNames()
         self.driver: Optional[str] = None
@@ -670,6 +815,65 @@ class SmiGpus(object):
         with self._lock:
             if not self._rows:
                 raise RuntimeError("nvidia-smi printed no GPU lines")
+        self._command = command
+        self._ms = ms
+        self._health: Dict[int, GpuDict] = {}
+        self._since: Dict[Tuple[int, int], float] = {}
+        self._health_first = threading.Event()
+        if health:
+            t = threading.Thread(target=self._health_reader)
+            t.daemon = True
+            t.start()
+            # The first sample should have them: wait a little (a refused field name
+            # costs a second start).
+            self._health_first.wait(max(5.0, 3 * interval))
+
+    def _health_reader(self) -> None:
+        """Health fields from a third streaming child; on a driver that refuses a field
+        name, the older name of clock event reasons, then nothing."""
+        for reasons in ("clocks_event_reasons.active", "clocks_throttle_reasons.active"):
+            fields = list(SMI_HEALTH_FIELDS)
+            fields[1] = reasons
+            try:
+                child = subprocess.Popen(
+                    [self._command, "--query-gpu=" + ",".join(fields),
+                     "--format=csv,noheader,nounits", "-lms", self._ms],
+                    stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                    stderr=subprocess.DEVNULL)
+            except OSError:
+                return
+            with self._lock:
+                self.children.append(child)
+            got = False
+            assert child.stdout is not None
+            for raw in iter(child.stdout.readline, b""):
+                parsed = parse_smi_health_line(raw.decode("utf-8", "replace"))
+                if parsed is None:
+                    continue
+                got = True
+                index, h = parsed
+                with self._lock:
+                    self._health[index] = h
+                    if len(self._health) >= len(self._rows):
+                        self._health_first.set()
+            child.wait()
+            if got:
+                break
+        self._health_first.set()
+
+    def _with_ages(self, index: int, h: GpuDict) -> GpuDict:
+        out = dict(h)
+        mask = h.get("thr")
+        ages: Dict[str, float] = {}
+        if mask is not None:
+            now = time.monotonic()
+            for bit in CLOCK_REASON_BITS:
+                if mask & bit:
+                    ages[str(bit)] = round(now - self._since.setdefault((index, bit), now), 1)
+                else:
+                    self._since.pop((index, bit), None)
+        out["thr_s"] = ages
+        return out
 
     def _read_gpus(self, stream: IO[bytes]) -> None:
         for raw in iter(stream.readline, b""):
@@ -708,6 +912,7 @@ class SmiGpus(object):
             if time.monotonic() - self._apps_seen > 2.5 * self.interval + 0.5:
                 self._apps = {}
             apps = dict((k, list(v)) for k, v in self._apps.items())
+            health = dict(self._health)
         pids = [pid for entries in apps.values() for pid, _, _ in entries]
         names = self.names.lookup(pids)
         for gpu in rows:
@@ -717,6 +922,8 @@ class SmiGpus(object):
             for pid, name, mib in apps.get(uuid, []):
                 user, command = names.get(pid, ("?", ""))
                 gpu["procs"].append([pid, user, command or name, mib])
+            if gpu["i"] in health:
+                gpu["h"] = self._with_ages(gpu["i"], health[gpu["i"]])
         return rows
 
     def close(self) -> None:
@@ -757,7 +964,7 @@ def load_nvml_from_source(source: str) -> Any:
 
 
 def open_gpus(interval: float, pynvml_source: Optional[str] = None,
-              nvml: Any = None) -> GpuBackend:
+              nvml: Any = None, health: bool = True) -> GpuBackend:
     """NVML first, then nvidia-smi, then nothing; the reason is kept for the hello."""
     reasons: List[str] = []
     if nvml is None and pynvml_source:
@@ -774,13 +981,13 @@ def open_gpus(interval: float, pynvml_source: Optional[str] = None,
             nvml = None
     if nvml is not None:
         try:
-            return NvmlGpus(nvml)
+            return NvmlGpus(nvml, health=health)
         except Exception as exc:
             reasons.append("NVML: %s" % exc)
     smi = _which("nvidia-smi")
     if smi is not None:
         try:
-            return SmiGpus(interval, smi)
+            return SmiGpus(interval, smi, health=health)
         except Exception as exc:
             reasons.append("nvidia-smi: %s" % exc)
     else:
@@ -1239,22 +1446,25 @@ def main(argv: Optional[List[str]] = None, bundle: Optional[Message] = None) -> 
     once = False
     heartbeat_timeout = 60.0
     source: Optional[str] = None
+    health = True
     if bundle is not None:
         args = bundle.get("args", {})
         interval = float(args.get("interval", 1.0))
         once = bool(args.get("once", False))
         heartbeat_timeout = float(args.get("heartbeat_timeout", 60.0))
         source = bundle.get("pynvml")
+        health = bool(args.get("health", True))
     else:
         argv = list(sys.argv[1:] if argv is None else argv)
         if "--once" in argv:
             once = True
         if "--interval" in argv:
             interval = float(argv[argv.index("--interval") + 1])
+        health = "--no-health" not in argv
     out = sys.stdout.buffer
     inp = sys.stdin.buffer
     try:
-        gpus: GpuBackend = open_gpus(interval, source)
+        gpus: GpuBackend = open_gpus(interval, source, health=health)
     except Exception as exc:  # never die before saying why
         gpus = NoGpu("GPU probe failed: %s" % exc)
     agent = Agent(out, inp, interval, gpus, heartbeat_timeout=heartbeat_timeout)

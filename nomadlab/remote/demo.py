@@ -31,6 +31,7 @@ import shlex
 import shutil
 import sys
 import tempfile
+import threading
 import time
 import zlib
 from collections.abc import Iterable, Sequence
@@ -151,6 +152,19 @@ class HostProfile:
     # (gpu, pid offset, user, command, MiB): display servers and the like
     graphics: tuple[tuple[int, int, str, str, float], ...] = ()
     hot_gpus: tuple[int, ...] = ()  # worse cooling: these run about 8 degrees warmer
+    health: HostHealth | None = None  # what is wrong with its GPUs (the health column)
+
+
+@dataclass(frozen=True, slots=True)
+class HostHealth:
+    """Health events of a demo host, so the fleet's health column has something to say."""
+
+    thermal_slowdown: tuple[int, ...] = ()  # GPUs in HW thermal slowdown while busy
+    pcie_degraded: tuple[int, ...] = ()  # GPUs whose link trained at Gen3 x8
+    # (gpu, XID code, seconds after the demo's epoch: negative = before it started)
+    xids: tuple[tuple[int, int, float], ...] = ()
+    ecc_uncorrected: tuple[tuple[int, int], ...] = ()  # (gpu, volatile uncorrectable errors)
+    remap_pending: tuple[int, ...] = ()
 
 
 H100 = GpuModel("NVIDIA H100 80GB HBM3", 81559, 700.0, 71.0, 31.0, 68.0)
@@ -171,6 +185,9 @@ PROFILES: tuple[HostProfile, ...] = (
                         memory_fraction=0.91, util=96.0, power=1.02,
                         cpu_cores_per_gpu=10.0, ram_gib_per_gpu=48.0),
         ),
+        # GPU 7 logged a double-bit ECC error (XID 48) and waits for a reset.
+        health=HostHealth(xids=((7, 48, -18 * _MIN),), ecc_uncorrected=((7, 1),),
+                          remap_pending=(7,)),
     ),
     HostProfile(
         key="runpod-h200", gpu=H200, driver="570.124.06", hourly_cost=31.92, cpus=192,
@@ -192,6 +209,7 @@ PROFILES: tuple[HostProfile, ...] = (
                         power=0.7, memory_bandwidth=0.3, cpu_cores_per_gpu=1.0,
                         ram_gib_per_gpu=12.0),
         ),
+        health=HostHealth(pcie_degraded=(4,)),  # a riser that trained at Gen3 x8
     ),
     HostProfile(
         # The job here finished a while ago: every GPU idle, an idle alert should fire.
@@ -225,6 +243,8 @@ PROFILES: tuple[HostProfile, ...] = (
         ),
         graphics=((0, -5000, "root", "/usr/lib/xorg/Xorg vt1 -displayfd 3", 218.0),),
         hot_gpus=(1,),
+        # The hot one: its clocks are held back by HW thermal slowdown under load.
+        health=HostHealth(thermal_slowdown=(1,)),
     ),
 )
 
@@ -604,7 +624,159 @@ class _Process:
     usedGpuMemory: int  # pynvml's name
 
 
-class SimulatedNvml:
+# --------------------------------------------------------------------------- health
+
+# (SM max, memory max, PCIe gen, datacenter part: ECC, row remapping, NVLink, MIG)
+_PART: dict[str, tuple[int, int, int, bool]] = {
+    H100.name: (1980, 2619, 5, True),
+    H200.name: (1980, 3201, 5, True),
+    L40S.name: (2520, 9001, 4, True),
+    RTX4090.name: (3105, 10501, 4, False),
+}
+
+
+class _EventSet:
+    def __init__(self) -> None:
+        self.gpus: set[int] = set()
+        self.delivered: set[tuple[int, int, float]] = set()
+        self.wake = threading.Event()
+
+
+@dataclass(frozen=True, slots=True)
+class _EventData:
+    device: SimGpu
+    eventType: int  # pynvml's names
+    eventData: int
+    gpuInstanceId: int
+    computeInstanceId: int
+    time: float  # not in NVML's event data: the simulation knows when it happened
+
+
+class SimulatedNvmlHealth:
+    """The health part of the pynvml API over a SimHost (mixed into SimulatedNvml)."""
+
+    host: SimHost
+
+    def _state(self, handle: SimGpu) -> _GpuState:
+        raise NotImplementedError
+
+    def _health(self) -> HostHealth:
+        return self.host.profile.health or HostHealth()
+
+    def _part(self, handle: SimGpu) -> tuple[int, int, int, bool]:
+        return _PART.get(handle.model.name, (1980, 2619, 4, True))
+
+    def _datacenter(self, handle: SimGpu) -> None:
+        if not self._part(handle)[3]:
+            raise SimulatedNvmlError("Not Supported")
+
+    def _slowed(self, handle: SimGpu) -> bool:
+        return (handle.index in self._health().thermal_slowdown
+                and self._state(handle).util >= 10)
+
+    def nvmlDeviceGetCurrentClocksEventReasons(self, handle: SimGpu) -> int:
+        state = self._state(handle)
+        mask = 0x1 if state.util == 0 else 0
+        if state.power_mw >= 0.97 * handle.model.power_limit_w * 1000.0:
+            mask |= 0x4  # SW power cap: normal at the limit
+        if self._slowed(handle):
+            mask |= 0x40
+        return mask
+
+    def nvmlDeviceGetClockInfo(self, handle: SimGpu, kind: int) -> int:
+        sm_max, mem_max, _gen, _dc = self._part(handle)
+        if kind == 2:
+            return mem_max
+        if self._state(handle).util == 0:
+            return 345
+        return sm_max // 2 if self._slowed(handle) else sm_max - 15
+
+    def nvmlDeviceGetMaxClockInfo(self, handle: SimGpu, kind: int) -> int:
+        sm_max, mem_max, _gen, _dc = self._part(handle)
+        return mem_max if kind == 2 else sm_max
+
+    def nvmlDeviceGetCurrPcieLinkGeneration(self, handle: SimGpu) -> int:
+        if handle.index in self._health().pcie_degraded:
+            return 3
+        return self._part(handle)[2] if self._state(handle).util > 0 else 1
+
+    def nvmlDeviceGetMaxPcieLinkGeneration(self, handle: SimGpu) -> int:
+        return self._part(handle)[2]
+
+    def nvmlDeviceGetCurrPcieLinkWidth(self, handle: SimGpu) -> int:
+        return 8 if handle.index in self._health().pcie_degraded else 16
+
+    def nvmlDeviceGetMaxPcieLinkWidth(self, handle: SimGpu) -> int:
+        return 16
+
+    def nvmlDeviceGetEccMode(self, handle: SimGpu) -> tuple[int, int]:
+        self._datacenter(handle)
+        return 1, 1
+
+    def nvmlDeviceGetTotalEccErrors(self, handle: SimGpu, error: int, counter: int) -> int:
+        self._datacenter(handle)
+        if error != 1:
+            return 0
+        return sum(n for gpu, n in self._health().ecc_uncorrected if gpu == handle.index)
+
+    def nvmlDeviceGetRemappedRows(self, handle: SimGpu) -> tuple[int, int, int, int]:
+        self._datacenter(handle)
+        pending = int(handle.index in self._health().remap_pending)
+        return 0, pending, pending, 0
+
+    def nvmlDeviceGetPersistenceMode(self, handle: SimGpu) -> int:
+        return 1
+
+    def nvmlDeviceGetComputeMode(self, handle: SimGpu) -> int:
+        return 0
+
+    def nvmlDeviceGetMigMode(self, handle: SimGpu) -> tuple[int, int]:
+        self._datacenter(handle)
+        return 0, 0
+
+    def nvmlDeviceGetNvLinkState(self, handle: SimGpu, link: int) -> int:
+        if handle.model not in (H100, H200) or link >= 18:
+            raise SimulatedNvmlError("Not Supported")
+        return 1
+
+    def nvmlDeviceGetTotalEnergyConsumption(self, handle: SimGpu) -> int:
+        # Since the driver loaded (a day before the demo's epoch), at a middling draw.
+        seconds = round(self.host.clock.time() - self.host.epoch + 86_400.0, 1)
+        watts = handle.idle_power + 0.45 * (handle.model.power_limit_w - handle.idle_power)
+        return int(seconds * watts * 1000.0)
+
+    def nvmlDeviceGetIndex(self, handle: SimGpu) -> int:
+        return handle.index
+
+    def nvmlEventSetCreate(self) -> _EventSet:
+        return _EventSet()
+
+    def nvmlDeviceRegisterEvents(self, handle: SimGpu, kinds: int, event_set: _EventSet) -> None:
+        event_set.gpus.add(handle.index)
+
+    def nvmlEventSetWait_v2(self, event_set: _EventSet, timeout_ms: int) -> _EventData:
+        now = self.host.clock.time() - self.host.epoch
+        for event in self._health().xids:
+            gpu, code, at = event
+            if at <= now and gpu in event_set.gpus and event not in event_set.delivered:
+                event_set.delivered.add(event)
+                return _EventData(self.host.gpus[gpu], 0x8, code, 0xFFFFFFFF, 0xFFFFFFFF,
+                                  self.host.epoch + at)
+        event_set.wake.wait(timeout_ms / 1000.0)
+        raise SimulatedNvmlTimeout("Timeout")
+
+    def nvmlEventSetFree(self, event_set: _EventSet) -> None:
+        event_set.wake.set()
+
+
+class SimulatedNvmlTimeout(SimulatedNvmlError):
+    """What pynvml.NVMLError_Timeout is to the real binding (the name is what counts)."""
+
+
+SimulatedNvmlTimeout.__name__ = "NVMLError_Timeout"
+
+
+class SimulatedNvml(SimulatedNvmlHealth):
     """The subset of the pynvml API that :class:`agent.NvmlGpus` uses, over a SimHost.
 
     Pass a host, or a seed/clock/profile index to build one (tests)."""
@@ -702,13 +874,22 @@ class SimulatedHostStats:
         return self.host.host_sample()
 
 
+def sim_health_options(host: SimHost) -> dict[str, Any]:
+    """The agent's health reader on a simulated host: every field every sample, on the
+    simulation's clocks, XIDs taken at each sample (no thread): the same samples every
+    run."""
+    return {"every": 1, "monotonic": host.clock.monotonic, "wall": host.clock.time,
+            "thread": False}
+
+
 class SimAgent:
     """One agent process on a simulated host: the real agent code, simulated inputs."""
 
     def __init__(self, host: SimHost) -> None:
         self.host = host
         self.nvml = SimulatedNvml(host)
-        self.gpus: Any = _agent.NvmlGpus(self.nvml, names=SimulatedProcessNames(host))
+        self.gpus: Any = _agent.NvmlGpus(self.nvml, names=SimulatedProcessNames(host),
+                                         health_options=sim_health_options(host))
         self.stats = SimulatedHostStats(host)
 
     def hello(self) -> dict[str, Any]:

@@ -26,8 +26,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <sys/inotify.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #define EXPORT __attribute__((visibility("default")))
 
@@ -1583,12 +1586,60 @@ EXPORT nvmlReturn_t nvmlDeviceRegisterEvents(nvmlDevice_t device, unsigned long 
     return leave(NVML_SUCCESS);
 }
 
-/* Poll the data file every 10 ms until an XID for a registered GPU shows up. */
+/* Sleep until the data file's directory changes (inotify: costs nothing while
+ * nothing happens, like a real driver's wait) or ms pass; without inotify, 10 ms. */
+static void wait_for_change(int fd, int ms)
+{
+    struct pollfd pfd;
+    char buf[4096];
+    if (fd < 0) {
+        struct timespec step = {0, 10 * 1000 * 1000};
+        nanosleep(&step, NULL);
+        return;
+    }
+    pfd.fd = fd;
+    pfd.events = POLLIN;
+    pfd.revents = 0;
+    if (poll(&pfd, 1, ms) > 0) {
+        while (read(fd, buf, sizeof(buf)) > 0)
+            ;
+    }
+}
+
+static int watch_data_dir(void)
+{
+    const char *path = getenv("NOMADLAB_FAKE_NVML");
+    char dir[4096];
+    char *slash;
+    int fd;
+    if (!path || !*path)
+        return -1;
+    copy_str(dir, sizeof(dir), path);
+    slash = strrchr(dir, '/');
+    if (slash == dir)
+        dir[1] = '\0';
+    else if (slash)
+        *slash = '\0';
+    else
+        copy_str(dir, sizeof(dir), ".");
+    fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    if (inotify_add_watch(fd, dir, IN_MODIFY | IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE |
+                                       IN_ATTRIB) < 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* Wait until an XID for a registered GPU shows up in the data file, or the timeout. */
 EXPORT nvmlReturn_t nvmlEventSetWait_v2(nvmlEventSet_t set, nvmlEventData_t *data,
                                         unsigned int timeoutms)
 {
-    struct timespec step = {0, 10 * 1000 * 1000};
-    double waited = 0.0;
+    struct timespec start, now;
+    int fd = watch_data_dir();
+    clock_gettime(CLOCK_MONOTONIC, &start);
     for (;;) {
         nvmlReturn_t rc = enter();
         if (rc != NVML_SUCCESS)
@@ -1606,14 +1657,24 @@ EXPORT nvmlReturn_t nvmlEventSetWait_v2(nvmlEventSet_t set, nvmlEventData_t *dat
                 data->eventData = x->code;
                 data->gpuInstanceId = NO_INSTANCE;
                 data->computeInstanceId = NO_INSTANCE;
+                if (fd >= 0)
+                    close(fd);
                 return leave(NVML_SUCCESS);
             }
         }
         pthread_mutex_unlock(&g_lock);
-        if (waited >= (double)timeoutms)
-            return NVML_ERROR_TIMEOUT;
-        nanosleep(&step, NULL);
-        waited += 10.0;
+        {
+            double waited;
+            clock_gettime(CLOCK_MONOTONIC, &now);
+            waited = (double)(now.tv_sec - start.tv_sec) * 1000.0 +
+                     (double)(now.tv_nsec - start.tv_nsec) / 1e6;
+            if (waited >= (double)timeoutms) {
+                if (fd >= 0)
+                    close(fd);
+                return NVML_ERROR_TIMEOUT;
+            }
+            wait_for_change(fd, (int)((double)timeoutms - waited) + 1);
+        }
     }
 }
 

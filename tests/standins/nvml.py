@@ -51,10 +51,11 @@ energy_mj (nvmlDeviceGetTotalEnergyConsumption [0], "na"), mig (MIG mode [0], "n
 
 ``[xid]`` sections (``gpu=``, ``code=``) are XID critical errors: an event set
 (nvmlEventSetCreate + nvmlDeviceRegisterEvents) delivers each one appended after the
-set was created, once, from nvmlEventSetWait_v2 (which polls the file every 10 ms
-until its timeout). ``[mig]`` sections (``gpu=`` parent index, ``gi=`` GPU instance
-id, ``profile=`` e.g. 3g.40gb, ``mem_total_mib``, ``mem_used_mib``) are MIG devices of
-a GPU with ``mig=1``; a ``[proc]`` with ``mig=<n>`` runs in the n-th ``[mig]``.
+set was created, once, from nvmlEventSetWait_v2 (which sleeps until the file's
+directory changes, through inotify, or its timeout). ``[mig]`` sections (``gpu=``
+parent index, ``gi=`` GPU instance id, ``profile=`` e.g. 3g.40gb, ``mem_total_mib``,
+``mem_used_mib``) are MIG devices of a GPU with ``mig=1``; a ``[proc]`` with
+``mig=<n>`` runs in the n-th ``[mig]``.
 
 The library re-reads the file on every nvmlInit* call, and on any call when the
 file's inode, size, mtime or ctime changed (``write_gpu_file`` replaces the file

@@ -126,9 +126,24 @@ def gpu_key(name: str, index: int) -> str:
     return f"g\x00{name}\x00{index}"
 
 
+def mig_key(name: str, index: int, instance: int) -> str:
+    return f"m\x00{name}\x00{index}\x00{instance}"
+
+
+def gpu_rows(name: str, sample: HostSample | None) -> list[str]:
+    """Row keys of a host's GPUs, each followed by its MIG instances (MIG on)."""
+    rows: list[str] = []
+    for gpu in sample.gpus if sample is not None else []:
+        rows.append(gpu_key(name, gpu.index))
+        mig = gpu.health.mig if gpu.health is not None else None
+        rows.extend(mig_key(name, gpu.index, k) for k in range(len(mig or [])))
+    return rows
+
+
 def parse_key(key: str) -> tuple[str, int | None]:
+    """(host, GPU index or None); a MIG instance row gives its GPU."""
     parts = key.split("\x00")
-    if parts[0] == "g" and len(parts) == 3:
+    if parts[0] in ("g", "m") and len(parts) in (3, 4):
         return parts[1], int(parts[2])
     return parts[1] if len(parts) > 1 else key, None
 
@@ -264,7 +279,7 @@ class FleetTable(ScrollView, can_focus=True):
             sample = fleet.latest.get(name)
             rows: list[str] = []
             if sample is not None and name not in self.collapsed:
-                rows = [gpu_key(name, gpu.index) for gpu in sample.gpus]
+                rows = gpu_rows(name, sample)
             keys.extend(rows)
             self._gpu_rows[name] = rows
             self.rendered[name] = self.services.bridge.host_versions.get(name, 0)
@@ -398,7 +413,30 @@ class FleetTable(ScrollView, can_focus=True):
         gpu = next((g for g in sample.gpus if g.index == gpu_index), None) if sample else None
         if gpu is None:
             return [Text("")]
+        if key.startswith("m"):
+            return self._mig_cells(gpu, int(key.rsplit("\x00", 1)[1]))
         return self._gpu_cells(name, gpu)
+
+    def _mig_cells(self, gpu: GpuSample, instance: int) -> list[Text]:
+        """A MIG instance under its GPU: profile, memory and processes."""
+        spec = self.columns_spec or Columns.for_width(120)
+        mig = gpu.health.mig if gpu.health is not None else None
+        if not mig or instance >= len(mig):
+            return [Text("")]
+        m = mig[instance]
+        label = Text("      └ ", style="dim")
+        label.append_text(render.safe(f"MIG {m.profile}"))
+        memory = Text(f"{render.gib(m.memory_used_mib)}/{render.gib(m.memory_total_mib)}",
+                      style="cyan")
+        cells = [label, Text(""), Text(""), memory, Text(""), Text("")]
+        if spec.health:
+            cells.append(Text(""))
+        if spec.procs:
+            pids = ", ".join(str(p) for p in m.processes[:4])
+            more = len(m.processes) - 4
+            cells.append(Text(f"pids {pids}" + (f" +{more}" if more > 0 else ""), style="dim")
+                         if m.processes else Text("—", style="dim"))
+        return cells
 
     def _compute(self, key: str) -> list[tuple[int, int]]:
         """Recompute a row; returns the (x, width) spans of the line that changed.
@@ -514,8 +552,7 @@ class FleetTable(ScrollView, can_focus=True):
         if name in self.collapsed:
             return False
         sample = self.services.fleet.latest.get(name)
-        wanted = [] if sample is None else [gpu_key(name, g.index) for g in sample.gpus]
-        return wanted != self._gpu_rows.get(name, [])
+        return gpu_rows(name, sample) != self._gpu_rows.get(name, [])
 
     def flush(self) -> None:
         """Apply what changed since the last flush (skipped while off screen)."""

@@ -130,14 +130,18 @@ class JobsTable(DataTable[Text]):
         self._shown: dict[str, tuple[str, ...]] = {}  # the plain text shown per row
 
     def on_mount(self) -> None:
-        columns = self.COLUMNS[:5] if self.compact else self.COLUMNS
-        for column in columns:
-            self.add_column(column, key=column)
+        self._ensure_columns()
+
+    def _ensure_columns(self) -> None:
+        if not self.columns:
+            for column in self.COLUMNS[:5] if self.compact else self.COLUMNS:
+                self.add_column(column, key=column)
 
     def show(self, snapshots: list[ClusterSnapshot], now: float, version: int) -> None:
         """Show the snapshots. When the rows are the same jobs in the same order (most
         polls, and the elapsed clock ticking) only the cells that changed are updated,
         in place: a queue of 2,000 jobs is not rebuilt every refresh."""
+        self._ensure_columns()
         signature = (version, len(self.columns), self.sort_key, self.query_text,
                      frozenset(self.folded), int(now) // 5)
         if signature == self._signature:

@@ -33,7 +33,7 @@ async def test_jobs_screen_rows(tmp_path: Path) -> None:
         tiger = row(table, cluster_key("tiger"))
         assert "down" in tiger and "cannot reach tiger-login: connection refused" in tiger
         partitions = str(app.screen.query_one("#partitions").render())
-        assert "della   gpu 2 idle/6 alloc/8 GPUs" in partitions
+        assert "della · gpu 2 idle/6 alloc/8 GPUs" in partitions
         llama = row(table, "j\x00della\x004242001")
         assert "RUNNING" in llama and "00:59:55/1-00:00:00" in llama and "| 4 |" in llama
         assert "[bold]x" in llama and "\x1b" not in llama and "\x07" not in llama

@@ -64,10 +64,10 @@ def partitions_text(snapshots: list[ClusterSnapshot]) -> Text:
         if not snap.partitions:
             continue
         if text:
-            text.append("   ")
+            text.append(" │ ", style="dim")
         text.append(render.clean(snap.name, 24), style="bold")
         for part in snap.partitions:
-            text.append(f"   {render.clean(part.name, 20)} ", style="dim")
+            text.append(f" · {render.clean(part.name, 20)} ", style="dim")
             text.append(f"{part.gpus_idle} idle", style="green" if part.gpus_idle else "dim")
             text.append(f"/{part.gpus_alloc} alloc/{part.gpus_total} GPUs", style="dim")
     return text

@@ -107,3 +107,21 @@ def test_snapshot_jobs(snap_compare, tmp_path: Path, size: tuple[int, int]) -> N
 def test_snapshot_jobs_pane(snap_compare, tmp_path: Path, size: tuple[int, int]) -> None:  # type: ignore[no-untyped-def]
     app, _clock = jobs_ui_data.build(tmp_path, panes=["fleet", "jobs"])
     assert snap_compare(app, terminal_size=size)
+
+
+async def test_gpus_key_only_for_my_running_jobs(tmp_path: Path) -> None:
+    app, _clock = jobs_ui_data.build(tmp_path)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.press("6")
+        await pilot.pause()
+        table = app.screen.query_one(JobsTable)
+        select(table, "della", "4241999")  # mine, pending (held)
+        await pilot.press("g")
+        await pilot.pause()
+        assert isinstance(app.screen, JobsScreen)
+        assert any("is not running" in n.message for n in app._notifications)
+        select(table, "della", "4241800")  # bob's
+        await pilot.press("g")
+        await pilot.pause()
+        assert isinstance(app.screen, JobsScreen)
+        assert any("belongs to bob" in n.message for n in app._notifications)

@@ -41,14 +41,14 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _common  # noqa: E402
+import _common
 
 sys.path.insert(0, str(_common.TESTS))
-from sshd import SshServer  # noqa: E402
+from sshd import SshServer
 
-from nomadlab.core.config import ClusterConfig, HostConfig, load_config_text  # noqa: E402
-from nomadlab.remote.slurm import SINFO_EVERY, make_clients  # noqa: E402
-from nomadlab.remote.ssh import Connector  # noqa: E402
+from nomadlab.core.config import ClusterConfig, HostConfig, load_config_text
+from nomadlab.remote.slurm import SINFO_EVERY, make_clients
+from nomadlab.remote.ssh import Connector
 
 DATA = _common.TESTS / "data" / "slurm"
 STATES = ["RUNNING"] * 6 + ["PENDING"] * 3 + ["COMPLETED"]

@@ -1,4 +1,6 @@
-"""The README's Jobs screenshot, from a real one-node Slurm: python screenshots/make_jobs_screenshot.py
+"""The README's Jobs screenshot, from a real one-node Slurm.
+
+Run: python screenshots/make_jobs_screenshot.py
 
 Needs root, Debian's slurm-wlm and munge, and OpenSSH's sshd (the test fixtures
 tests/slurm.py and tests/sshd.py start them in a temp dir). Jobs are submitted with

@@ -128,6 +128,7 @@ class JobsScreen(Screen[None]):
     def __init__(self, services: Services) -> None:
         super().__init__()
         self.services = services
+        self._parts: str | None = None
 
     def compose(self) -> ComposeResult:
         yield StatusBar(self.services, "Jobs")
@@ -164,12 +165,19 @@ class JobsScreen(Screen[None]):
             return
         snapshots = list(jobs.snapshots.values())
         table.show(snapshots, self.services.clock.time(), jobs.version)
-        self.query_one("#partitions", Static).update(partitions_text(snapshots))
+        # Widgets are only touched when their text changed: a Static's update lays the
+        # screen out again, which costs ~0.2 s with 2,000 rows in the table.
+        parts = partitions_text(snapshots)
+        if parts.plain != self._parts:
+            self._parts = parts.plain
+            self.query_one("#partitions", Static).update(parts)
         bits = [f"sort: {table.sort_key}"]
         if table.query_text:
             bits.append(f"filter: {render.clean(table.query_text, 30)}")
-        table.border_title = "Slurm jobs"
-        table.border_subtitle = " · ".join(bits)
+        subtitle = " · ".join(bits)
+        if table.border_subtitle != subtitle:
+            table.border_title = "Slurm jobs"
+            table.border_subtitle = subtitle
 
     # ------------------------------------------------------------------ view keys
 

@@ -148,7 +148,9 @@ class JobsTable(DataTable[Text]):
             return
         self._signature = signature
         width = len(self.columns)
-        rows: list[tuple[str, list[Text]]] = []
+        # (key, the job or the cluster's header cells): cells of jobs are made only for
+        # the rows that are painted or changed, not for the whole queue every tick.
+        rows: list[tuple[str, Job | list[Text]]] = []
         jobs_by_key: dict[str, Job] = {}
         for snap in snapshots:
             jobs = [j for j in snap.jobs if matches(j, self.query_text)]
@@ -159,16 +161,21 @@ class JobsTable(DataTable[Text]):
             for job in sort_jobs(jobs, self.sort_key, now):
                 key = job_key(job)
                 jobs_by_key[key] = job
-                rows.append((key, self._cells(job, now)[:width]))
+                rows.append((key, job))
         self.jobs_by_key = jobs_by_key
         keys = [key for key, _ in rows]
+
+        def cells_of(item: Job | list[Text]) -> list[Text]:
+            return item if isinstance(item, list) else self._cells(item, now)[:width]
+
         if keys == self._keys and self.row_count == len(keys):
             # Only rows on screen (and a margin) are touched: the elapsed clocks of
             # 2,000 jobs change every tick; off-screen rows catch up once scrolled to.
             top = max(0, int(self.scroll_offset.y) - MARGIN)
             bottom = int(self.scroll_offset.y) + self.size.height + MARGIN
             columns = list(self.columns)
-            for key, cells in rows[top:bottom]:
+            for key, item in rows[top:bottom]:
+                cells = cells_of(item)
                 before = self._shown.get(key)
                 plain = tuple(cell.plain for cell in cells)
                 if before == plain:
@@ -182,7 +189,8 @@ class JobsTable(DataTable[Text]):
         self.clear()
         self._keys = keys
         self._shown = {}
-        for key, cells in rows:
+        for key, item in rows:
+            cells = cells_of(item)
             self._shown[key] = tuple(cell.plain for cell in cells)
             self.add_row(*cells, key=key)
         if selected is not None and selected in self.rows:

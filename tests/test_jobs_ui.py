@@ -93,7 +93,8 @@ async def test_workspace_jobs_pane(tmp_path: Path) -> None:
         await pilot.pause()
         pane = app.screen.query_one(JobsPane)
         assert "j\x00della\x004242001" in pane.jobs_by_key
-        assert len(pane.columns) == 5
+        labels = [str(c.label) for c in pane.columns.values()]
+        assert labels == ["job", "name", "state", "elapsed / limit"]
         assert "llama-ft" in row(pane, "j\x00della\x004242001")
 
 

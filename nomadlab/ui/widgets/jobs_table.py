@@ -118,6 +118,14 @@ class JobsTable(DataTable[Text]):
     COLUMNS = ("job", "name", "state", "reason", "elapsed / limit", "partition", "nodes",
                "gpus", "stdout")
 
+    COMPACT = (0, 1, 2, 4)  # the pane: job, name, state, elapsed / limit
+
+    def _picks(self) -> tuple[int, ...]:
+        return self.COMPACT if self.compact else tuple(range(len(self.COLUMNS)))
+
+    def _columns(self) -> list[str]:
+        return [self.COLUMNS[i] for i in self._picks()]
+
     def __init__(self, *, compact: bool = False, id: str | None = None) -> None:
         super().__init__(id=id, cursor_type="row", zebra_stripes=False)
         self.compact = compact
@@ -134,7 +142,7 @@ class JobsTable(DataTable[Text]):
 
     def _ensure_columns(self) -> None:
         if not self.columns:
-            for column in self.COLUMNS[:5] if self.compact else self.COLUMNS:
+            for column in self._columns():
                 self.add_column(column, key=column)
 
     def show(self, snapshots: list[ClusterSnapshot], now: float, version: int) -> None:
@@ -166,7 +174,12 @@ class JobsTable(DataTable[Text]):
         keys = [key for key, _ in rows]
 
         def cells_of(item: Job | list[Text]) -> list[Text]:
-            return item if isinstance(item, list) else self._cells(item, now)[:width]
+            if isinstance(item, list):
+                return item
+            cells = self._cells(item, now)
+            if self.compact:  # a pane is narrow: short names
+                cells[1] = Text(render.clean(item.name, 18))
+            return [cells[i] for i in self._picks()]
 
         if keys == self._keys and self.row_count == len(keys):
             # Only rows on screen (and a margin) are touched: the elapsed clocks of

@@ -250,7 +250,7 @@ def test_bad_durations(text: str, message: str) -> None:
      "got 'utilisation' (did you mean 'utilization'?)"),
     ('[workspace]\npanes = ["fleet", "lgos"]',
      "line 2: workspace.panes: unknown pane 'lgos'; panes are fleet, logs, focus, papers, "
-     "board (did you mean 'logs'?)"),
+     "board, jobs (did you mean 'logs'?)"),
 ])
 def test_out_of_range_values(text: str, message: str) -> None:
     assert only_problem(text) == message

@@ -113,7 +113,14 @@ async def test_watch_prints_job_events(slurm: SlurmCluster, login: SshServer,  #
                                        ) -> None:
     config = cluster_config(login, tmp_path)
     stop = asyncio.Event()
-    task = asyncio.create_task(watch(config, stop=stop))
+    tick = asyncio.Event()
+
+    async def next_refresh(seconds: float) -> None:  # the refresh timer, driven by the test
+        assert seconds == 5.0
+        await tick.wait()
+        tick.clear()
+
+    task = asyncio.create_task(watch(config, stop=stop, jobs_sleep=next_refresh))
     lines: list[dict[str, object]] = []
 
     def read() -> list[dict[str, object]]:
@@ -125,7 +132,7 @@ async def test_watch_prints_job_events(slurm: SlurmCluster, login: SshServer,  #
                                    for e in read()), 20, "the cluster live")
         failing = slurm.sbatch("exit 2", "-J", "watched")
         slurm.wait_state(failing, ("FAILED",))
-        # the next poll comes after the cluster's refresh (5 s, the minimum)
+        tick.set()  # the cluster's refresh is due
         await wait_for(lambda: any(e.get("event") == "job" and e.get("id") == failing
                                    for e in read()), 20, "the job event")
         event = next(e for e in lines if e.get("event") == "job" and e.get("id") == failing)

@@ -33,7 +33,7 @@ async def test_jobs_screen_rows(tmp_path: Path) -> None:
         tiger = row(table, cluster_key("tiger"))
         assert "down" in tiger and "cannot reach tiger-login: connection refused" in tiger
         partitions = str(app.screen.query_one("#partitions").render())
-        assert "della   gpu 2 idle/6 alloc/8 GPUs" in partitions
+        assert "della · gpu 2 idle/6 alloc/8 GPUs" in partitions
         llama = row(table, "j\x00della\x004242001")
         assert "RUNNING" in llama and "00:59:55/1-00:00:00" in llama and "| 4 |" in llama
         assert "[bold]x" in llama and "\x1b" not in llama and "\x07" not in llama
@@ -93,7 +93,8 @@ async def test_workspace_jobs_pane(tmp_path: Path) -> None:
         await pilot.pause()
         pane = app.screen.query_one(JobsPane)
         assert "j\x00della\x004242001" in pane.jobs_by_key
-        assert len(pane.columns) == 5
+        labels = [str(c.label) for c in pane.columns.values()]
+        assert labels == ["job", "name", "state", "elapsed / limit"]
         assert "llama-ft" in row(pane, "j\x00della\x004242001")
 
 
@@ -107,3 +108,21 @@ def test_snapshot_jobs(snap_compare, tmp_path: Path, size: tuple[int, int]) -> N
 def test_snapshot_jobs_pane(snap_compare, tmp_path: Path, size: tuple[int, int]) -> None:  # type: ignore[no-untyped-def]
     app, _clock = jobs_ui_data.build(tmp_path, panes=["fleet", "jobs"])
     assert snap_compare(app, terminal_size=size)
+
+
+async def test_gpus_key_only_for_my_running_jobs(tmp_path: Path) -> None:
+    app, _clock = jobs_ui_data.build(tmp_path)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.press("6")
+        await pilot.pause()
+        table = app.screen.query_one(JobsTable)
+        select(table, "della", "4241999")  # mine, pending (held)
+        await pilot.press("g")
+        await pilot.pause()
+        assert isinstance(app.screen, JobsScreen)
+        assert any("is not running" in n.message for n in app._notifications)
+        select(table, "della", "4241800")  # bob's
+        await pilot.press("g")
+        await pilot.pause()
+        assert isinstance(app.screen, JobsScreen)
+        assert any("belongs to bob" in n.message for n in app._notifications)

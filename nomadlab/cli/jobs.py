@@ -11,7 +11,7 @@ import argparse
 import asyncio
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
@@ -21,8 +21,10 @@ from nomadlab.cli.common import UserError, add_config_option, config_from, run_a
 from nomadlab.core.config import Config
 from nomadlab.core.jobs.model import ClusterSnapshot
 from nomadlab.core.jobs.report import clock_text, cluster_json, state_words
-from nomadlab.remote.slurm import ClusterClient, SlurmError, make_clients
-from nomadlab.remote.ssh import Connector
+
+if TYPE_CHECKING:  # imported when a jobs command runs: `nomadlab --help` stays fast
+    from nomadlab.remote.slurm import ClusterClient
+    from nomadlab.remote.ssh import Connector
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -45,6 +47,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def _clients(config: Config, names: list[str] | None, all_users: bool | None
              ) -> tuple[Connector, list[ClusterClient]]:
+    from nomadlab.remote.slurm import make_clients
+    from nomadlab.remote.ssh import Connector
+
     if not config.clusters:
         raise UserError("no [[clusters]] in the config; add one (see README, Clusters)")
     for name in names or []:
@@ -122,6 +127,8 @@ def parse_job_ref(text: str) -> tuple[str, str]:
 
 
 async def act(config: Config, action: str, ref: str) -> str:
+    from nomadlab.remote.slurm import SlurmError
+
     cluster, ident = parse_job_ref(ref)
     connector, clients = _clients(config, [cluster], None)
     client = clients[0]

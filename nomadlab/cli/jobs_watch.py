@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from nomadlab.core.config import Config
@@ -20,14 +21,16 @@ class JobsWatch:
     through the hub, an alert (stored, delivered, held in deep focus when info)."""
 
     def __init__(self, config: Config, fleet: Fleet, hub: AlertHub,
-                 emit: Callable[[dict[str, Any]], None]) -> None:
+                 emit: Callable[[dict[str, Any]], None],
+                 sleep: Callable[[float], Awaitable[None]] | None = None) -> None:
         self.hub = hub
         self.emit = emit
         self.rules = job_rules(config)
         self.clock = fleet.clock
         clients = make_clients(config, fleet.connector, shared=self._shared(fleet),
                                clock=fleet.clock)
-        self.watch = ClusterWatch(clients, on_snapshot=self._snapshot, on_events=self._events)
+        self.watch = ClusterWatch(clients, on_snapshot=self._snapshot, on_events=self._events,
+                                  sleep=sleep or asyncio.sleep)
         self._states: dict[str, str] = {}
 
     @staticmethod

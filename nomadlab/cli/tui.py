@@ -52,6 +52,8 @@ def build_app(config: Config, *, clock: Clock = SYSTEM_CLOCK, start_fleet: bool 
     for key, service in feature_services(config=config, store=store, clock=clock, fleet=fleet,
                                          logs=logs, alerts=alerts).items():
         setattr(services, key, service)
+    if services.board is not None and services.jobs is not None:
+        services.board.jobs = services.jobs  # cards with job=CLUSTER:ID follow their job
     return NomadApp(services)
 
 

@@ -14,6 +14,7 @@ import contextlib
 import os
 import signal
 import sys
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from nomadlab.cli.common import add_config_option, config_from
@@ -103,7 +104,8 @@ def _tty_writer() -> Any:
 
 
 async def watch(config: Config, states: bool = False,
-                stop: asyncio.Event | None = None) -> None:
+                stop: asyncio.Event | None = None,
+                jobs_sleep: Callable[[float], Awaitable[None]] | None = None) -> None:
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -120,7 +122,7 @@ async def watch(config: Config, states: bool = False,
     writer = _tty_writer()
     if writer is not None and (config.notify.bell or config.notify.desktop):
         hub.notifier.add_sink(terminal_sink(writer))
-    jobs = JobsWatch(config, fleet, hub, printer.emit)
+    jobs = JobsWatch(config, fleet, hub, printer.emit, sleep=jobs_sleep)
     await fleet.start()
     await logs.start()
     await hub.start()

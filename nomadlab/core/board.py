@@ -188,6 +188,7 @@ class BoardService:
         self.fleet = fleet
         self.logs = logs
         self.alerts = alerts
+        self.jobs: Any = None  # the jobs service (job=CLUSTER:ID links), set by the app
         self.local_changes = 0  # writes by this process (data_version misses those)
         self._task: asyncio.Task[None] | None = None
         self._unhook: Callable[[], None] | None = None
@@ -819,7 +820,7 @@ class BoardService:
         "host:path", or a path on the card's ``host``."""
         link = card.links.get("log")
         if not link:
-            return None
+            return self._job_log(card)
         known = {lc.name for lc in self.config.logs}
         if self.logs is not None:
             known |= set(self.logs.tails)
@@ -848,7 +849,23 @@ class BoardService:
         return head if sep else None
 
     def has_run(self, card: Card) -> bool:
-        return bool(card.links.get("host") or card.links.get("log"))
+        return bool(card.links.get("host") or card.links.get("log") or card.links.get("job"))
+
+    def card_job(self, card: Card) -> Any:
+        """The Slurm job a ``job=CLUSTER:ID`` link names, as the jobs service last saw it."""
+        link = card.links.get("job")
+        if not link or self.jobs is None:
+            return None
+        cluster, _, ident = link.partition(":")
+        return self.jobs.find(cluster, ident)
+
+    def _job_log(self, card: Card) -> str | None:
+        """``login-host:stdout`` of the card's job (followed like a log link)."""
+        job = self.card_job(card)
+        host = self.jobs.login_host(job.cluster) if job is not None else None
+        if job is None or host is None or not job.stdout:
+            return None
+        return f"{host}:{job.stdout}"
 
     def live(self, card: Card, now: float | None = None) -> LiveState:
         """The run's state now: GPU utilization, last log line, time running."""
@@ -867,8 +884,16 @@ class BoardService:
             if status is not None:
                 state = str(status.state)
         running = now - card.entered if card.column == self.run_column(card.board) else None
+        job = self.card_job(card)
+        job_state = None
+        if job is not None:
+            job_state = str(job.state)
+            running = job.elapsed_s(now)
+        elif card.links.get("job"):
+            job_state = "not in the queue"
         return LiveState(host=host, log=name, utilization=util, scope=scope, gpus=gpus,
-                         last_line=last, running_for=running, log_state=state)
+                         last_line=last, running_for=running, log_state=state,
+                         job_state=job_state)
 
     def follow_running_logs(self) -> list[str]:
         """Follow (ad hoc) the logs of cards in a run column that are not followed yet,
@@ -901,10 +926,16 @@ class BoardService:
     def on_alert(self, alert: Alert) -> None:
         """A run alert of a card's log: move it (finished) or mark it failed, and name
         the card(s) in the alert (called before the alert is stored and delivered)."""
-        if alert.outcome not in ("finished", "failed") or not alert.log:
+        if alert.outcome not in ("finished", "failed"):
+            return
+        if alert.log:
+            cards = self._cards_of_log(alert.log)
+        elif alert.extra.get("job") and alert.extra.get("cluster"):
+            cards = self._cards_of_job(f"{alert.extra['cluster']}:{alert.extra['job']}")
+        else:
             return
         named = []
-        for card in self._cards_of_log(alert.log):
+        for card in cards:
             try:
                 text = self._apply_outcome(card, alert)
             except (BoardError, sqlite3.Error) as exc:
@@ -931,6 +962,12 @@ class BoardService:
             f"{_SELECT} WHERE archived IS NULL AND deleted IS NULL AND links != '{{}}'"
             " ORDER BY id")
         return [c for c in map(_card, rows) if self.log_name(c) == name]
+
+    def _cards_of_job(self, link: str) -> list[Card]:
+        rows = self.store.query(
+            f"{_SELECT} WHERE archived IS NULL AND deleted IS NULL AND links != '{{}}'"
+            " ORDER BY id")
+        return [c for c in map(_card, rows) if c.links.get("job") == link]
 
     def _apply_outcome(self, card: Card, alert: Alert) -> str:
         title = clean_text(card.title, 60)

@@ -20,9 +20,10 @@ from nomadlab.core.model import GpuProcess, HostSample
 ARCHIVE = "Archive"
 PRIORITY_LABELS = {0: "", 1: "L", 2: "M", 3: "H"}
 PRIORITY_NAMES = {0: "none", 1: "low", 2: "medium", 3: "high"}
-LINK_KEYS = ("host", "log", "paper", "commit", "branch", "command")
+LINK_KEYS = ("host", "log", "paper", "commit", "branch", "command", "job")
 LINK_TITLES = {"host": "host", "log": "log", "paper": "paper", "commit": "commit",
-               "branch": "branch", "command": "run command"}
+               "branch": "branch", "command": "run command", "job": "Slurm job"}
+JOB_LINK = re.compile(r"^[^:\s]{1,64}:\d+(?:_\d+)?$")  # CLUSTER:ID, CLUSTER:ID_TASK
 EDITABLE = ("title", "hypothesis", "notes", "tags", "priority", "links", "failed")
 KEY_OK = re.compile(r"^[^\s=\x00-\x1f\x7f-\x9f]{1,64}$")
 TITLE_LIMIT = 500
@@ -126,6 +127,7 @@ class LiveState:
     last_line: str | None = None  # untrusted text: render it as data
     running_for: float | None = None  # seconds since the card entered the run column
     log_state: str | None = None
+    job_state: str | None = None  # the linked Slurm job's state (job=CLUSTER:ID)
 
     @property
     def empty(self) -> bool:
@@ -260,6 +262,8 @@ def clean_links(links: Mapping[str, object]) -> dict[str, str]:
         if key not in LINK_KEYS:
             raise BoardError(f"unknown link {key!r} (links: {', '.join(LINK_KEYS)})")
         text = str(value).strip() if value is not None else ""
+        if text and key == "job" and not JOB_LINK.match(text):
+            raise BoardError(f"a job link is CLUSTER:ID (like della:4242001), got {text!r}")
         if text:
             out[key] = text[:VALUE_LIMIT]
     return out

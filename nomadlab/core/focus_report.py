@@ -151,6 +151,7 @@ class WeekReport:
     board: dict[str, Any] | None = None
     papers: dict[str, Any] | None = None
     gpu: list[dict[str, Any]] = field(default_factory=list)
+    jobs: list[dict[str, Any]] = field(default_factory=list)  # GPU hours of my Slurm jobs
     retro: Retro | None = None
     previous_retro: Retro | None = None
 
@@ -198,6 +199,7 @@ class WeekReport:
             "board": self.board,
             "papers": self.papers,
             "gpu": self.gpu,
+            "jobs": self.jobs,
             "retro": _retro_dict(self.retro),
             "previous_retro": _retro_dict(self.previous_retro),
         }
@@ -246,6 +248,12 @@ class WeekReport:
             energy = energy_line(self.gpu)
             if energy:
                 rows.append(("Energy", energy))
+        if self.jobs:
+            hours = sum(float(c["gpu_hours"]) for c in self.jobs)
+            count = sum(int(c["jobs"]) for c in self.jobs)
+            rows.append(("Slurm jobs", f"{hours:.1f} GPU h in {_plural(count, 'job')} on "
+                                       + ", ".join(f"{c['cluster']} {float(c['gpu_hours']):.1f} h"
+                                                   for c in self.jobs)))
         return rows
 
     def text(self) -> str:
@@ -379,9 +387,21 @@ def week_report(service: FocusService, week: str, now: float | None = None) -> W
     report.papers = _papers(service, start, end, now)
     report.gpu = [dict(h) for h in gpu_hours(service.store, int(start // 60), int(end // 60))]
     add_energy(report.gpu, energy_by_host(service.store, int(start // 60), int(end // 60)))
+    report.jobs = _jobs(service, start, end)
     report.retro = service.retro(week)
     report.previous_retro = service.retro(Days.shift_week(week, -1))
     return report
+
+
+def _jobs(service: FocusService, start: float, end: float) -> list[dict[str, Any]]:
+    """GPU hours of the user's Slurm jobs per cluster (what the jobs service saw)."""
+    from nomadlab.core.jobs.history import JobHistory
+
+    try:
+        rows = JobHistory(service.store).gpu_hours(start, end)
+    except Exception:  # an older database without the jobs table: nothing to say
+        return []
+    return [{"cluster": r.cluster, "gpu_hours": r.gpu_hours, "jobs": r.jobs} for r in rows]
 
 
 def _board(service: FocusService, start: float, end: float) -> dict[str, Any] | None:

@@ -121,6 +121,21 @@ class JobsService:
     async def output_path(self, job: Job, stream: str = "stdout") -> str | None:
         return await self._client(job.cluster).output_path(job.id, stream)
 
+    async def job_gpus(self, job: Job, sink: Any, interval: float = 1.0) -> str:
+        """Stream the GPUs of ``job`` (the agent inside its allocation) to ``sink``
+        until cancelled; returns why the stream ended."""
+        from nomadlab.remote.slurm import SshRunner
+        from nomadlab.remote.slurm_gpus import JobAgentSession
+
+        client = self._client(job.cluster)
+        runner = client.runner
+        if not isinstance(runner, SshRunner):
+            raise SlurmError("this cluster has no SSH connection")
+        conn = await runner.connection()
+        session = JobAgentSession(conn, job.job_id, job.key, sink, self.clock,
+                                  interval=interval, python=runner.host.python)
+        return await session.run()
+
     def login_host(self, cluster: str) -> str | None:
         conf = self.config.cluster(cluster)
         return conf.host if conf is not None else None

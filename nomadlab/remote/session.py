@@ -135,9 +135,13 @@ class AgentSession:
             except (OSError, asyncssh.Error):
                 pass
 
+    def command(self) -> str:
+        """The exec request's command line (a job's GPUs: inside its allocation)."""
+        return bootstrap.agent_command(self.python)
+
     async def run(self) -> str:
         """Stream until the session ends; returns why it ended."""
-        command = bootstrap.agent_command(self.python)
+        command = self.command()
         try:
             proc = await self.conn.create_process(command, encoding=None)
         except asyncssh.ChannelOpenError as exc:

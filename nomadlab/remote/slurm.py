@@ -71,6 +71,13 @@ class SshRunner:
         self._lock = asyncio.Lock()
         self.commands = 0  # how many commands ran (benchmarks, tests)
 
+    async def connection(self) -> asyncssh.SSHClientConnection:
+        """The login node's connection (for long-running channels: a job's GPUs)."""
+        try:
+            return await self._conn()
+        except ConnectFailure as exc:
+            raise SlurmError(f"cannot reach {self.host.name}: {exc}") from None
+
     async def _conn(self) -> asyncssh.SSHClientConnection:
         if self.shared is not None:
             conn = self.shared()

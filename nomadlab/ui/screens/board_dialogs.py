@@ -178,7 +178,7 @@ class CardForm(ModalScreen[CardFormResult | None]):
                 yield TextArea(format_value_lines(card.metrics) if card else "",
                                id="f-metrics", classes="short", tab_behavior="focus",
                                compact=True)
-                for pair in (LINK_KEYS[0:2], LINK_KEYS[2:4], LINK_KEYS[4:6]):
+                for pair in (LINK_KEYS[0:2], LINK_KEYS[2:4], LINK_KEYS[4:6], LINK_KEYS[6:7]):
                     with Horizontal(classes="row"):
                         for key in pair:
                             with Vertical():
@@ -303,6 +303,7 @@ _LINK_HINTS = {
     "commit": "a git commit",
     "branch": "a git branch",
     "command": "python train.py --config ...",
+    "job": "CLUSTER:ID, a Slurm job",
 }
 
 

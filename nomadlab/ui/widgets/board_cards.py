@@ -79,6 +79,10 @@ def live_text(live: LiveState, width: int, *, short: bool = False,
         line.append_text(render.safe(live.host, "cyan"))
         if live.gpus and not short:
             line.append(" GPU" + ",".join(str(g) for g in live.gpus), style="dim")
+    if live.job_state is not None:
+        if line.plain:
+            line.append(" · ", style="dim")
+        line.append_text(render.safe(live.job_state.lower(), "bold"))
     if live.running_for is not None:
         if line.plain:
             line.append(" · ", style="dim")

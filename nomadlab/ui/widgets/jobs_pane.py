@@ -16,7 +16,7 @@ class JobsPane(JobsTable):
         if self.services.jobs is not None:
             self.services.jobs.subscribe(self._poke)
         self.set_interval(1.0, self.refresh_rows)
-        self.call_after_refresh(self.refresh_rows)
+        self.refresh_rows()
 
     def on_unmount(self) -> None:
         if self.services.jobs is not None:

@@ -13,6 +13,7 @@ from nomadlab.core.jobs.reasons import reason_words
 from nomadlab.core.jobs.report import clock_text
 from nomadlab.ui import render
 
+MARGIN = 20  # rows above and below the visible ones kept up to date
 SORT_KEYS = ("state", "id", "name", "elapsed", "gpus")
 STATE_STYLES = {
     "RUNNING": "bold green", "PENDING": "yellow", "COMPLETED": "dim green",
@@ -63,10 +64,10 @@ def partitions_text(snapshots: list[ClusterSnapshot]) -> Text:
         if not snap.partitions:
             continue
         if text:
-            text.append("   ")
+            text.append(" │ ", style="dim")
         text.append(render.clean(snap.name, 24), style="bold")
         for part in snap.partitions:
-            text.append(f"   {render.clean(part.name, 20)} ", style="dim")
+            text.append(f" · {render.clean(part.name, 20)} ", style="dim")
             text.append(f"{part.gpus_idle} idle", style="green" if part.gpus_idle else "dim")
             text.append(f"/{part.gpus_alloc} alloc/{part.gpus_total} GPUs", style="dim")
     return text
@@ -117,6 +118,14 @@ class JobsTable(DataTable[Text]):
     COLUMNS = ("job", "name", "state", "reason", "elapsed / limit", "partition", "nodes",
                "gpus", "stdout")
 
+    COMPACT = (0, 1, 2, 4)  # the pane: job, name, state, elapsed / limit
+
+    def _picks(self) -> tuple[int, ...]:
+        return self.COMPACT if self.compact else tuple(range(len(self.COLUMNS)))
+
+    def _columns(self) -> list[str]:
+        return [self.COLUMNS[i] for i in self._picks()]
+
     def __init__(self, *, compact: bool = False, id: str | None = None) -> None:
         super().__init__(id=id, cursor_type="row", zebra_stripes=False)
         self.compact = compact
@@ -125,33 +134,78 @@ class JobsTable(DataTable[Text]):
         self.folded: set[str] = set()
         self.jobs_by_key: dict[str, Job] = {}
         self._signature: tuple[object, ...] = ()
+        self._keys: list[str] = []
+        self._shown: dict[str, tuple[str, ...]] = {}  # the plain text shown per row
 
     def on_mount(self) -> None:
-        columns = self.COLUMNS[:5] if self.compact else self.COLUMNS
-        for column in columns:
-            self.add_column(column, key=column)
+        self._ensure_columns()
+
+    def _ensure_columns(self) -> None:
+        if not self.columns:
+            for column in self._columns():
+                self.add_column(column, key=column)
 
     def show(self, snapshots: list[ClusterSnapshot], now: float, version: int) -> None:
+        """Show the snapshots. When the rows are the same jobs in the same order (most
+        polls, and the elapsed clock ticking) only the cells that changed are updated,
+        in place: a queue of 2,000 jobs is not rebuilt every refresh."""
+        self._ensure_columns()
         signature = (version, len(self.columns), self.sort_key, self.query_text,
                      frozenset(self.folded), int(now) // 5)
         if signature == self._signature:
             return
         self._signature = signature
-        selected = self.selected_key()
-        self.clear()
-        self.jobs_by_key = {}
         width = len(self.columns)
+        # (key, the job or the cluster's header cells): cells of jobs are made only for
+        # the rows that are painted or changed, not for the whole queue every tick.
+        rows: list[tuple[str, Job | list[Text]]] = []
+        jobs_by_key: dict[str, Job] = {}
         for snap in snapshots:
             jobs = [j for j in snap.jobs if matches(j, self.query_text)]
             folded = snap.name in self.folded
-            self.add_row(*cluster_cells(snap, folded, len(jobs), width),
-                         key=cluster_key(snap.name))
+            rows.append((cluster_key(snap.name), cluster_cells(snap, folded, len(jobs), width)))
             if folded:
                 continue
             for job in sort_jobs(jobs, self.sort_key, now):
                 key = job_key(job)
-                self.jobs_by_key[key] = job
-                self.add_row(*self._cells(job, now)[:width], key=key)
+                jobs_by_key[key] = job
+                rows.append((key, job))
+        self.jobs_by_key = jobs_by_key
+        keys = [key for key, _ in rows]
+
+        def cells_of(item: Job | list[Text]) -> list[Text]:
+            if isinstance(item, list):
+                return item
+            cells = self._cells(item, now)
+            if self.compact:  # a pane is narrow: short names
+                cells[1] = Text(render.clean(item.name, 18))
+            return [cells[i] for i in self._picks()]
+
+        if keys == self._keys and self.row_count == len(keys):
+            # Only rows on screen (and a margin) are touched: the elapsed clocks of
+            # 2,000 jobs change every tick; off-screen rows catch up once scrolled to.
+            top = max(0, int(self.scroll_offset.y) - MARGIN)
+            bottom = int(self.scroll_offset.y) + self.size.height + MARGIN
+            columns = list(self.columns)
+            for key, item in rows[top:bottom]:
+                cells = cells_of(item)
+                before = self._shown.get(key)
+                plain = tuple(cell.plain for cell in cells)
+                if before == plain:
+                    continue
+                self._shown[key] = plain
+                for index, cell in enumerate(cells):
+                    if before is None or before[index] != plain[index]:
+                        self.update_cell(key, columns[index], cell)
+            return
+        selected = self.selected_key()
+        self.clear()
+        self._keys = keys
+        self._shown = {}
+        for key, item in rows:
+            cells = cells_of(item)
+            self._shown[key] = tuple(cell.plain for cell in cells)
+            self.add_row(*cells, key=key)
         if selected is not None and selected in self.rows:
             self.move_cursor(row=self.get_row_index(selected))
 

@@ -55,7 +55,7 @@ def pct(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
 # --------------------------------------------------------------------------- stand-ins
@@ -86,33 +86,52 @@ def standins(args: argparse.Namespace) -> None:
                 pages[node.name] = node.dcgm_page().encode()
 
     render()
-    # serve the pre-rendered pages: the stand-ins must not be what limits the scrape
-    original = server.server.RequestHandlerClass
+    responses: dict[str, bytes] = {}
 
-    class Fast(original):  # type: ignore[misc, valid-type]
-        def do_GET(self) -> None:
-            name = self.path.rsplit("/", 1)[-1]
-            body = pages.get(name)
-            if body is None:
-                super().do_GET()
-                return
-            self.send_response(200)
-            self.send_header("Content-Type", "text/plain; version=0.0.4")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+    def respond(name: str) -> bytes:
+        body = pages.get(name)
+        if body is None:
+            return b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"
+        head = (f"HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\n"
+                f"Content-Length: {len(body)}\r\n\r\n").encode()
+        return head + body
 
-    server.server.RequestHandlerClass = Fast
-    print(json.dumps({"targets": server.targets()}), flush=True)
+    # Pre-rendered pages from an asyncio server with keep-alive (http.server's thread
+    # per request cannot answer 200 scrapes a second on a small machine): the
+    # stand-ins must not be what limits the scrape.
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                path = head.split(b" ", 2)[1].decode()
+                name = path.rsplit("/", 1)[-1]
+                if name not in responses:
+                    responses[name] = respond(name)
+                writer.write(responses[name])
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError, IndexError):
+            pass
+        finally:
+            writer.close()
 
-    def rerender() -> None:
+    async def serve_pages() -> None:
+        server.close()  # the threaded one: only its node list and targets are used
+        aserver = await asyncio.start_server(handle, "127.0.0.1", server.port)
+        async with aserver:
+            await aserver.serve_forever()
+
+    def rerender_loop() -> None:
         while True:
             time.sleep(20)
             render()
+            responses.clear()
 
-    threading.Thread(target=rerender, daemon=True).start()
-    sys.stdin.read()  # until the orchestrator closes our stdin
-    server.close()
+    print(json.dumps({"targets": server.targets()}), flush=True)
+    threading.Thread(target=rerender_loop, daemon=True).start()
+    threading.Thread(target=lambda: (sys.stdin.read(), os._exit(0)), daemon=True).start()
+    asyncio.run(serve_pages())
+
+
 
 
 # --------------------------------------------------------------------------- client
@@ -220,8 +239,12 @@ async def client(args: argparse.Namespace) -> dict[str, Any]:
         async def key(k: str) -> float:
             began = time.perf_counter()
             await pilot.press(k)
-            await pilot.pause()
-            return (time.perf_counter() - began) * 1000
+            handled = time.perf_counter()
+            limit = handled + 5
+            while time.perf_counter() < limit and not (frames and frames[-1] >= handled):
+                await asyncio.sleep(0.001)
+            painted = next((f for f in frames if f >= handled), time.perf_counter())
+            return (painted - began) * 1000
 
         keys: dict[str, list[float]] = {"scroll": [], "filter": [], "sort": []}
         table.focus()
@@ -263,12 +286,23 @@ def main() -> None:
     parser.add_argument("--window", type=float, default=60.0)
     parser.add_argument("--url", default="")
     parser.add_argument("--dir", default="")
+    parser.add_argument("--profile", action="store_true",
+                        help="profile the client; the profile goes to stderr")
     args = parser.parse_args()
     if args.role == "standins":
         standins(args)
         return
     if args.role == "client":
-        print(json.dumps(asyncio.run(client(args))), flush=True)
+        if args.profile:
+            import cProfile
+            import pstats
+
+            profiler = cProfile.Profile()
+            figures = profiler.runcall(asyncio.run, client(args))
+            pstats.Stats(profiler, stream=sys.stderr).sort_stats("cumulative").print_stats(45)
+        else:
+            figures = asyncio.run(client(args))
+        print(json.dumps(figures), flush=True)
         return
 
     from prom import PromServer
@@ -297,12 +331,16 @@ def main() -> None:
         result = subprocess.run(
             [sys.executable, __file__, "--role", "client", "--url", prom.url, "--dir",
              str(work), "--hosts", str(args.hosts), "--refresh", str(args.refresh),
-             "--window", str(args.window)], capture_output=True, text=True, check=False,
+             "--window", str(args.window), *(["--profile"] if args.profile else [])],
+            capture_output=True, text=True, check=False,
             env={**os.environ, "TERM": "xterm-256color"})
         if result.returncode != 0:
             print(result.stderr[-3000:])
             sys.exit(1)
         figures = json.loads(result.stdout.strip().splitlines()[-1])
+        if args.profile:
+            (work / "profile.txt").write_text(result.stderr)
+            print(f"profile: {work / 'profile.txt'}")
     finally:
         prom.stop()
         stand.stdin.close()

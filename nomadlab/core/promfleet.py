@@ -126,6 +126,9 @@ class _Gpu:
     values: dict[str, float | None] = field(default_factory=dict)
 
 
+_MISSING_GPU = _Gpu(-1, "", "")
+
+
 def _as_int(value: float | None) -> int | None:
     return None if value is None else int(value)
 
@@ -149,27 +152,44 @@ class PromFleet:
         return None
 
     def _gpus(self, series: Iterable[Sample]) -> dict[str, dict[int, _Gpu]]:
+        # The hot loop at scale (10 series per GPU, 80,000 at 1,000 hosts): one dict
+        # lookup per series for its GPU, the GPU's labels read once.
         hosts: dict[str, dict[int, _Gpu]] = {}
+        by_key: dict[tuple[str | None, str | None, str | None], _Gpu | None] = {}
+        fields = GPU_FIELDS
+        names = DEFAULT_HOST_LABELS if self.host_label is None else (self.host_label,
+                                                                      "instance")
+        first, second = names
         for item in series:
             labels = item.labels
-            host = self.host_of(labels)
-            field_name = GPU_FIELDS.get(labels.get("__name__", ""))
-            try:
-                index = int(labels.get("gpu", ""))
-            except ValueError:
+            field_name = fields.get(labels.get("__name__", ""))
+            if field_name is None:
                 continue
-            if host is None or field_name is None:
-                continue
-            instance = labels.get("instance")
-            if instance:
-                self.instance_host[instance] = host
-            gpus = hosts.setdefault(host, {})
-            gpu = gpus.get(index)
-            if gpu is None:
-                gpu = gpus[index] = _Gpu(index, labels.get("UUID", ""),
-                                         labels.get("modelName", ""))
-            gpu.values[field_name] = item.value
+            key = (labels.get(first), labels.get(second), labels.get("gpu"))
+            gpu = by_key.get(key, _MISSING_GPU)
+            if gpu is _MISSING_GPU:
+                gpu = self._new_gpu(labels, key[0] or key[1], key[2], hosts)
+                by_key[key] = gpu
+            if gpu is not None:
+                gpu.values[field_name] = item.value
         return hosts
+
+    def _new_gpu(self, labels: Mapping[str, str], host: str | None, gpu_label: str | None,
+                 hosts: dict[str, dict[int, _Gpu]]) -> _Gpu | None:
+        try:
+            index = int(gpu_label or "")
+        except ValueError:
+            return None
+        if not host:
+            return None
+        instance = labels.get("instance")
+        if instance:
+            self.instance_host[instance] = host
+        gpus = hosts.setdefault(host, {})
+        gpu = gpus.get(index)
+        if gpu is None:
+            gpu = gpus[index] = _Gpu(index, labels.get("UUID", ""), labels.get("modelName", ""))
+        return gpu
 
     def _node(self, series: Iterable[Sample], cpu: Iterable[Sample]
               ) -> dict[str, dict[str, float | None]]:

@@ -22,7 +22,8 @@ from nomadlab.core.promfleet import PromFleet, Refresh, history_points, queries
 from nomadlab.core.secrets import get_secret, how_to_set
 from nomadlab.remote.prometheus import PrometheusClient, PrometheusError
 
-BACKFILL_SECONDS = 600.0
+BACKFILL_SECONDS = 300.0  # the fleet table's sparkline span
+BACKFILL_STEP = 10.0
 
 
 class SourceState(enum.StrEnum):
@@ -101,8 +102,6 @@ class PrometheusSource:
             self.first_refresh.set()
             return None
         result = self.model.update(now, gpus, node, cpu, up)
-        if result.new_hosts and self.on_backfill is not None:
-            await self._backfill(set(result.new_hosts), now)
         for host, status in result.statuses.items():
             self.on_status(status)
             sample = result.samples.get(host)
@@ -110,24 +109,25 @@ class PrometheusSource:
                 self.on_sample(sample)
         self._set_source(SourceState.LIVE, None)
         self.first_refresh.set()
+        if result.new_hosts and self.on_backfill is not None:
+            # after the samples: the first screen does not wait for the history
+            await self._backfill(set(result.new_hosts), now)
         return result
 
     async def _backfill(self, hosts: set[str], now: float) -> None:
         assert self.on_backfill is not None and self.client is not None
+        # the sparkline's span at its resolution (300 s, 30 columns): more points
+        # than that would only cost memory and parsing at a thousand hosts
         start = now - BACKFILL_SECONDS
-        step = max(self.interval, BACKFILL_SECONDS / 300)
+        step = max(self.interval, BACKFILL_STEP)
         try:
-            util, memory = await asyncio.gather(
-                self.client.query_range(self.queries.util_range, start, now, step),
-                self.client.query_range(self.queries.memory_range, start, now, step))
+            util = await self.client.query_range(self.queries.util_range, start, now, step)
         except PrometheusError:
             return  # sparklines fill up as samples come; the refresh itself succeeded
         u = history_points(((s.labels, s.points) for s in util), hosts, self.model)
-        m = history_points(((s.labels, s.points) for s in memory), hosts, self.model)
-        for key in sorted(set(u) | set(m)):
-            # the newest point is the sample about to be published: leave it to that
-            self.on_backfill(key[0], key[1], [p for p in u.get(key, []) if p[0] < now],
-                             [p for p in m.get(key, []) if p[0] < now])
+        for key in sorted(u):
+            # the newest point is the sample just published: it is in the history
+            self.on_backfill(key[0], key[1], [p for p in u[key] if p[0] < now], [])
 
     async def _run(self) -> None:
         while True:

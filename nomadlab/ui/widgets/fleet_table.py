@@ -214,6 +214,7 @@ class FleetTable(ScrollView, can_focus=True):
         self._flush_pending = False
         self._header: Strip | None = None
         self._hosts_known = 0  # len(fleet.statuses) at the last rebuild
+        self.row_version: dict[str, int] = {}  # row key -> host data version it shows
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -229,6 +230,7 @@ class FleetTable(ScrollView, can_focus=True):
         if spec != self.columns_spec:
             self.columns_spec = spec
             self._header = None
+            self.forget_rows()
             self.rebuild()
 
     def on_focus(self) -> None:
@@ -285,16 +287,26 @@ class FleetTable(ScrollView, can_focus=True):
             self.rendered[name] = self.services.bridge.host_versions.get(name, 0)
         self.keys = keys
         self.index = {key: i for i, key in enumerate(keys)}
-        self.cells.clear()
-        self.shown.clear()
-        self.plain.clear()
-        self.strips.clear()
-        self.dirty = set(keys)
+        # Rows are cached by the host's data version: a filter, a sort or a fold
+        # re-renders only rows whose host changed since they were drawn.
+        versions = self.services.bridge.host_versions
+        drawn = self.row_version
+        self.dirty = {k for k in keys
+                      if drawn.get(k, -1) != versions.get(parse_key(k)[0], 0)}
         self.virtual_size = Size(self.size.width, len(keys) + 1)
         self.cursor_row = min(self.cursor_row, max(0, len(keys) - 1))
         if keep is not None:
             self._move_to(keep, announce=False)
         self.refresh()
+
+    def forget_rows(self, keys: list[str] | None = None) -> None:
+        """Drop rendered rows (all, or ``keys``): they are drawn again when shown."""
+        for table in (self.cells, self.shown, self.plain, self.strips, self.row_version):
+            if keys is None:
+                table.clear()
+            else:
+                for key in keys:
+                    table.pop(key, None)
 
     def _cursor_key(self) -> str | None:
         if not self.keys:
@@ -446,6 +458,7 @@ class FleetTable(ScrollView, can_focus=True):
         a cell whose style alone changed is repainted whole.
         """
         spec = self.columns_spec or Columns.for_width(self.size.width or 120)
+        self.row_version[key] = self.services.bridge.host_versions.get(parse_key(key)[0], 0)
         cells = self._cells_for(key)
         widths = spec.widths()
         shown = []
@@ -571,10 +584,22 @@ class FleetTable(ScrollView, can_focus=True):
         ):
             self.rebuild()
             return
+        # The visible window once per flush (Textual's region properties are not free:
+        # asking them per row cost a second per refresh at 9,000 rows).
+        first = int(self.scroll_y)
+        last = first + self._page()
+        index = self.index
         for name in changed:
-            self._update_row(host_key(name))
-            for key in self._gpu_rows.get(name, []):
-                self._update_row(key)
+            for key in (host_key(name), *self._gpu_rows.get(name, ())):
+                at = index.get(key)
+                if at is None:
+                    continue
+                if first <= at < last:
+                    spans = self._compute(key)
+                    if spans:
+                        self._refresh_row(at, spans)
+                else:
+                    self.dirty.add(key)  # recomputed when it scrolls into view
             self.rendered[name] = bridge.host_versions.get(name, 0)
             if self.services.latency is not None and name in bridge.received:
                 self.services.latency.shown(bridge.received[name])
@@ -625,6 +650,7 @@ class FleetTable(ScrollView, can_focus=True):
             return
         host, _ = chosen
         self.collapsed.symmetric_difference_update({host})
+        self.forget_rows([host_key(host)])  # its fold mark changed
         self.rebuild()
         self._move_to(host_key(host))
 

@@ -45,7 +45,19 @@ class StatusBar(Static):
             self._pending = True
             self.set_timer(0.25, self.update_text)
 
+    _summary: tuple[tuple[int, int], Text] | None = None  # (fleet version, text)
+
     def summary(self) -> Text:
+        # Counting every GPU is not free at thousands of GPUs: once per fleet change.
+        version = (self.services.bridge.version, len(self.services.fleet.statuses))
+        cached = self._summary
+        if cached is not None and cached[0] == version:
+            return cached[1].copy()
+        text = self._summary_text()
+        self._summary = (version, text.copy())
+        return text
+
+    def _summary_text(self) -> Text:
         fleet = self.services.fleet
         statuses = fleet.statuses
         live = sum(1 for s in statuses.values() if s.state is HostState.LIVE)

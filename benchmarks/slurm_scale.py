@@ -146,8 +146,10 @@ async def measure_ui(snap: Any, base: Path, keys: int) -> dict[str, float]:
         await pilot.press("6")
         await pilot.pause()
         paints = []
+        first = min((j for j in snap.jobs if j.state == "RUNNING"), key=lambda j: j.job_id)
         for i in range(5):
-            snap.jobs = list(snap.jobs)  # a new poll's list
+            snap.jobs = list(snap.jobs)  # a new poll's list, in which one job on screen
+            first.name = f"renamed-{i}"  # changed (a poll that changes nothing paints nothing)
             count = len(frames)
             started = time.perf_counter()
             app.services.jobs.apply(snap)
@@ -208,7 +210,7 @@ def main() -> None:
          "target < 5 %: " + ("met" if polls["client_core_share_at_15s"] < 5 else "MISSED")),
         ("client peak RSS", f"{rss:.0f} MiB", "whole process, UI included"),
         ("poll -> painted frame", f"{ui['poll_to_paint_ms_median']:.0f} ms median, "
-         f"{ui['poll_to_paint_ms_max']:.0f} ms max", "2,000 rows rebuilt"),
+         f"{ui['poll_to_paint_ms_max']:.0f} ms max", "one job on screen changed"),
         ("keypress (down)", f"p50 {ui['keypress_p50_ms']:.1f} ms, p99 "
          f"{ui['keypress_p99_ms']:.1f} ms, max {ui['keypress_max_ms']:.1f} ms",
          "target p99 < 100 ms: " + ("met" if ui["keypress_p99_ms"] < 100 else "MISSED")),

@@ -147,3 +147,19 @@ def test_small_pieces() -> None:
     assert reason_words("Priority") == "Priority (waiting behind higher-priority jobs)"
     assert reason_words("SomethingNew") == "SomethingNew"
     assert reason_words(None) == ""
+
+
+def test_sacct_json_final_states() -> None:
+    """``sacct --json`` (accounting on): state and times live in sub-objects."""
+    text = """{"meta": {"slurm": {"release": "23.11.4"}}, "errors": [], "jobs": [
+      {"job_id": 77, "name": "train", "user": "alice", "partition": "gpu",
+       "nodes": "della-l01g3", "array": {"job_id": 0, "task_id": {"set": false}},
+       "state": {"current": ["TIMEOUT"], "reason": "None"},
+       "exit_code": {"status": ["SIGNALED"], "return_code": {"set": true, "number": 0},
+                     "signal": {"id": {"set": true, "number": 15}, "name": "TERM"}},
+       "time": {"submission": 1765000000, "start": 1765000010, "end": 1765003610,
+                "limit": {"set": true, "infinite": false, "number": 60}},
+       "tres": {"allocated": [{"type": "gres", "name": "gpu", "count": 4}]}}]}"""
+    (job,) = parse_squeue_json(text, "della").jobs
+    assert (job.state, job.user, job.signal, job.time_limit_s) == ("TIMEOUT", "alice", 15, 3600)
+    assert job.elapsed_s(0) == 3600

@@ -193,6 +193,10 @@ def test_cli_jobs_json_and_actions(slurm: SlurmCluster, login: SshServer, tmp_pa
                             "stdout", "stderr", "exit_code"}
         assert job["name"] == "cli-job" and job["submit_time"].endswith("Z")
 
+        assert main(["jobs", "--config", str(path)]) == 0  # the table for humans
+        table = capsys.readouterr().out
+        assert "tiny: live" in table and "cli-job" in table and "not-mine" not in table
+
         assert main(["jobs", "--json", "--all-users", "--config", str(path)]) == 0
         ids = {j["id"] for j in json.loads(capsys.readouterr().out)["clusters"][0]["jobs"]}
         assert other in ids

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import shlex
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -33,6 +34,8 @@ from nomadlab.core.jobs.parse import (
     parse_squeue_text,
 )
 from nomadlab.remote.ssh import ConnectFailure, Connector
+
+log = logging.getLogger(__name__)
 
 SINFO_EVERY = 4  # refreshes between two sinfo calls
 OUTPUT_LIMIT = 64 * 1024 * 1024  # bytes of one command's output we accept
@@ -311,7 +314,11 @@ class ClusterWatch:
 
     async def _loop(self, client: ClusterClient) -> None:
         while True:
-            snap, events = await client.poll()
+            try:
+                snap, events = await client.poll()
+            except Exception as exc:  # never let one cluster's surprise end its polling
+                log.exception("polling cluster %s failed", client.cluster.name)
+                snap, events = client._fail(f"poll failed: {clean(str(exc), 200)}"), []
             if self.on_snapshot is not None:
                 self.on_snapshot(snap)
             if events and self.on_events is not None:

@@ -17,12 +17,29 @@ class ClusterHours:
 
 
 class JobHistory:
+    SEEN_EVERY = 300.0  # a running job's "last seen" is written at most this often
+
     def __init__(self, store: Store) -> None:
         self.store = store
+        # what was last written per job, and when: a poll of an unchanged queue writes
+        # nothing (the UI thread does not wait on the disk every refresh)
+        self._written: dict[tuple[str, str], tuple[object, ...]] = {}
+        self._seen: dict[tuple[str, str], float] = {}
 
     def record(self, jobs: Iterable[Job], user: str | None, now: float) -> None:
         """Remember started jobs (``user`` given: only that user's)."""
-        rows = [j for j in jobs if j.start_time is not None and (user is None or j.user == user)]
+        rows = []
+        for j in jobs:
+            if j.start_time is None or (user is not None and j.user != user):
+                continue
+            key = (j.cluster, j.id)
+            value = (j.name, j.state, j.gpus, j.start_time, j.end_time if j.final else None)
+            if self._written.get(key) == value and now - self._seen.get(key, 0.0) < (
+                    self.SEEN_EVERY):
+                continue
+            self._written[key] = value
+            self._seen[key] = now
+            rows.append(j)
         if not rows:
             return
         with self.store.transaction() as db:

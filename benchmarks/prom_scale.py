@@ -299,7 +299,9 @@ def main() -> None:
 
             profiler = cProfile.Profile()
             figures = profiler.runcall(asyncio.run, client(args))
-            pstats.Stats(profiler, stream=sys.stderr).sort_stats("cumulative").print_stats(45)
+            stats = pstats.Stats(profiler, stream=sys.stderr)
+            stats.sort_stats("cumulative").print_stats(60)
+            stats.sort_stats("tottime").print_stats(30)
         else:
             figures = asyncio.run(client(args))
         print(json.dumps(figures), flush=True)

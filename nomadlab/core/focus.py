@@ -23,7 +23,6 @@ durations, being differences of epoch seconds, are never off by an hour.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import itertools
 import logging
@@ -34,12 +33,15 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, tzinfo
 from datetime import time as dtime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from nomadlab.core.alerts import Alert, clean_text, human_duration
 from nomadlab.core.clock import SYSTEM_CLOCK, Clock
 from nomadlab.core.config import FOCUS_KINDS, Config, FocusPreset, parse_duration
 from nomadlab.core.store import Store
+
+if TYPE_CHECKING:  # asyncio is imported where used: `focus status --short` is sync
+    import asyncio
 
 
 class HeldAlerts(Protocol):
@@ -776,6 +778,8 @@ class FocusService:
             return
         if self._releasing is not None and not self._releasing.done():
             return
+        import asyncio
+
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
@@ -837,16 +841,22 @@ class FocusService:
 
     async def start(self) -> None:
         """Tick every ``tick_every`` seconds while the app runs."""
+        import asyncio
+
         if self._ticker is None:
             self.poll()
             self._ticker = asyncio.get_running_loop().create_task(self._tick_forever())
 
     async def _tick_forever(self) -> None:
+        import asyncio
+
         while True:
             await asyncio.sleep(self.tick_every)
             self.poll()
 
     async def stop(self) -> None:
+        import asyncio
+
         for task in (self._ticker, self._releasing):
             if task is not None and not task.done():
                 task.cancel()

@@ -80,3 +80,20 @@ def test_a_short_command_loads_only_what_it_uses(tmp_path: Path, argv: list[str]
     loaded = lines["LOADED"].split()
     wrong = [m for m in loaded if any(_under(m, prefix) for prefix in absent)]
     assert wrong == [], f"nomadlab {' '.join(argv)} loaded {wrong}"
+
+
+def test_every_command_module_is_in_the_table() -> None:
+    """A new nomadlab/cli/NAME.py with register(sub) is listed in cli.COMMANDS (else its
+    command would be missing from `nomadlab --help` and unreachable)."""
+    import ast
+
+    import nomadlab.cli
+
+    listed = {c.module for c in COMMANDS}
+    unlisted = []
+    for path in sorted(Path(nomadlab.cli.__file__).parent.glob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        if any(isinstance(node, ast.FunctionDef) and node.name == "register"
+               for node in tree.body) and f"nomadlab.cli.{path.stem}" not in listed:
+            unlisted.append(path.name)
+    assert unlisted == [], f"add a Command line to nomadlab/cli/__init__.py for {unlisted}"

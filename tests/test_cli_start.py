@@ -97,3 +97,17 @@ def test_every_command_module_is_in_the_table() -> None:
                for node in tree.body) and f"nomadlab.cli.{path.stem}" not in listed:
             unlisted.append(path.name)
     assert unlisted == [], f"add a Command line to nomadlab/cli/__init__.py for {unlisted}"
+
+
+def test_a_command_not_foreseen_is_parsed_in_full(tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """Should the quick look at argv pick the wrong command, the listed-only parser
+    takes the rest of the words and main() parses again with every command."""
+    from nomadlab.cli import main
+
+    args = build_parser(["status"]).parse_args(["board", "list", "--json"])
+    assert args.stub_of == "board" and args.words == ["list", "--json"]
+    config = tmp_path / "config.toml"
+    config.write_text(f'data_dir = "{tmp_path}"\n')
+    assert main(["--config", str(config), "board", "list"]) == 0
+    assert "Hypothesis" in capsys.readouterr().out

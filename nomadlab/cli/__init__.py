@@ -113,23 +113,32 @@ def _register(command: Command, sub: Subparsers) -> None:
     getattr(module, command.register)(sub)
 
 
-def command_named(argv: Sequence[str]) -> str | None:
+def command_named(argv: Sequence[str],
+                  parser: argparse.ArgumentParser | None = None) -> str | None:
     """The command ``argv`` runs (its first positional word), or None (the TUI,
-    --help, --version)."""
+    --help, --version). The top-level options that take a value (--config PATH, and
+    any added later) are read from ``parser``, abbreviations included."""
+    top = parser if parser is not None else _top_parser()[0]
+    with_value = {option for option, action in top._option_string_actions.items()
+                  if action.nargs != 0}
+    stopping = {option for option, action in top._option_string_actions.items()
+                if action.nargs == 0 and isinstance(action, (argparse._HelpAction,
+                                                             argparse._VersionAction))}
     words = iter(argv)
     for word in words:
         if word == "--":
             return next(words, None)
-        if word.startswith("--") and "=" not in word and len(word) > 2 \
-                and "--config".startswith(word):
-            next(words, None)  # --config PATH (or an abbreviation argparse accepts)
-            continue
-        if word in ("-h", "--help", "--version") or (
-                word.startswith("--") and len(word) > 2 and "--version".startswith(word)):
+        if not word.startswith("-") or word == "-":
+            return word
+        if "=" in word:
+            continue  # --config=PATH
+        matches = {o for o in top._option_string_actions if o == word} or {
+            o for o in top._option_string_actions
+            if word.startswith("--") and len(word) > 2 and o.startswith(word)}
+        if matches & stopping:
             return None
-        if word.startswith("-") and word != "-":
-            continue
-        return word
+        if matches and matches <= with_value:
+            next(words, None)  # the option's value
     return None
 
 
@@ -137,13 +146,15 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     """The parser: with ``argv``, only the command it runs is imported (the others are
     listed by name and help); without, every command's full parser."""
     parser, sub = _top_parser()
-    wanted = None if argv is None else command_named(argv)
+    wanted = None if argv is None else command_named(argv, parser)
     for command in COMMANDS:
         if argv is None or command.name == wanted:
             _register(command, sub)
     for command in COMMANDS:  # the rest: a name and a line of help, no import
         if command.name not in sub.choices:
-            sub.add_parser(command.name, help=command.help)
+            stub = sub.add_parser(command.name, help=command.help, add_help=False)
+            stub.add_argument("words", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+            stub.set_defaults(stub_of=command.name)
     if argv is not None and wanted in sub.choices:
         _order(sub)
     return parser
@@ -153,12 +164,17 @@ def _order(sub: Subparsers) -> None:
     """Keep the listing in COMMANDS order when one command was registered first."""
     rank = {c.name: i for i, c in enumerate(COMMANDS)}
     sub._choices_actions.sort(key=lambda action: rank.get(action.dest, len(rank)))
+    parsers = sorted(sub.choices.items(), key=lambda item: rank.get(item[0], len(rank)))
+    sub.choices.clear()
+    sub.choices.update(parsers)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     words = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(words)
     args = parser.parse_args(words)
+    if getattr(args, "stub_of", None):  # argv named its command in a way not foreseen
+        args = build_parser().parse_args(words)
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:

@@ -1,13 +1,16 @@
 """The command line end to end, as a user runs it: ``python -m nomadlab ...``.
 
-Every run is a real subprocess with the isolated home's environment; the hosts are
+Runs are real subprocesses with the isolated home's environment, except help, usage
+and config errors, which run ``main`` in-process (``nomadlab_in_process``); the hosts are
 real OpenSSH servers on 127.0.0.1 with the stand-in NVML library behind them.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import getpass
+import io
 import json
 import os
 import subprocess
@@ -22,7 +25,7 @@ from sshd import SshServer, free_port, keygen
 from standins.smi import fake_smi_env
 
 from nomadlab import __version__
-from nomadlab.cli import build_parser
+from nomadlab.cli import build_parser, main
 
 CLI_TIMEOUT = 60  # seconds; a hung command fails the test instead of the run
 
@@ -36,23 +39,28 @@ def nomadlab(*args: str, input: str | None = None,
                           timeout=CLI_TIMEOUT, check=False)
 
 
+def nomadlab_in_process(*args: str) -> subprocess.CompletedProcess[str]:
+    """One run of ``nomadlab.cli.main`` in this process, its output captured: for commands
+    where a fresh interpreter adds nothing (help, usage and config errors). The isolated
+    home (conftest) is in os.environ, as it is for a subprocess."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main(list(args))
+        except SystemExit as exit_:
+            if isinstance(exit_.code, str):  # sys.exit("message"): printed, status 1
+                print(exit_.code, file=sys.stderr)
+                code = 1
+            else:
+                code = exit_.code or 0
+    return subprocess.CompletedProcess(list(args), code, out.getvalue(), err.getvalue())
+
+
 def nomadlab_all(commands: list[tuple[str, ...]]
                  ) -> list[subprocess.CompletedProcess[str]]:
-    """Several independent runs at once (each is still its own ``python -m nomadlab``)."""
-    procs = [subprocess.Popen([sys.executable, "-m", "nomadlab", *args], text=True,
-                              stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE) for args in commands]
-    results = []
-    for args, proc in zip(commands, procs, strict=True):
-        try:
-            out, err = proc.communicate(timeout=CLI_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            for other in procs:
-                other.kill()
-                other.communicate()
-            raise
-        results.append(subprocess.CompletedProcess(list(args), proc.returncode, out, err))
-    return results
+    """Several independent runs, one after another, in this process (starting one
+    interpreter per command, dozens at once, timed out on a loaded machine)."""
+    return [nomadlab_in_process(*args) for args in commands]
 
 
 def default_config(home: Path) -> Path:

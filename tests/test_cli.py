@@ -142,7 +142,7 @@ def test_invalid_config_lists_every_problem(tmp_path: Path) -> None:
     path = tmp_path / "mine.toml"
     path.write_text('[[hosts]]\nname = "a"\nhostname = "h"\nprot = 22\n'
                     '[[hosts]]\nname = "b"\nhostname = "h"\nport = "22"\n')
-    result = nomadlab("--config", str(path), "hosts", "list")
+    result = nomadlab_in_process("--config", str(path), "hosts", "list")
     assert result.returncode == 2
     assert result.stderr.splitlines() == [
         f"nomadlab: {path}: 2 problems",
@@ -152,7 +152,8 @@ def test_invalid_config_lists_every_problem(tmp_path: Path) -> None:
     no_traceback(result)
 
 
-def test_config_option_and_environment(isolated_home: Path, tmp_path: Path) -> None:
+def test_config_option_and_environment(isolated_home: Path, tmp_path: Path,
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
     default = default_config(isolated_home)
     default.parent.mkdir(parents=True)
     default.write_text('[[hosts]]\nname = "from-default"\nhostname = "h"\n')
@@ -160,13 +161,14 @@ def test_config_option_and_environment(isolated_home: Path, tmp_path: Path) -> N
     env_file.write_text('[[hosts]]\nname = "from-env"\nhostname = "h"\n')
     option = tmp_path / "option.toml"
     option.write_text('[[hosts]]\nname = "from-option"\nhostname = "h"\n')
-    env = {"NOMADLAB_CONFIG": str(env_file)}
-    assert "from-env" in nomadlab("hosts", "list", env=env).stdout
+    monkeypatch.setenv("NOMADLAB_CONFIG", str(env_file))
+    assert "from-env" in nomadlab_in_process("hosts", "list").stdout
     # Before the command or after it, --config wins over the environment.
     for args in (("--config", str(option), "hosts", "list"),
                  ("hosts", "list", "--config", str(option))):
-        assert "from-option" in nomadlab(*args, env=env).stdout, args
-    missing = nomadlab("hosts", "list", env={"NOMADLAB_CONFIG": str(tmp_path / "nope.toml")})
+        assert "from-option" in nomadlab_in_process(*args).stdout, args
+    monkeypatch.setenv("NOMADLAB_CONFIG", str(tmp_path / "nope.toml"))
+    missing = nomadlab_in_process("hosts", "list")
     assert missing.returncode == 2
     assert missing.stderr == f"nomadlab: {tmp_path / 'nope.toml'}: no such file\n"
 
@@ -188,16 +190,17 @@ def test_hosts_add_list_remove(isolated_home: Path) -> None:
     path.parent.mkdir(parents=True)
     path.write_text(USER_FILE)
 
-    added = nomadlab("hosts", "add", "gpu-a", "10.0.0.7", "--user", "ana", "--port", "2222",
-                     "--hourly-cost", "2.5", "--tag", "h100", "--tag", "lab")
+    added = nomadlab_in_process("hosts", "add", "gpu-a", "10.0.0.7", "--user", "ana",
+                                "--port", "2222", "--hourly-cost", "2.5", "--tag", "h100",
+                                "--tag", "lab")
     assert added.returncode == 0, added.stderr
     assert added.stdout == (f"Added gpu-a to {path}. Next: nomadlab hosts check gpu-a\n")
     assert path.read_text().startswith(USER_FILE)
     assert (path.parent / "config.toml.bak").read_text() == USER_FILE
-    second = nomadlab("hosts", "add", "gpu-b", "b.example.org", "--jump", "gpu-a")
+    second = nomadlab_in_process("hosts", "add", "gpu-b", "b.example.org", "--jump", "gpu-a")
     assert second.returncode == 0, second.stderr
 
-    listed = nomadlab("hosts", "list")
+    listed = nomadlab_in_process("hosts", "list")
     assert listed.returncode == 0
     lines = listed.stdout.splitlines()
     assert lines[0].split() == ["NAME", "HOSTNAME", "USER", "PORT", "JUMP", "COST/H", "TAGS"]
@@ -205,20 +208,20 @@ def test_hosts_add_list_remove(isolated_home: Path) -> None:
     # USER and PORT as ssh would use them (no ~/.ssh/config here: the defaults)
     assert lines[2].split() == ["gpu-b", "b.example.org", getpass.getuser(), "22", "gpu-a"]
 
-    removed = nomadlab("hosts", "remove", "gpu-a")
+    removed = nomadlab_in_process("hosts", "remove", "gpu-a")
     assert removed.returncode == 0, removed.stderr
     assert removed.stdout == f"Removed gpu-a from {path} (previous version: {path}.bak)\n"
     text = path.read_text()
     assert text.startswith(USER_FILE) and "gpu-a" not in text.replace('jump = "gpu-a"', "")
     assert "gpu-a" in (path.parent / "config.toml.bak").read_text()
-    assert [line.split()[0] for line in nomadlab("hosts", "list").stdout.splitlines()[1:]] == \
-        ["gpu-b"]
+    listed = nomadlab_in_process("hosts", "list")
+    assert [line.split()[0] for line in listed.stdout.splitlines()[1:]] == ["gpu-b"]
     # Atomic rewrites leave no temp files behind.
     assert sorted(p.name for p in path.parent.iterdir()) == ["config.toml", "config.toml.bak"]
 
 
 def test_hosts_add_creates_the_config(isolated_home: Path) -> None:
-    result = nomadlab("hosts", "add", "gpu-a", "10.0.0.7")
+    result = nomadlab_in_process("hosts", "add", "gpu-a", "10.0.0.7")
     assert result.returncode == 0, result.stderr
     path = default_config(isolated_home)
     assert path.read_text() == '[[hosts]]\nname = "gpu-a"\nhostname = "10.0.0.7"\n'
@@ -226,7 +229,7 @@ def test_hosts_add_creates_the_config(isolated_home: Path) -> None:
 
 
 def test_hosts_add_refuses_duplicates_and_bad_values(isolated_home: Path) -> None:
-    assert nomadlab("hosts", "add", "gpu-a", "10.0.0.7").returncode == 0
+    assert nomadlab_in_process("hosts", "add", "gpu-a", "10.0.0.7").returncode == 0
     path = default_config(isolated_home)
     before = path.read_text()
     cases = {
@@ -238,7 +241,7 @@ def test_hosts_add_refuses_duplicates_and_bad_values(isolated_home: Path) -> Non
             f"nomadlab: {path}: host 'gpu-b': user: must not contain control characters\n",
     }
     for args, message in cases.items():
-        result = nomadlab("hosts", "add", *args)
+        result = nomadlab_in_process("hosts", "add", *args)
         assert result.returncode == 2, args
         assert result.stderr == message
         no_traceback(result)
@@ -246,11 +249,11 @@ def test_hosts_add_refuses_duplicates_and_bad_values(isolated_home: Path) -> Non
 
 
 def test_hosts_remove_unknown(isolated_home: Path) -> None:
-    missing = nomadlab("hosts", "remove", "gpu-a")
+    missing = nomadlab_in_process("hosts", "remove", "gpu-a")
     assert missing.returncode == 2
     assert missing.stderr == f"nomadlab: {default_config(isolated_home)}: no such file\n"
-    nomadlab("hosts", "add", "gpu-a", "10.0.0.7")
-    result = nomadlab("hosts", "remove", "nope")
+    nomadlab_in_process("hosts", "add", "gpu-a", "10.0.0.7")
+    result = nomadlab_in_process("hosts", "remove", "nope")
     assert result.returncode == 2
     assert result.stderr.endswith("no host named 'nope' (hosts: gpu-a)\n")
 
@@ -272,7 +275,7 @@ def test_a_config_path_that_cannot_be_used(tmp_path: Path) -> None:
             "nomadlab: /proc/nomadlab-test.toml: cannot write: No such file or directory\n",
     }
     for args, message in cases.items():
-        result = nomadlab(*args)
+        result = nomadlab_in_process(*args)
         assert (result.returncode, result.stderr) == (2, message), args
 
 
@@ -290,7 +293,7 @@ def test_unknown_host_names_list_the_hosts(isolated_home: Path, command: tuple[s
     path.parent.mkdir(parents=True)
     path.write_text('[[hosts]]\nname = "gpu-a"\nhostname = "10.0.0.7"\n'
                     '[[hosts]]\nname = "gpu-b"\nhostname = "10.0.0.8"\n')
-    result = nomadlab(*command)
+    result = nomadlab_in_process(*command)
     assert result.returncode == 2
     assert result.stderr == f"nomadlab: unknown host 'x' (hosts: {known})\n"
     assert result.stdout == ""
@@ -298,7 +301,7 @@ def test_unknown_host_names_list_the_hosts(isolated_home: Path, command: tuple[s
 
 def test_no_hosts_yet() -> None:
     for command in (("hosts", "list"), ("hosts", "check")):
-        result = nomadlab(*command)
+        result = nomadlab_in_process(*command)
         assert result.returncode == 0
         assert result.stdout == "No hosts configured. Add one: nomadlab hosts add NAME HOSTNAME\n"
 

@@ -8,9 +8,7 @@ real OpenSSH servers on 127.0.0.1 with the stand-in NVML library behind them.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import getpass
-import io
 import json
 import os
 import subprocess
@@ -20,12 +18,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from clirun import run_main
 from conftest import nvml_env
 from sshd import SshServer, free_port, keygen
 from standins.smi import fake_smi_env
 
 from nomadlab import __version__
-from nomadlab.cli import build_parser, main
+from nomadlab.cli import build_parser
 
 CLI_TIMEOUT = 60  # seconds; a hung command fails the test instead of the run
 
@@ -40,20 +39,8 @@ def nomadlab(*args: str, input: str | None = None,
 
 
 def nomadlab_in_process(*args: str) -> subprocess.CompletedProcess[str]:
-    """One run of ``nomadlab.cli.main`` in this process, its output captured: for commands
-    where a fresh interpreter adds nothing (help, usage and config errors). The isolated
-    home (conftest) is in os.environ, as it is for a subprocess."""
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            code = main(list(args))
-        except SystemExit as exit_:
-            if isinstance(exit_.code, str):  # sys.exit("message"): printed, status 1
-                print(exit_.code, file=sys.stderr)
-                code = 1
-            else:
-                code = exit_.code or 0
-    return subprocess.CompletedProcess(list(args), code, out.getvalue(), err.getvalue())
+    """Help, usage and config errors: ``main`` in this process (tests/clirun.py)."""
+    return run_main(*args)
 
 
 def nomadlab_all(commands: list[tuple[str, ...]]

@@ -12,13 +12,18 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import subprocess
 import sys
 
 from nomadlab.cli import main
 
 
-def run_main(*args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
+def run_main(*args: str, input: str | None = None,
+             env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """``env``: variables set for this run only (restored after it)."""
+    saved_env = {name: os.environ.get(name) for name in env or {}}
+    os.environ.update(env or {})
     out, err = io.StringIO(), io.StringIO()
     stdin = io.StringIO(input or "")
     saved_stdin = sys.stdin
@@ -35,4 +40,9 @@ def run_main(*args: str, input: str | None = None) -> subprocess.CompletedProces
                     code = exit_.code or 0
     finally:
         sys.stdin = saved_stdin
+        for name, value in saved_env.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
     return subprocess.CompletedProcess(list(args), code, out.getvalue(), err.getvalue())

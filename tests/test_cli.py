@@ -39,7 +39,8 @@ def nomadlab(*args: str, input: str | None = None,
 
 
 def nomadlab_in_process(*args: str) -> subprocess.CompletedProcess[str]:
-    """Help, usage and config errors: ``main`` in this process (tests/clirun.py)."""
+    """``main`` in this process (tests/clirun.py): everything but ``--version`` and the
+    unknown command, which check the real entry point."""
     return run_main(*args)
 
 
@@ -365,7 +366,7 @@ def lab(make_sshd: Callable[..., SshServer], fake_nvml_dir: Path, nvml_conf: Pat
 def test_status_json(lab: SshServer, isolated_home: Path,
                      job: subprocess.Popen[bytes]) -> None:
     write_config(isolated_home, host_block(lab, "gpu1"))
-    result = nomadlab("status", "--json")
+    result = nomadlab_in_process("status", "--json")
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     assert list(data) == ["hosts", "sources"]
@@ -422,7 +423,7 @@ def test_status_json(lab: SshServer, isolated_home: Path,
 @pytest.mark.sshd
 def test_status_table(lab: SshServer, isolated_home: Path) -> None:
     write_config(isolated_home, host_block(lab, "gpu1"))
-    result = nomadlab("status")
+    result = nomadlab_in_process("status")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0].split() == ["HOST", "STATE", "GPU", "UTIL", "MEMORY", "TEMP", "POWER",
@@ -443,20 +444,20 @@ def test_status_with_an_unreachable_host(lab: SshServer, isolated_home: Path) ->
     nobody = free_port()
     write_config(isolated_home, host_block(lab, "gpu1"),
                  f'[[hosts]]\nname = "gone"\nhostname = "127.0.0.1"\nport = {nobody}\n')
-    result = nomadlab("status", "--json")
+    result = nomadlab_in_process("status", "--json")
     assert result.returncode == 1
     gpu1, gone = json.loads(result.stdout)["hosts"]
     assert (gpu1["name"], gpu1["state"], len(gpu1["gpus"])) == ("gpu1", "live", 8)
     assert gone == {"name": "gone", "state": "unreachable", "error": "connection refused",
                     "cpu_percent": None, "memory_used_mib": None, "memory_total_mib": None,
                     "load1": None, "gpus": [], "source": "ssh"}
-    table = nomadlab("status")
+    table = nomadlab_in_process("status")
     assert table.returncode == 1
     assert table.stdout.splitlines()[-1].split() == ["gone", "unreachable", "connection",
                                                      "refused"]
     assert "NVIDIA H100 80GB HBM3" in table.stdout
     assert table.stderr == "gone: connection refused\n"
-    only_gpu1 = nomadlab("status", "--json", "--host", "gpu1")
+    only_gpu1 = nomadlab_in_process("status", "--json", "--host", "gpu1")
     assert only_gpu1.returncode == 0
     assert [h["name"] for h in json.loads(only_gpu1.stdout)["hosts"]] == ["gpu1"]
 
@@ -466,7 +467,7 @@ def test_status_of_an_unknown_host_key(make_sshd: Callable[..., SshServer],
                                        isolated_home: Path) -> None:
     server = make_sshd()
     write_config(isolated_home, host_block(server, "new"))
-    result = nomadlab("status", "--json")
+    result = nomadlab_in_process("status", "--json")
     assert result.returncode == 1
     [host] = json.loads(result.stdout)["hosts"]
     assert host["state"] == "host key unknown"
@@ -486,7 +487,7 @@ def steps(output: str) -> dict[str, tuple[str, str]]:
 @pytest.mark.sshd
 def test_hosts_check(lab: SshServer, isolated_home: Path) -> None:
     write_config(isolated_home, host_block(lab, "gpu1"))
-    result = nomadlab("hosts", "check", "gpu1")
+    result = nomadlab_in_process("hosts", "check", "gpu1")
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.splitlines()[0] == "gpu1"
     found = steps(result.stdout)
@@ -507,7 +508,7 @@ def test_hosts_check_without_python(make_sshd: Callable[..., SshServer], fake_sm
     server = trusted(make_sshd({k: v for k, v in env.items() if k.startswith("NOMADLAB_")}
                                | {"PATH": f"{fake_smi_bin}:/usr/bin:/bin"}))
     write_config(isolated_home, host_block(server, "old") + 'python = "python3-not-here"\n')
-    result = nomadlab("hosts", "check", "old")
+    result = nomadlab_in_process("hosts", "check", "old")
     assert result.returncode == 0, result.stdout
     found = steps(result.stdout)
     assert found["python3"] == ("·", "python3-not-here not found: nvidia-smi is streamed "
@@ -524,7 +525,7 @@ def test_hosts_check_says_what_is_wrong(make_sshd: Callable[..., SshServer],
     nobody = free_port()
     write_config(isolated_home, host_block(server, "new"),
                  f'[[hosts]]\nname = "gone"\nhostname = "127.0.0.1"\nport = {nobody}\n')
-    result = nomadlab("hosts", "check")
+    result = nomadlab_in_process("hosts", "check")
     assert result.returncode == 1
     new, gone = result.stdout.split("\ngone\n")
     found = steps(new)
@@ -545,16 +546,16 @@ def test_hosts_trust(make_sshd: Callable[..., SshServer], isolated_home: Path) -
                                   f"{server.host_key}.pub"], capture_output=True, text=True,
                                  check=True).stdout.split()[1]
 
-    asked = nomadlab("hosts", "trust", "new")  # no terminal to ask on
+    asked = nomadlab_in_process("hosts", "trust", "new")  # no terminal to ask on
     assert asked.returncode == 2
     assert asked.stderr == ("nomadlab: not a terminal: pass --yes (or --fingerprint "
                             "SHA256:...) to trust\n")
-    wrong = nomadlab("hosts", "trust", "new", "--fingerprint", "SHA256:not-this-one")
+    wrong = nomadlab_in_process("hosts", "trust", "new", "--fingerprint", "SHA256:not-this-one")
     assert wrong.returncode == 1
     assert "does not match --fingerprint; not trusted" in wrong.stderr
     assert not known_hosts.exists()
 
-    result = nomadlab("hosts", "trust", "new", "--yes")
+    result = nomadlab_in_process("hosts", "trust", "new", "--yes")
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == [
         f"new: 127.0.0.1 port {server.port} presents an unknown key",
@@ -562,12 +563,12 @@ def test_hosts_trust(make_sshd: Callable[..., SshServer], isolated_home: Path) -
         f"Added to {known_hosts}.",
     ]
     assert known_hosts.read_text() == server.host_key_line + "\n"
-    again = nomadlab("hosts", "trust", "new", "--yes")
+    again = nomadlab_in_process("hosts", "trust", "new", "--yes")
     assert again.returncode == 0
     assert again.stdout == "new: the host key is already trusted.\n"
     assert known_hosts.read_text() == server.host_key_line + "\n"
     # And now the host is usable.
-    assert nomadlab("hosts", "check", "new").returncode == 0
+    assert nomadlab_in_process("hosts", "check", "new").returncode == 0
 
 
 @pytest.mark.sshd
@@ -578,7 +579,8 @@ def test_hosts_trust_with_the_fingerprint(make_sshd: Callable[..., SshServer],
     fingerprint = subprocess.run(["ssh-keygen", "-l", "-E", "sha256", "-f",
                                   f"{server.host_key}.pub"], capture_output=True, text=True,
                                  check=True).stdout.split()[1]
-    result = nomadlab("hosts", "trust", "new", "--fingerprint", fingerprint.split(":", 1)[1])
+    result = nomadlab_in_process("hosts", "trust", "new", "--fingerprint",
+                                 fingerprint.split(":", 1)[1])
     assert result.returncode == 0, result.stderr
     assert (server.base / "known_hosts").read_text() == server.host_key_line + "\n"
 
@@ -593,7 +595,7 @@ def test_hosts_trust_refuses_a_changed_key(make_sshd: Callable[..., SshServer],
     known_hosts.write_text(f"# mine\n[127.0.0.1]:{server.port} {kind} {blob}\n")
     before = known_hosts.read_bytes()
     write_config(isolated_home, host_block(server, "rebuilt"))
-    result = nomadlab("hosts", "trust", "rebuilt", "--yes")
+    result = nomadlab_in_process("hosts", "trust", "rebuilt", "--yes")
     assert result.returncode == 1
     assert "HOST KEY CHANGED" in result.stderr
     assert f"ssh-keygen -R '[127.0.0.1]:{server.port}' -f {known_hosts}" in result.stderr
@@ -605,7 +607,7 @@ def test_hosts_trust_an_unreachable_host(isolated_home: Path) -> None:
     nobody = free_port()
     write_config(isolated_home,
                  f'[[hosts]]\nname = "gone"\nhostname = "127.0.0.1"\nport = {nobody}\n')
-    result = nomadlab("hosts", "trust", "gone", "--yes")
+    result = nomadlab_in_process("hosts", "trust", "gone", "--yes")
     assert result.returncode == 1
     assert result.stderr == "gone: cannot reach the host: connection refused\n"
     assert "trusted" not in result.stdout

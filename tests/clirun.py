@@ -10,13 +10,54 @@ subprocesses.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import io
 import os
 import subprocess
 import sys
+import threading
 
 from nomadlab.cli import main
+
+
+def _call(args: tuple[str, ...]) -> int:
+    try:
+        return main(list(args))
+    except SystemExit as exit_:
+        if isinstance(exit_.code, str):  # sys.exit("message"): printed, status 1
+            print(exit_.code, file=sys.stderr)
+            return 1
+        return int(exit_.code or 0)
+
+
+def _loop_running() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+def _in_own_thread(args: tuple[str, ...]) -> int:
+    """From an async test: main() runs its own event loop, so in a thread of its own
+    (the test's loop waits, as it would for a subprocess)."""
+    codes: list[int] = []
+    errors: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            codes.append(_call(args))
+        except BaseException as exc:  # re-raised in the test's thread
+            errors.append(exc)
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join(120)
+    if errors:
+        raise errors[0]
+    assert codes, f"nomadlab {' '.join(args)} did not finish within 120 s"
+    return codes[0]
 
 
 def run_main(*args: str, input: str | None = None,
@@ -30,14 +71,7 @@ def run_main(*args: str, input: str | None = None,
     sys.stdin = stdin
     try:
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            try:
-                code = main(list(args))
-            except SystemExit as exit_:
-                if isinstance(exit_.code, str):  # sys.exit("message"): printed, status 1
-                    print(exit_.code, file=sys.stderr)
-                    code = 1
-                else:
-                    code = exit_.code or 0
+            code = _in_own_thread(args) if _loop_running() else _call(args)
     finally:
         sys.stdin = saved_stdin
         for name, value in saved_env.items():

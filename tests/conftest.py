@@ -158,6 +158,7 @@ import time as _time  # noqa: E402
 _time.tzset()
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads xdist_group
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Under pytest-xdist, every Slurm test runs on one worker: one cluster at a time on
     this machine (each test module starts its own, module-scoped)."""

@@ -156,3 +156,12 @@ os.environ["TZ"] = "UTC"
 import time as _time  # noqa: E402
 
 _time.tzset()
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads xdist_group
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under pytest-xdist, every Slurm test runs on one worker: one cluster at a time on
+    this machine (each test module starts its own, module-scoped)."""
+    for item in items:
+        if item.get_closest_marker("slurm") is not None:
+            item.add_marker(pytest.mark.xdist_group("slurm"))

@@ -67,6 +67,19 @@ class PromServer:
         self.binary = prometheus_binary()
 
     def start(self) -> None:
+        # free_port() closes its socket before prometheus binds: another pytest-xdist
+        # worker may take the port in between. A few tries with fresh ports.
+        for attempt in range(3):
+            try:
+                self._start()
+                return
+            except RuntimeError as exc:
+                if attempt == 2 or "address already in use" not in str(exc):
+                    raise
+                self.port = free_port()
+                self.url = f"http://127.0.0.1:{self.port}"
+
+    def _start(self) -> None:
         log = (self.directory / "prometheus.log").open("ab")
         self.process = subprocess.Popen(
             [self.binary, f"--config.file={self.config}",

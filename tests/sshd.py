@@ -37,6 +37,10 @@ def require_sshd() -> str:
     return sshd
 
 
+class PortTaken(RuntimeError):
+    """sshd could not bind its port: something else took it after free_port()."""
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -111,6 +115,18 @@ class SshServer:
         return path
 
     def start(self) -> SshServer:
+        # free_port() closes its socket before sshd binds the port: another test (another
+        # pytest-xdist worker) can take it in between. A few tries with fresh ports.
+        for attempt in range(3):
+            try:
+                return self._start()
+            except PortTaken:
+                if attempt == 2:
+                    raise
+                self.port = free_port()
+        raise AssertionError("unreachable")
+
+    def _start(self) -> SshServer:
         if os.geteuid() == 0:
             os.makedirs("/run/sshd", exist_ok=True)
         config = self._config()
@@ -125,7 +141,11 @@ class SshServer:
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"sshd exited: {self.log.read_text()[-2000:]}")
+                log_text = self.log.read_text()[-2000:]
+                if "Address already in use" in log_text:
+                    self.log.write_text("")
+                    raise PortTaken(log_text)
+                raise RuntimeError(f"sshd exited: {log_text}")
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
                     return self

@@ -1,18 +1,18 @@
-"""``nomadlab board ...`` as a separate process, in the isolated home."""
+"""``nomadlab board ...`` in the isolated home, through ``nomadlab.cli.main`` in this process
+(tests/clirun.py): exit status, stdout and stderr as a script calling it sees them."""
 
 from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from clirun import run_main
 
 
 def nomadlab(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run([sys.executable, "-m", "nomadlab", "board", *args],
-                            capture_output=True, text=True, timeout=60, check=False)
+    result = run_main("board", *args)
     if check:
         assert result.returncode == 0, result.stderr
     return result

@@ -1,6 +1,7 @@
 """The command line end to end, as a user runs it: ``python -m nomadlab ...``.
 
-Every run is a real subprocess with the isolated home's environment; the hosts are
+Runs are real subprocesses with the isolated home's environment, except help, usage
+and config errors, which run ``main`` in-process (``nomadlab_in_process``); the hosts are
 real OpenSSH servers on 127.0.0.1 with the stand-in NVML library behind them.
 """
 
@@ -17,6 +18,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from clirun import run_main
 from conftest import nvml_env
 from sshd import SshServer, free_port, keygen
 from standins.smi import fake_smi_env
@@ -36,23 +38,17 @@ def nomadlab(*args: str, input: str | None = None,
                           timeout=CLI_TIMEOUT, check=False)
 
 
+def nomadlab_in_process(*args: str) -> subprocess.CompletedProcess[str]:
+    """``main`` in this process (tests/clirun.py): everything but ``--version`` and the
+    unknown command, which check the real entry point."""
+    return run_main(*args)
+
+
 def nomadlab_all(commands: list[tuple[str, ...]]
                  ) -> list[subprocess.CompletedProcess[str]]:
-    """Several independent runs at once (each is still its own ``python -m nomadlab``)."""
-    procs = [subprocess.Popen([sys.executable, "-m", "nomadlab", *args], text=True,
-                              stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE) for args in commands]
-    results = []
-    for args, proc in zip(commands, procs, strict=True):
-        try:
-            out, err = proc.communicate(timeout=CLI_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            for other in procs:
-                other.kill()
-                other.communicate()
-            raise
-        results.append(subprocess.CompletedProcess(list(args), proc.returncode, out, err))
-    return results
+    """Several independent runs, one after another, in this process (starting one
+    interpreter per command, dozens at once, timed out on a loaded machine)."""
+    return [nomadlab_in_process(*args) for args in commands]
 
 
 def default_config(home: Path) -> Path:
@@ -134,7 +130,7 @@ def test_invalid_config_lists_every_problem(tmp_path: Path) -> None:
     path = tmp_path / "mine.toml"
     path.write_text('[[hosts]]\nname = "a"\nhostname = "h"\nprot = 22\n'
                     '[[hosts]]\nname = "b"\nhostname = "h"\nport = "22"\n')
-    result = nomadlab("--config", str(path), "hosts", "list")
+    result = nomadlab_in_process("--config", str(path), "hosts", "list")
     assert result.returncode == 2
     assert result.stderr.splitlines() == [
         f"nomadlab: {path}: 2 problems",
@@ -144,7 +140,8 @@ def test_invalid_config_lists_every_problem(tmp_path: Path) -> None:
     no_traceback(result)
 
 
-def test_config_option_and_environment(isolated_home: Path, tmp_path: Path) -> None:
+def test_config_option_and_environment(isolated_home: Path, tmp_path: Path,
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
     default = default_config(isolated_home)
     default.parent.mkdir(parents=True)
     default.write_text('[[hosts]]\nname = "from-default"\nhostname = "h"\n')
@@ -152,13 +149,14 @@ def test_config_option_and_environment(isolated_home: Path, tmp_path: Path) -> N
     env_file.write_text('[[hosts]]\nname = "from-env"\nhostname = "h"\n')
     option = tmp_path / "option.toml"
     option.write_text('[[hosts]]\nname = "from-option"\nhostname = "h"\n')
-    env = {"NOMADLAB_CONFIG": str(env_file)}
-    assert "from-env" in nomadlab("hosts", "list", env=env).stdout
+    monkeypatch.setenv("NOMADLAB_CONFIG", str(env_file))
+    assert "from-env" in nomadlab_in_process("hosts", "list").stdout
     # Before the command or after it, --config wins over the environment.
     for args in (("--config", str(option), "hosts", "list"),
                  ("hosts", "list", "--config", str(option))):
-        assert "from-option" in nomadlab(*args, env=env).stdout, args
-    missing = nomadlab("hosts", "list", env={"NOMADLAB_CONFIG": str(tmp_path / "nope.toml")})
+        assert "from-option" in nomadlab_in_process(*args).stdout, args
+    monkeypatch.setenv("NOMADLAB_CONFIG", str(tmp_path / "nope.toml"))
+    missing = nomadlab_in_process("hosts", "list")
     assert missing.returncode == 2
     assert missing.stderr == f"nomadlab: {tmp_path / 'nope.toml'}: no such file\n"
 
@@ -180,16 +178,17 @@ def test_hosts_add_list_remove(isolated_home: Path) -> None:
     path.parent.mkdir(parents=True)
     path.write_text(USER_FILE)
 
-    added = nomadlab("hosts", "add", "gpu-a", "10.0.0.7", "--user", "ana", "--port", "2222",
-                     "--hourly-cost", "2.5", "--tag", "h100", "--tag", "lab")
+    added = nomadlab_in_process("hosts", "add", "gpu-a", "10.0.0.7", "--user", "ana",
+                                "--port", "2222", "--hourly-cost", "2.5", "--tag", "h100",
+                                "--tag", "lab")
     assert added.returncode == 0, added.stderr
     assert added.stdout == (f"Added gpu-a to {path}. Next: nomadlab hosts check gpu-a\n")
     assert path.read_text().startswith(USER_FILE)
     assert (path.parent / "config.toml.bak").read_text() == USER_FILE
-    second = nomadlab("hosts", "add", "gpu-b", "b.example.org", "--jump", "gpu-a")
+    second = nomadlab_in_process("hosts", "add", "gpu-b", "b.example.org", "--jump", "gpu-a")
     assert second.returncode == 0, second.stderr
 
-    listed = nomadlab("hosts", "list")
+    listed = nomadlab_in_process("hosts", "list")
     assert listed.returncode == 0
     lines = listed.stdout.splitlines()
     assert lines[0].split() == ["NAME", "HOSTNAME", "USER", "PORT", "JUMP", "COST/H", "TAGS"]
@@ -197,20 +196,20 @@ def test_hosts_add_list_remove(isolated_home: Path) -> None:
     # USER and PORT as ssh would use them (no ~/.ssh/config here: the defaults)
     assert lines[2].split() == ["gpu-b", "b.example.org", getpass.getuser(), "22", "gpu-a"]
 
-    removed = nomadlab("hosts", "remove", "gpu-a")
+    removed = nomadlab_in_process("hosts", "remove", "gpu-a")
     assert removed.returncode == 0, removed.stderr
     assert removed.stdout == f"Removed gpu-a from {path} (previous version: {path}.bak)\n"
     text = path.read_text()
     assert text.startswith(USER_FILE) and "gpu-a" not in text.replace('jump = "gpu-a"', "")
     assert "gpu-a" in (path.parent / "config.toml.bak").read_text()
-    assert [line.split()[0] for line in nomadlab("hosts", "list").stdout.splitlines()[1:]] == \
-        ["gpu-b"]
+    listed = nomadlab_in_process("hosts", "list")
+    assert [line.split()[0] for line in listed.stdout.splitlines()[1:]] == ["gpu-b"]
     # Atomic rewrites leave no temp files behind.
     assert sorted(p.name for p in path.parent.iterdir()) == ["config.toml", "config.toml.bak"]
 
 
 def test_hosts_add_creates_the_config(isolated_home: Path) -> None:
-    result = nomadlab("hosts", "add", "gpu-a", "10.0.0.7")
+    result = nomadlab_in_process("hosts", "add", "gpu-a", "10.0.0.7")
     assert result.returncode == 0, result.stderr
     path = default_config(isolated_home)
     assert path.read_text() == '[[hosts]]\nname = "gpu-a"\nhostname = "10.0.0.7"\n'
@@ -218,7 +217,7 @@ def test_hosts_add_creates_the_config(isolated_home: Path) -> None:
 
 
 def test_hosts_add_refuses_duplicates_and_bad_values(isolated_home: Path) -> None:
-    assert nomadlab("hosts", "add", "gpu-a", "10.0.0.7").returncode == 0
+    assert nomadlab_in_process("hosts", "add", "gpu-a", "10.0.0.7").returncode == 0
     path = default_config(isolated_home)
     before = path.read_text()
     cases = {
@@ -230,7 +229,7 @@ def test_hosts_add_refuses_duplicates_and_bad_values(isolated_home: Path) -> Non
             f"nomadlab: {path}: host 'gpu-b': user: must not contain control characters\n",
     }
     for args, message in cases.items():
-        result = nomadlab("hosts", "add", *args)
+        result = nomadlab_in_process("hosts", "add", *args)
         assert result.returncode == 2, args
         assert result.stderr == message
         no_traceback(result)
@@ -238,11 +237,11 @@ def test_hosts_add_refuses_duplicates_and_bad_values(isolated_home: Path) -> Non
 
 
 def test_hosts_remove_unknown(isolated_home: Path) -> None:
-    missing = nomadlab("hosts", "remove", "gpu-a")
+    missing = nomadlab_in_process("hosts", "remove", "gpu-a")
     assert missing.returncode == 2
     assert missing.stderr == f"nomadlab: {default_config(isolated_home)}: no such file\n"
-    nomadlab("hosts", "add", "gpu-a", "10.0.0.7")
-    result = nomadlab("hosts", "remove", "nope")
+    nomadlab_in_process("hosts", "add", "gpu-a", "10.0.0.7")
+    result = nomadlab_in_process("hosts", "remove", "nope")
     assert result.returncode == 2
     assert result.stderr.endswith("no host named 'nope' (hosts: gpu-a)\n")
 
@@ -264,7 +263,7 @@ def test_a_config_path_that_cannot_be_used(tmp_path: Path) -> None:
             "nomadlab: /proc/nomadlab-test.toml: cannot write: No such file or directory\n",
     }
     for args, message in cases.items():
-        result = nomadlab(*args)
+        result = nomadlab_in_process(*args)
         assert (result.returncode, result.stderr) == (2, message), args
 
 
@@ -282,7 +281,7 @@ def test_unknown_host_names_list_the_hosts(isolated_home: Path, command: tuple[s
     path.parent.mkdir(parents=True)
     path.write_text('[[hosts]]\nname = "gpu-a"\nhostname = "10.0.0.7"\n'
                     '[[hosts]]\nname = "gpu-b"\nhostname = "10.0.0.8"\n')
-    result = nomadlab(*command)
+    result = nomadlab_in_process(*command)
     assert result.returncode == 2
     assert result.stderr == f"nomadlab: unknown host 'x' (hosts: {known})\n"
     assert result.stdout == ""
@@ -290,7 +289,7 @@ def test_unknown_host_names_list_the_hosts(isolated_home: Path, command: tuple[s
 
 def test_no_hosts_yet() -> None:
     for command in (("hosts", "list"), ("hosts", "check")):
-        result = nomadlab(*command)
+        result = nomadlab_in_process(*command)
         assert result.returncode == 0
         assert result.stdout == "No hosts configured. Add one: nomadlab hosts add NAME HOSTNAME\n"
 
@@ -367,7 +366,7 @@ def lab(make_sshd: Callable[..., SshServer], fake_nvml_dir: Path, nvml_conf: Pat
 def test_status_json(lab: SshServer, isolated_home: Path,
                      job: subprocess.Popen[bytes]) -> None:
     write_config(isolated_home, host_block(lab, "gpu1"))
-    result = nomadlab("status", "--json")
+    result = nomadlab_in_process("status", "--json")
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     assert list(data) == ["hosts", "sources"]
@@ -424,7 +423,7 @@ def test_status_json(lab: SshServer, isolated_home: Path,
 @pytest.mark.sshd
 def test_status_table(lab: SshServer, isolated_home: Path) -> None:
     write_config(isolated_home, host_block(lab, "gpu1"))
-    result = nomadlab("status")
+    result = nomadlab_in_process("status")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0].split() == ["HOST", "STATE", "GPU", "UTIL", "MEMORY", "TEMP", "POWER",
@@ -445,20 +444,20 @@ def test_status_with_an_unreachable_host(lab: SshServer, isolated_home: Path) ->
     nobody = free_port()
     write_config(isolated_home, host_block(lab, "gpu1"),
                  f'[[hosts]]\nname = "gone"\nhostname = "127.0.0.1"\nport = {nobody}\n')
-    result = nomadlab("status", "--json")
+    result = nomadlab_in_process("status", "--json")
     assert result.returncode == 1
     gpu1, gone = json.loads(result.stdout)["hosts"]
     assert (gpu1["name"], gpu1["state"], len(gpu1["gpus"])) == ("gpu1", "live", 8)
     assert gone == {"name": "gone", "state": "unreachable", "error": "connection refused",
                     "cpu_percent": None, "memory_used_mib": None, "memory_total_mib": None,
                     "load1": None, "gpus": [], "source": "ssh"}
-    table = nomadlab("status")
+    table = nomadlab_in_process("status")
     assert table.returncode == 1
     assert table.stdout.splitlines()[-1].split() == ["gone", "unreachable", "connection",
                                                      "refused"]
     assert "NVIDIA H100 80GB HBM3" in table.stdout
     assert table.stderr == "gone: connection refused\n"
-    only_gpu1 = nomadlab("status", "--json", "--host", "gpu1")
+    only_gpu1 = nomadlab_in_process("status", "--json", "--host", "gpu1")
     assert only_gpu1.returncode == 0
     assert [h["name"] for h in json.loads(only_gpu1.stdout)["hosts"]] == ["gpu1"]
 
@@ -468,7 +467,7 @@ def test_status_of_an_unknown_host_key(make_sshd: Callable[..., SshServer],
                                        isolated_home: Path) -> None:
     server = make_sshd()
     write_config(isolated_home, host_block(server, "new"))
-    result = nomadlab("status", "--json")
+    result = nomadlab_in_process("status", "--json")
     assert result.returncode == 1
     [host] = json.loads(result.stdout)["hosts"]
     assert host["state"] == "host key unknown"
@@ -488,7 +487,7 @@ def steps(output: str) -> dict[str, tuple[str, str]]:
 @pytest.mark.sshd
 def test_hosts_check(lab: SshServer, isolated_home: Path) -> None:
     write_config(isolated_home, host_block(lab, "gpu1"))
-    result = nomadlab("hosts", "check", "gpu1")
+    result = nomadlab_in_process("hosts", "check", "gpu1")
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.splitlines()[0] == "gpu1"
     found = steps(result.stdout)
@@ -509,7 +508,7 @@ def test_hosts_check_without_python(make_sshd: Callable[..., SshServer], fake_sm
     server = trusted(make_sshd({k: v for k, v in env.items() if k.startswith("NOMADLAB_")}
                                | {"PATH": f"{fake_smi_bin}:/usr/bin:/bin"}))
     write_config(isolated_home, host_block(server, "old") + 'python = "python3-not-here"\n')
-    result = nomadlab("hosts", "check", "old")
+    result = nomadlab_in_process("hosts", "check", "old")
     assert result.returncode == 0, result.stdout
     found = steps(result.stdout)
     assert found["python3"] == ("·", "python3-not-here not found: nvidia-smi is streamed "
@@ -526,7 +525,7 @@ def test_hosts_check_says_what_is_wrong(make_sshd: Callable[..., SshServer],
     nobody = free_port()
     write_config(isolated_home, host_block(server, "new"),
                  f'[[hosts]]\nname = "gone"\nhostname = "127.0.0.1"\nport = {nobody}\n')
-    result = nomadlab("hosts", "check")
+    result = nomadlab_in_process("hosts", "check")
     assert result.returncode == 1
     new, gone = result.stdout.split("\ngone\n")
     found = steps(new)
@@ -547,16 +546,16 @@ def test_hosts_trust(make_sshd: Callable[..., SshServer], isolated_home: Path) -
                                   f"{server.host_key}.pub"], capture_output=True, text=True,
                                  check=True).stdout.split()[1]
 
-    asked = nomadlab("hosts", "trust", "new")  # no terminal to ask on
+    asked = nomadlab_in_process("hosts", "trust", "new")  # no terminal to ask on
     assert asked.returncode == 2
     assert asked.stderr == ("nomadlab: not a terminal: pass --yes (or --fingerprint "
                             "SHA256:...) to trust\n")
-    wrong = nomadlab("hosts", "trust", "new", "--fingerprint", "SHA256:not-this-one")
+    wrong = nomadlab_in_process("hosts", "trust", "new", "--fingerprint", "SHA256:not-this-one")
     assert wrong.returncode == 1
     assert "does not match --fingerprint; not trusted" in wrong.stderr
     assert not known_hosts.exists()
 
-    result = nomadlab("hosts", "trust", "new", "--yes")
+    result = nomadlab_in_process("hosts", "trust", "new", "--yes")
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == [
         f"new: 127.0.0.1 port {server.port} presents an unknown key",
@@ -564,12 +563,12 @@ def test_hosts_trust(make_sshd: Callable[..., SshServer], isolated_home: Path) -
         f"Added to {known_hosts}.",
     ]
     assert known_hosts.read_text() == server.host_key_line + "\n"
-    again = nomadlab("hosts", "trust", "new", "--yes")
+    again = nomadlab_in_process("hosts", "trust", "new", "--yes")
     assert again.returncode == 0
     assert again.stdout == "new: the host key is already trusted.\n"
     assert known_hosts.read_text() == server.host_key_line + "\n"
     # And now the host is usable.
-    assert nomadlab("hosts", "check", "new").returncode == 0
+    assert nomadlab_in_process("hosts", "check", "new").returncode == 0
 
 
 @pytest.mark.sshd
@@ -580,7 +579,8 @@ def test_hosts_trust_with_the_fingerprint(make_sshd: Callable[..., SshServer],
     fingerprint = subprocess.run(["ssh-keygen", "-l", "-E", "sha256", "-f",
                                   f"{server.host_key}.pub"], capture_output=True, text=True,
                                  check=True).stdout.split()[1]
-    result = nomadlab("hosts", "trust", "new", "--fingerprint", fingerprint.split(":", 1)[1])
+    result = nomadlab_in_process("hosts", "trust", "new", "--fingerprint",
+                                 fingerprint.split(":", 1)[1])
     assert result.returncode == 0, result.stderr
     assert (server.base / "known_hosts").read_text() == server.host_key_line + "\n"
 
@@ -595,7 +595,7 @@ def test_hosts_trust_refuses_a_changed_key(make_sshd: Callable[..., SshServer],
     known_hosts.write_text(f"# mine\n[127.0.0.1]:{server.port} {kind} {blob}\n")
     before = known_hosts.read_bytes()
     write_config(isolated_home, host_block(server, "rebuilt"))
-    result = nomadlab("hosts", "trust", "rebuilt", "--yes")
+    result = nomadlab_in_process("hosts", "trust", "rebuilt", "--yes")
     assert result.returncode == 1
     assert "HOST KEY CHANGED" in result.stderr
     assert f"ssh-keygen -R '[127.0.0.1]:{server.port}' -f {known_hosts}" in result.stderr
@@ -607,7 +607,7 @@ def test_hosts_trust_an_unreachable_host(isolated_home: Path) -> None:
     nobody = free_port()
     write_config(isolated_home,
                  f'[[hosts]]\nname = "gone"\nhostname = "127.0.0.1"\nport = {nobody}\n')
-    result = nomadlab("hosts", "trust", "gone", "--yes")
+    result = nomadlab_in_process("hosts", "trust", "gone", "--yes")
     assert result.returncode == 1
     assert result.stderr == "gone: cannot reach the host: connection refused\n"
     assert "trusted" not in result.stdout

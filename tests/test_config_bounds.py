@@ -3,12 +3,11 @@ far outside any sane range, end with one clear message and exit status 2."""
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from clirun import run_main
 
 from nomadlab.core.config import ConfigError, load_config_text
 
@@ -21,9 +20,8 @@ DEEP = {
 
 
 def nomadlab(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "nomadlab", "--config", str(config), *args],
-                          capture_output=True, text=True, timeout=120, check=False,
-                          env=dict(os.environ, PYTHONWARNINGS="ignore"))
+    """``main`` in this process (tests/clirun.py)."""
+    return run_main("--config", str(config), *args)
 
 
 @pytest.mark.parametrize("kind", list(DEEP))

@@ -1,4 +1,5 @@
-"""``nomadlab focus``, ``nomadlab today`` and ``nomadlab report`` as real subprocesses.
+"""``nomadlab focus``, ``nomadlab today`` and ``nomadlab report`` through ``main`` in this
+process (tests/clirun.py), and as real subprocesses where processes race.
 
 The isolated home of conftest holds the database; NOMADLAB_NOW fixes the CLI's "now"
 (epoch seconds), so no test waits for a timer. TZ is UTC (conftest).
@@ -12,6 +13,7 @@ import subprocess
 import sys
 
 import focus_seed
+from clirun import run_main
 from focus_seed import H, M
 
 from nomadlab.core.clock import ManualClock
@@ -25,11 +27,8 @@ TIMEOUT = 60
 
 def run(*args: str, now: float = NOW, env: dict[str, str] | None = None
         ) -> subprocess.CompletedProcess[str]:
-    full = dict(os.environ)
-    full["NOMADLAB_NOW"] = repr(now)
-    full.update(env or {})
-    return subprocess.run([sys.executable, "-m", "nomadlab", *args], capture_output=True,
-                          text=True, env=full, timeout=TIMEOUT, check=False)
+    """``nomadlab ...`` through ``main`` in this process (tests/clirun.py)."""
+    return run_main(*args, env={"NOMADLAB_NOW": repr(now), **(env or {})})
 
 
 def clean(result: subprocess.CompletedProcess[str]) -> None:

@@ -8,13 +8,12 @@ abstract hold escape sequences: what is stored has them stripped, and `paper sho
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from clirun import run_main
 from test_papers_support import CROSSREF, PaperServer, free_port, no_proxies
 
 __all__ = ["no_proxies"]
@@ -57,9 +56,7 @@ def server(isolated_home: Path) -> object:
 
 
 def nomadlab(*args: str) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run([sys.executable, "-m", "nomadlab", *args], capture_output=True,
-                            text=True, timeout=60, check=False,
-                            env=dict(os.environ, PYTHONWARNINGS="ignore"))
+    result = run_main(*args)  # in this process (tests/clirun.py)
     assert "Traceback" not in result.stderr, result.stderr
     return result
 

@@ -1,31 +1,24 @@
-"""``nomadlab paper ...`` end to end: real subprocesses in the isolated home, a real
+"""``nomadlab paper ...`` end to end: ``main`` in this process in the isolated home, a real
 HTTP server on 127.0.0.1 answering with the recorded arXiv and Crossref responses."""
 
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import bibtexparser
 import pytest
+from clirun import run_main
 from test_papers_support import PaperServer, no_proxies, paper_server
 
 __all__ = ["no_proxies", "paper_server"]
 
-CLI_TIMEOUT = 60
-
-
 def nomadlab(*args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ)  # the isolated home (conftest) is in os.environ
-    for name in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY"):
-        env.pop(name, None)
-    result = subprocess.run([sys.executable, "-m", "nomadlab", *args], input=input,
-                            capture_output=True, text=True, env=env, timeout=CLI_TIMEOUT,
-                            check=False)
+    """``nomadlab ...`` through ``main`` in this process (tests/clirun.py); proxies are
+    unset by ``no_proxies``."""
+    result = run_main(*args, input=input)
     assert "Traceback" not in result.stderr, result.stderr
     assert "Traceback" not in result.stdout, result.stdout
     return result

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from clirun import run_main
 from sshd import SshServer, keygen
 
 from nomadlab.core.config import HostConfig, SshSettings
@@ -31,9 +32,8 @@ CLI_TIMEOUT = 60
 
 
 def nomadlab(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "nomadlab", *args], capture_output=True,
-                          text=True, timeout=CLI_TIMEOUT, check=False,
-                          stdin=subprocess.DEVNULL)
+    """``main`` in this process (tests/clirun.py); the race test below keeps processes."""
+    return run_main(*args)
 
 
 def no_traceback(result: subprocess.CompletedProcess[str]) -> None:
@@ -389,7 +389,7 @@ def test_hosts_list_shows_what_ssh_would_use(tmp_path: Path) -> None:
 
 
 def test_concurrent_hosts_add_keeps_every_host(isolated_home: Path) -> None:
-    count = 20
+    count = 8  # enough writers to lose an update without the lock; not dozens at once
     procs = [subprocess.Popen([sys.executable, "-m", "nomadlab", "hosts", "add", f"gpu-{i}",
                                f"10.0.0.{i + 1}"], stdin=subprocess.DEVNULL,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -13,19 +13,18 @@ import contextlib
 import os
 import sqlite3
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from clirun import run_main
 
 from nomadlab.core.store import Store, StoreError, describe_error
 
 
 def nomadlab(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "nomadlab", "--config", str(config), *args],
-                          capture_output=True, text=True, timeout=120, check=False,
-                          env=dict(os.environ, PYTHONWARNINGS="ignore"))
+    """``main`` in this process (tests/clirun.py)."""
+    return run_main("--config", str(config), *args)
 
 
 def one_clear_line(result: subprocess.CompletedProcess[str]) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rich.text import Text
+from textual import events
 from textual.message import Message
 from textual.widgets import DataTable
 
@@ -47,6 +48,11 @@ class FleetPane(DataTable[Text]):
         self.add_column("cost", key="cost")
         self.services.bridge.subscribe(self._poke)
         self.set_interval(1.0, self.refresh_rows)
+        self.refresh_rows()
+
+    def on_resize(self, event: events.Resize) -> None:
+        # The detail column fits the pane's width: refit as soon as the width is known
+        # (it is 0 at mount), not at the next tick of the 1 s refresh.
         self.refresh_rows()
 
     def on_unmount(self) -> None:

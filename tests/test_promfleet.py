@@ -102,3 +102,49 @@ def test_dcgm_xid_and_clocks_feed_the_health_verdict() -> None:
     assert [x["code"] for x in gpu_json(gpu)["xid"]] == [79]
     again = fleet.update(110.0, [util("a", 0, 90.0), metric("DCGM_FI_DEV_XID_ERRORS", 79.0)])
     assert [x.code for x in again.samples["a"].gpus[0].health.xid] == [79]  # not twice
+
+
+def test_lean_refreshes_keep_identity_and_slow_counters_from_the_last_full_one() -> None:
+    """Between full refreshes the GPU answer carries only the moving counters, by host
+    and GPU: the model, the UUID, the clocks and the power limit stay as the last full
+    refresh read them; a GPU never seen asks for a full refresh; a host whose state did
+    not change is not reported as changed again."""
+
+    def full(name: str, value: float) -> S:
+        return S({**util("a", 0, 0.0).labels, "__name__": name}, value)
+
+    def lean(name: str, value: float, host: str = "a", gpu: int = 0) -> S:
+        return S({"__name__": name, "Hostname": host, "gpu": str(gpu)}, value)
+
+    fleet = PromFleet("lab")
+    first = fleet.update(100.0, [util("a", 0, 90.0), full("DCGM_FI_DEV_SM_CLOCK", 1980.0),
+                                 full("DCGM_FI_DEV_POWER_MGMT_LIMIT", 700.0)])
+    assert first.changed == {"a"}
+    second = fleet.update(105.0, [lean("DCGM_FI_DEV_GPU_UTIL", 12.0),
+                                  lean("DCGM_FI_DEV_XID_ERRORS", 79.0)],
+                          up=[S({"instance": "a:9400"}, 1.0)], full=False)
+    assert not second.unknown_gpus and second.changed == set()
+    gpu = second.samples["a"].gpus[0]
+    assert (gpu.name, gpu.uuid) == ("NVIDIA H100", "U0")
+    assert (gpu.utilization, gpu.xid, gpu.sm_clock_mhz, gpu.power_limit_w) == (
+        12.0, 79, 1980.0, 700.0)
+    assert second.statuses["a"].last_sample == 105.0
+    # a counter missing from this lean answer is unknown, not the last value
+    third = fleet.update(110.0, [lean("DCGM_FI_DEV_XID_ERRORS", 79.0)], full=False)
+    assert third.samples["a"].gpus[0].utilization is None
+    # the target is down: a change, reported (the instance came from the full refresh)
+    down = fleet.update(115.0, [lean("DCGM_FI_DEV_GPU_UTIL", 1.0)],
+                        up=[S({"instance": "a:9400"}, 0.0)], full=False)
+    assert down.changed == {"a"} and down.statuses["a"].state is HostState.DOWN
+    new = fleet.update(120.0, [lean("DCGM_FI_DEV_GPU_UTIL", 1.0),
+                               lean("DCGM_FI_DEV_GPU_UTIL", 5.0, gpu=1)], full=False)
+    assert new.unknown_gpus and new.samples == {}
+    assert fleet.statuses["a"].state is HostState.DOWN  # untouched
+
+
+def test_the_lean_query_groups_by_host_label_or_target() -> None:
+    q = queries('cluster="a100"')
+    assert q.fast.startswith('max by (__name__, Hostname, gpu) ({__name__=~"DCGM_FI_DEV_GPU_UTIL|')
+    assert 'Hostname!="", cluster="a100"}) or max by (__name__, instance, gpu) (' in q.fast
+    assert "UUID" not in q.fast and "SM_CLOCK" not in q.fast
+    assert queries("", host_label="node").fast.startswith("max by (__name__, node, gpu) (")

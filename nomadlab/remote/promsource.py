@@ -1,7 +1,12 @@
 """A ``[[sources]]`` entry of kind prometheus: the hosts one Prometheus knows, kept fresh.
 
 One refresh is four instant queries for the whole fleet (GPUs, node stats, node CPU,
-``up``), run together; hosts seen for the first time get their sparklines from two
+``up``), run together. The GPU query is a full one (every counter, with the GPUs'
+identity labels) on the first refresh and every ``FULL_EVERY``-th, and when a GPU
+shows up that the last full one did not know; in between it is the lean one (the
+counters that move, by host and GPU only): half the series, a fraction of the bytes
+to move and parse at a thousand hosts. Only hosts whose state changed have their
+status published again. Hosts seen for the first time get their sparklines from two
 range queries. A failure of the source as a whole (unreachable, 401, a PromQL error)
 is the source's state, with the reason; the hosts it fed turn stale, and nothing else
 stops.
@@ -18,13 +23,13 @@ from dataclasses import dataclass, field
 from nomadlab.core.clock import SYSTEM_CLOCK, Clock
 from nomadlab.core.config import SourceConfig
 from nomadlab.core.model import HostSample, HostStatus
-from nomadlab.core.promfleet import PromFleet, Refresh, history_points, queries
+from nomadlab.core.promfleet import FULL_EVERY, PromFleet, Refresh, history_points, queries
 from nomadlab.core.secrets import get_secret, how_to_set
 from nomadlab.remote.prometheus import PrometheusClient, PrometheusError
 
 BACKFILL_SECONDS = 300.0  # the fleet table's sparkline span
 BACKFILL_STEP = 10.0
-PUBLISH_BATCH = 100  # hosts published between two turns of the event loop
+PUBLISH_BATCH = 50  # hosts published between two turns of the event loop
 
 
 class SourceState(enum.StrEnum):
@@ -65,6 +70,7 @@ class PrometheusSource:
         self.interval = config.refresh
         self._task: asyncio.Task[None] | None = None
         self.first_refresh = asyncio.Event()
+        self._refreshes = 0  # good refreshes so far: every FULL_EVERY-th is a full one
 
     def _client(self) -> PrometheusClient:
         if self.client is None:
@@ -91,23 +97,32 @@ class PrometheusSource:
         """One refresh: query, publish samples and statuses. None when the source failed."""
         now = self.clock.time()
         q = self.queries
+        full = self._refreshes % FULL_EVERY == 0
         try:
             client = self._client()
             gpus, node, cpu, up = await asyncio.gather(
-                client.query(q.gpus), client.query(q.node), client.query(q.cpu),
-                client.query(q.up))
+                client.query(q.gpus if full else q.fast), client.query(q.node),
+                client.query(q.cpu), client.query(q.up))
+            # Building the samples is pure and only this source touches its model: in
+            # a thread, so that keys and frames go on being handled meanwhile.
+            result = await asyncio.to_thread(self.model.update, now, gpus, node, cpu, up,
+                                             full=full)
+            if result.unknown_gpus:  # a GPU the last full refresh did not know
+                full = True
+                gpus = await client.query(q.gpus)
+                result = await asyncio.to_thread(self.model.update, now, gpus, node, cpu,
+                                                 up, full=True)
         except PrometheusError as exc:
             for status in self.model.fail_all(now, str(exc)).values():
                 self.on_status(status)
             self._set_source(SourceState.FAILED, str(exc))
             self.first_refresh.set()
             return None
-        # Building the samples is pure and only this source touches its model: in a
-        # thread, so that keys and frames go on being handled while 80,000 series of
-        # a thousand hosts are turned into samples.
-        result = await asyncio.to_thread(self.model.update, now, gpus, node, cpu, up)
+        self._refreshes = 1 if full else self._refreshes + 1
+        changed = result.changed
         for count, (host, status) in enumerate(result.statuses.items(), 1):
-            self.on_status(status)
+            if host in changed:
+                self.on_status(status)
             sample = result.samples.get(host)
             if sample is not None:
                 self.on_sample(sample)

@@ -18,6 +18,7 @@ from sshd import SshServer
 from nomadlab.core.model import GpuSample, HostSample, HostState, HostStatus
 from nomadlab.ui.screens.fleet import FleetScreen
 from nomadlab.ui.screens.modals import FreeGpusScreen
+from nomadlab.ui.widgets.fleet_pane import FleetPane
 from nomadlab.ui.widgets.fleet_table import FleetTable, host_key
 from nomadlab.ui.widgets.processes import ProcessTable
 
@@ -86,3 +87,39 @@ async def test_free_gpu_line_is_never_cut(tmp_path: Path) -> None:
         assert "Linetocopy:" + line in flat
         await pilot.press("y")
         assert app.clipboard == line
+
+
+async def test_host_without_gpu_says_why(make_sshd: Any, tmp_path: Path) -> None:
+    """A real host over real sshd whose driver cannot be loaded (no stand-in NVML, no
+    nvidia-smi): the fleet, the workspace pane and the processes pane say why."""
+    from nomadlab.cli.tui import build_app
+
+    server: SshServer = make_sshd({"NOMADLAB_FAKE_NVML": "/nonexistent"})
+    server.write_known_hosts(server.base / "known_hosts")
+    config = config_for(host_for(server, "cpu-box"), tmp=tmp_path)
+    app = build_app(config)
+    fleet = app.services.fleet
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(lambda: fleet.latest.get("cpu-box") is not None
+                       and fleet.statuses["cpu-box"].state is HostState.LIVE,
+                       timeout=30, what="the host live")
+        status = fleet.statuses["cpu-box"]
+        assert status.info is not None and status.info.gpu_count == 0
+        await pilot.pause(0.3)  # the bridge's coalescing window (real clock here)
+        pane = app.screen.query_one(FleetPane)
+        pane.refresh_rows()
+        row = " ".join(cell.plain for cell in pane.get_row("cpu-box"))
+        assert "no GPU" in row and "no NVIDIA" in row
+        await pilot.press("1")
+        await pilot.pause()
+        assert isinstance(app.screen, FleetScreen)
+        table = app.screen.query_one(FleetTable)
+        text = "\n".join(table_lines(app))
+        assert "live · no GPU  no NVIDIA driver (" in text
+        table.select_host("cpu-box")
+        await pilot.pause()
+        procs = app.screen.query_one(ProcessTable)
+        hint = procs.get_row_at(0)[4].plain
+        assert hint.startswith("This host has no GPU to list processes of: no NVIDIA driver")
+        assert procs.selected_process() is None
+        assert host_key("cpu-box") in table.keys

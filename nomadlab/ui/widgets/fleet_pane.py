@@ -87,7 +87,10 @@ class FleetPane(DataTable[Text]):
             gpus = sample.gpus if sample is not None else []
             worst = fleetview.worst_gpu(sample, th, fleet.costs.get(name) is not None)
             bars = mini_bars([g.utilization for g in gpus])
-            if status.state is HostState.LIVE and worst is not None:
+            reason = render.no_gpu_reason(status)
+            if status.state is HostState.LIVE and reason:
+                detail = render.safe(reason, "yellow", room)
+            elif status.state is HostState.LIVE and worst is not None:
                 detail = render.safe(worst.text, "yellow" if worst.score >= 2 else "dim", room)
             elif status.state is HostState.LIVE:
                 detail = render.host_stats(sample)

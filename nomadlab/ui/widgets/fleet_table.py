@@ -393,6 +393,10 @@ class FleetTable(ScrollView, can_focus=True):
         label = Text(fold, style="dim")
         label.append_text(render.safe(name, "bold"))
         state = render.state_text(status, now)
+        reason = render.no_gpu_reason(status)
+        if reason:  # 'live · no GPU' says why, like `nomadlab status` (runs over empty cells)
+            state.append("  ")
+            state.append_text(render.safe(reason, "yellow"))
         if status.state in (HostState.LIVE, HostState.STALE):
             middle = render.host_stats(sample)
             if (sample is not None and sample.source is not None and sample.cpu_percent is None

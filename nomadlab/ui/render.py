@@ -176,6 +176,14 @@ def state_text(status: HostStatus, now: float) -> Text:
     return Text(status.label(now), style=STATE_STYLE.get(status.state, ""), no_wrap=True)
 
 
+def no_gpu_reason(status: HostStatus | None) -> str:
+    """Why a live host has no GPU ('no NVIDIA driver (...)'), '' when it has some."""
+    info = status.info if status is not None else None
+    if info is None or info.gpu_count:
+        return ""
+    return info.reason or "no GPU reported"
+
+
 def spark_text(values: list[float | None]) -> Text:
     """A sparkline whose every bar has the colour of its own value, so a new sample
     changes (and repaints) one character, not the whole line's colour."""

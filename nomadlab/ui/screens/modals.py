@@ -151,6 +151,9 @@ class FreeGpusScreen(ModalScreen[None]):
                         classes="title")
             table: DataTable[Text] = DataTable(cursor_type="row", id="free")
             yield table
+            # The selected host's line in full, wrapped where the dialog is narrow: a
+            # cut line would be copied by eye wrong.
+            yield Static(id="free-line")
             yield Static(Text("y: copy the line (OSC 52 clipboard, works over SSH) · "
                               "esc: close", style="dim"))
 
@@ -159,18 +162,31 @@ class FreeGpusScreen(ModalScreen[None]):
         table.add_column("Host", key="host")
         table.add_column("GPUs", key="gpus")
         table.add_column("Model", key="model")
-        table.add_column("Line to copy", key="line")
         for item in self.free:
             table.add_row(
                 render.safe(item.host, "bold"),
                 Text(str(len(item.indices))),
                 render.safe(", ".join(sorted(set(item.names)))),
-                Text(item.cuda_visible_devices, style="bold green"),
                 key=item.host,
             )
         if not self.free:
-            table.add_row(Text("no free GPU right now", style="dim"), Text(""), Text(""), Text(""))
+            table.add_row(Text("no free GPU right now", style="dim"), Text(""), Text(""))
         table.focus()
+        self._show_line(0)
+
+    def _show_line(self, row: int) -> None:
+        line = self.query_one("#free-line", Static)
+        if not self.free:
+            line.update("")
+            return
+        item = self.free[max(0, min(row, len(self.free) - 1))]
+        text = Text("Line to copy: ", style="dim")
+        text.append(item.cuda_visible_devices, style="bold green")
+        text.overflow = "fold"  # a long line of indices wraps, never ends in '…'
+        line.update(text)
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        self._show_line(event.cursor_row)
 
     def action_copy(self) -> None:
         if not self.free:

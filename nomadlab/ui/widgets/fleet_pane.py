@@ -1,4 +1,6 @@
-"""The fleet at a glance for the workspace: one line per host, the worst GPU first."""
+"""The fleet at a glance for the workspace: hosts worst first, and with room each
+host's GPUs under it (utilization bar, memory, temperature, the top process), worst
+first; where the pane is short, hosts that do not fit expanded stay one line each."""
 
 from __future__ import annotations
 
@@ -8,8 +10,9 @@ from textual.message import Message
 from textual.widgets import DataTable
 
 from nomadlab.core import fleetview
+from nomadlab.core.config import Thresholds
 from nomadlab.core.history import BARS
-from nomadlab.core.model import HostState, HostStatus
+from nomadlab.core.model import GpuSample, HostSample, HostState, HostStatus
 from nomadlab.ui import render
 from nomadlab.ui.services import Services
 
@@ -23,6 +26,58 @@ def mini_bars(utils: list[float | None]) -> Text:
         level = max(0.0, min(1.0, util / 100))
         text.append(BARS[1 + round(level * (len(BARS) - 2))], style=render.util_style(util))
     return text
+
+
+GPU_SEP = "\x00"  # row keys: "host" for a host, "host\x00index" for one of its GPUs
+BAR = 8  # cells of a GPU's utilization bar
+
+
+def gpus_worst_first(sample: HostSample | None, th: Thresholds,
+                     paid: bool) -> list[tuple[fleetview.Concern, GpuSample]]:
+    """A host's GPUs, the one that most needs a look first (failing, hot, full, ...)."""
+    gpus = sample.gpus if sample is not None else []
+    concerns = [(fleetview.gpu_concern(g, th, paid), g) for g in gpus]
+    return sorted(concerns, key=lambda c: (-c[0].score, c[1].index))
+
+
+def expanded_hosts(sizes: list[tuple[str, int]], lines: int) -> set[str]:
+    """Which hosts get their GPUs listed in ``lines`` rows: one line per host first,
+    then, in the hosts' order (worst first), each host whose GPUs all fit."""
+    room = lines - len(sizes)
+    out: set[str] = set()
+    for name, count in sizes:
+        if 0 < count <= room:
+            out.add(name)
+            room -= count
+    return out
+
+
+def gpu_row(gpu: GpuSample, concern: fleetview.Concern, th: Thresholds,
+            dim: bool) -> tuple[Text, ...]:
+    """One GPU under its host: label, util bar, memory, temperature, (no cost), top
+    process; the columns of the host rows above it."""
+    label = Text(f"  {gpu.index:>2} ", style="dim")
+    label.append_text(render.safe(gpu.name.removeprefix("NVIDIA ").removeprefix("GeForce "),
+                                  "", 12))
+    detail = Text()
+    if concern.score >= 3 and not concern.text.endswith("°C"):  # health, memory full
+        detail.append_text(render.safe(concern.text.removeprefix(f"GPU{gpu.index} "), "yellow"))
+        detail.append("  ")
+    if gpu.processes:
+        top = max(gpu.processes, key=lambda p: p.memory_mib or 0)
+        detail.append_text(render.safe(top.user, "cyan"))
+        detail.append(" ")
+        detail.append_text(render.safe(top.command, limit=200))
+        if len(gpu.processes) > 1:
+            detail.append(f" +{len(gpu.processes) - 1}", style="dim")
+    elif gpu.is_free(th.free_utilization, th.free_memory_mib):
+        detail.append("idle", style="dim")
+    cells = (label, render.util_cell(gpu, BAR), render.memory_cell(gpu, th),
+             render.temp_cell(gpu, th), Text(""), detail)
+    if dim:
+        for cell in cells:
+            cell.stylize("dim")
+    return cells
 
 
 class FleetPane(DataTable[Text]):
@@ -44,8 +99,8 @@ class FleetPane(DataTable[Text]):
         self.add_column("state", key="state")
         self.add_column("gpus", key="gpus")
         self.add_column("busy", key="busy")
-        self.add_column("worst", key="worst")
         self.add_column("cost", key="cost")
+        self.add_column("worst", key="worst")
         self.services.bridge.subscribe(self._poke)
         self.set_interval(1.0, self.refresh_rows)
         self.refresh_rows()
@@ -76,50 +131,85 @@ class FleetPane(DataTable[Text]):
 
         return sorted(fleet.names(), key=key)
 
+    def _host_row(self, name: str, now: float) -> tuple[Text, ...]:
+        fleet = self.services.fleet
+        th = self.services.config.fleet.thresholds
+        status = fleet.statuses[name]
+        sample = fleet.latest.get(name)
+        gpus = sample.gpus if sample is not None else []
+        worst = fleetview.worst_gpu(sample, th, fleet.costs.get(name) is not None)
+        bars = mini_bars([g.utilization for g in gpus])
+        room = 200  # cut again to the width the pane has
+        reason = render.no_gpu_reason(status)
+        if status.state is HostState.LIVE and reason:
+            detail = render.safe(reason, "yellow", room)
+        elif status.state is HostState.LIVE and worst is not None:
+            detail = render.safe(worst.text, "yellow" if worst.score >= 2 else "dim", room)
+        elif status.state is HostState.LIVE:
+            detail = render.host_stats(sample)
+        else:
+            detail = render.safe(status.error or "", "dim", room)
+        label = render.safe(name, "bold", 24)
+        state = render.state_text(status, now)
+        busy_count = sum(1 for g in gpus if not g.is_free(th.free_utilization, th.free_memory_mib))
+        busy = Text(f"{busy_count}/{len(gpus)}" if gpus else "", style="dim")
+        cost_value = fleet.costs.get(name)
+        cost = Text(f"${cost_value:.2f}/h" if cost_value is not None else "", style="dim")
+        return (label, state, bars, busy, cost, detail)
+
+    def _gpu_rows(self, name: str) -> list[tuple[str, tuple[Text, ...]]]:
+        fleet = self.services.fleet
+        th = self.services.config.fleet.thresholds
+        dim = fleet.statuses[name].state is not HostState.LIVE
+        paid = fleet.costs.get(name) is not None
+        return [(f"{name}{GPU_SEP}{gpu.index}", gpu_row(gpu, concern, th, dim=dim))
+                for concern, gpu in gpus_worst_first(fleet.latest.get(name), th, paid)]
+
     def refresh_rows(self) -> None:
         self._pending = False
         if not self.screen.is_current:
             return
         fleet = self.services.fleet
-        th = self.services.config.fleet.thresholds
         now = self.services.clock.time()
-        rows: list[tuple[str, ...]] = []
-        cells: list[tuple[Text, ...]] = []
-        # name, state, 8 bars, busy, cost and padding take about 60 cells
-        room = max(12, self.size.width - 62)
-        for name in self.ordered():
-            status = fleet.statuses[name]
-            sample = fleet.latest.get(name)
-            gpus = sample.gpus if sample is not None else []
-            worst = fleetview.worst_gpu(sample, th, fleet.costs.get(name) is not None)
-            bars = mini_bars([g.utilization for g in gpus])
-            if status.state is HostState.LIVE and worst is not None:
-                detail = render.safe(worst.text, "yellow" if worst.score >= 2 else "dim", room)
-            elif status.state is HostState.LIVE:
-                detail = render.host_stats(sample)
-                detail.truncate(room, overflow="ellipsis")
-            else:
-                detail = render.safe(status.error or "", "dim", room)
-            label = render.safe(name, "bold", 24)
-            state = render.state_text(status, now)
-            busy_count = sum(1 for g in gpus
-                             if not g.is_free(th.free_utilization, th.free_memory_mib))
-            busy = Text(f"{busy_count}/{len(gpus)}" if gpus else "", style="dim")
-            cost_value = fleet.costs.get(name)
-            cost = Text(f"${cost_value:.2f}/h" if cost_value is not None else "", style="dim")
-            row = (label, state, bars, busy, detail, cost)
-            rows.append((name, *(c.plain for c in row[1:])))
-            cells.append(row)
-        if rows == self._rows:
+        ordered = self.ordered()
+        hosts = {name: self._host_row(name, now) for name in ordered}
+        shown = [(n, len(fleet.latest[n].gpus) if n in fleet.latest and fleet.statuses[n].state
+                  in (HostState.LIVE, HostState.STALE) else 0) for n in ordered]
+        expand = expanded_hosts(shown, self.size.height or len(shown))
+        under = {name: self._gpu_rows(name) for name in expand}
+
+        def others(rows: list[tuple[Text, ...]]) -> int:
+            """Cells taken by every column but the last, padding and scrollbar included."""
+            return sum(max((r[i].cell_len for r in rows), default=0) for i in range(5)) + 14
+
+        gpu_cells = [cells for rows in under.values() for _key, cells in rows]
+        if self.size.width - others([*hosts.values(), *gpu_cells]) < 16:
+            under = {}  # too narrow for GPU rows and their process: one line per host
+        keyed: list[tuple[str, tuple[Text, ...]]] = []
+        for name in ordered:
+            keyed.append((name, hosts[name]))
+            keyed.extend(under.get(name, []))
+        # The detail column (the last) takes the width the others leave, so the pane
+        # does not scroll sideways; what is cut there is text, never a figure.
+        room = max(8, self.size.width - others([cells for _key, cells in keyed]))
+        for _key, cells in keyed:
+            cells[5].truncate(room, overflow="ellipsis")
+        rows = [(key, *(c.plain for c in cells)) for key, cells in keyed]
+        if rows == self._rows and len(rows) == self.row_count:
             return
         keep = self.cursor_row
         self._rows = rows
         self.clear()
-        for (name, *_), cell_row in zip(rows, cells, strict=True):
-            self.add_row(*cell_row, key=name)
+        for key, cells in keyed:
+            self.add_row(*cells, key=key)
         if rows:
             self.move_cursor(row=min(keep, len(rows) - 1), animate=False)
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         event.stop()
-        self.post_message(self.Open(str(event.row_key.value) if event.row_key.value else None))
+        key = str(event.row_key.value) if event.row_key.value else None
+        self.post_message(self.Open(key.split(GPU_SEP)[0] if key else None))
+
+    def on_resize(self) -> None:
+        self._rows = []  # the room for GPU rows changed
+        self.refresh_rows()

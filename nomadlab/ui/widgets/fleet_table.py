@@ -12,7 +12,7 @@ of those lines. Rows off screen are recomputed when they scroll into view.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from rich.cells import cell_len
 from rich.segment import Segment
@@ -37,11 +37,24 @@ CURSOR_BLURRED = Style(bgcolor="grey23")
 HEADER = Style(bold=True)
 
 
+# Importance order: what gives way last comes first. Each column is added at its
+# smallest useful width while the table has room; the room left then widens them.
+# (Cost is shown in host rows across the Memory and Temp cells, so it stands with
+# memory.) The five-minute sparkline is the first to go, then the processes.
+IMPORTANCE = ("name", "util_bar", "mem", "health", "temp", "power", "procs", "hist")
+MIN_WIDTH = {"name": 16, "util_bar": 4, "mem": 13, "health": 4, "temp": 5, "power": 10,
+             "procs": 12, "hist": 4}
+# (column, width to grow to), applied in order with what room is left.
+GROWTH = (("procs", 24), ("hist", 16), ("name", 20), ("util_bar", 10), ("procs", 36),
+          ("hist", 30),
+          ("name", 24), ("util_bar", 14), ("mem_bar", 8), ("health", 24))
+
+
 @dataclass(frozen=True, slots=True)
 class Columns:
     name: int
     util_bar: int
-    hist: int
+    hist: int  # 0: no column
     mem: int
     mem_bar: int
     temp: int
@@ -51,29 +64,45 @@ class Columns:
 
     @classmethod
     def for_width(cls, width: int) -> Columns:
-        """Column widths for a table ``width`` cells wide (each column adds 2 of padding)."""
-        return with_health(cls._for_width(width), width - 2)
+        """Column widths for a table ``width`` cells wide (each column adds 2 of padding).
 
-    @classmethod
-    def _for_width(cls, width: int) -> Columns:
-        usable = width - 2  # vertical scrollbar
-        if usable >= 148:
-            fixed = cls(24, 14, 30, 13, 8, 5, 10, 0)
-        elif usable >= 108:
-            fixed = cls(20, 10, 20, 13, 0, 5, 10, 0)
-        else:
-            hist = max(4, min(16, usable - 16 - 11 - 11 - 5 - 9 - 12))
-            return cls(16, 6, hist, 11 if usable >= 76 else 10, 0, 5, 9, 0)
-        used = fixed.total_without_procs() + 2  # + padding of the procs column
-        return cls(fixed.name, fixed.util_bar, fixed.hist, fixed.mem, fixed.mem_bar, fixed.temp,
-                   fixed.power, max(8, usable - used))
+        Columns come in the order of :data:`IMPORTANCE` while they fit, then grow
+        (:data:`GROWTH`); whatever is left widens the processes column (or the
+        sparkline when there is none), so no wide gap stays at the right.
+        """
+        room = width - 2  # vertical scrollbar
+        sizes = dict.fromkeys((*IMPORTANCE, "mem_bar"), 0)
+        for column in IMPORTANCE:
+            need = MIN_WIDTH[column] + 2 + (5 if column == "util_bar" else 0)
+            if need <= room or column == "name":
+                sizes[column] = MIN_WIDTH[column]
+                room -= need
+        for column, target in GROWTH:
+            if room <= 0:
+                break
+            if not sizes[column] and column != "mem_bar":
+                continue
+            extra = 1 if column == "mem_bar" and not sizes[column] else 0  # its space
+            grow = min(room - extra, target - sizes[column])
+            if grow > (2 if column == "mem_bar" else 0):
+                sizes[column] += grow
+                room -= grow + extra
+        if room > 0:
+            last = "procs" if sizes["procs"] else "hist" if sizes["hist"] else "name"
+            sizes[last] += room
+        return cls(sizes["name"], sizes["util_bar"], sizes["hist"], sizes["mem"],
+                   sizes["mem_bar"], sizes["temp"], sizes["power"], sizes["procs"],
+                   sizes["health"])
 
     def total_without_procs(self) -> int:
         return sum(self.widths()[:6]) + 2 * 6
 
     def widths(self) -> list[int]:
         mem = self.mem + (self.mem_bar + 1 if self.mem_bar else 0)
-        out = [self.name, self.util_bar + 5, self.hist, mem, self.temp, self.power]
+        out = [self.name, self.util_bar + 5]
+        if self.hist:
+            out.append(self.hist)
+        out += [mem, self.temp, self.power]
         if self.health:
             out.append(self.health)
         if self.procs:
@@ -81,12 +110,45 @@ class Columns:
         return out
 
     def titles(self) -> list[str]:
-        out = ["Host / GPU", "Util", "Last 5 min", "Memory", "Temp", "Power"]
+        out = ["Host / GPU", "Util"]
+        if self.hist:
+            out.append("Last 5 min" if self.hist >= 10 else "5 min" if self.hist >= 5 else "5m")
+        out += ["Memory", "Temp", "Power"]
         if self.health:
             out.append("Health" if self.health >= 6 else "Hlth")
         if self.procs:
             out.append("Processes")
         return out
+
+    def pick(self, cells: list[Text]) -> list[Text]:
+        """A row's cells (host/GPU, util, sparkline, memory, temp, power, then health and
+        processes where the spec has them) less those of the columns left out."""
+        absent = {i for i, width in ((2, self.hist), (4, self.temp), (5, self.power))
+                  if not width}
+        return [cell for i, cell in enumerate(cells) if i not in absent]
+
+    def fit(self, cells: list[Text]) -> tuple[list[Text], list[int], list[tuple[int, int]]]:
+        """(cells, widths, spans) of one row: a cell wider than its column takes the
+        columns after it that are empty in this row (a host's cost runs over the
+        Temp column), so a figure is not cut while the room beside it is unused."""
+        widths = self.widths()
+        spans = self.spans()
+        out_cells: list[Text] = []
+        out_widths: list[int] = []
+        out_spans: list[tuple[int, int]] = []
+        i = 0
+        while i < len(cells) and i < len(widths):
+            cell, width, (x, span) = cells[i], widths[i], spans[i]
+            i += 1
+            while (cell.cell_len > width and i < len(cells) and i < len(widths)
+                   and not cells[i].plain):
+                width += widths[i] + 2
+                span += spans[i][1]
+                i += 1
+            out_cells.append(cell)
+            out_widths.append(width)
+            out_spans.append((x, span))
+        return out_cells, out_widths, out_spans
 
     def spans(self) -> list[tuple[int, int]]:
         """(x, width) of each column's cells, padding included."""
@@ -98,17 +160,15 @@ class Columns:
         return out
 
 
-def with_health(spec: Columns, usable: int) -> Columns:
-    """Make room for the health column: from the sparkline when narrow (the table has no
-    processes column then), from the processes column otherwise."""
-    if not spec.procs:
-        return replace(spec, health=4, hist=max(4, spec.hist - 6))
-    if usable >= 148:
-        procs = spec.procs + 10  # the sparkline gives up 10 cells
-        wide = min(30, max(4, procs // 2 - 2))
-        return replace(spec, hist=spec.hist - 10, health=wide,
-                       procs=max(8, procs - wide - 2))
-    return replace(spec, health=4, procs=max(8, spec.procs - 6))
+def money_text(busy: int | None, gpus: int, cost: float | None, room: int) -> Text:
+    """'6/8 busy $23.92/h' in ``room`` cells: the words give way, never the cost."""
+    price = f"${cost:.2f}/h" if cost is not None else ""
+    count = f"{busy}/{gpus}" if busy is not None else ""
+    for words in (f"{count} busy" if count else "", count, ""):
+        text = " ".join(part for part in (words, price) if part)
+        if len(text) <= room or not words:
+            return Text(text, style="dim")
+    return Text(price, style="dim")
 
 
 def short_model(name: str) -> str:
@@ -333,8 +393,12 @@ class FleetTable(ScrollView, can_focus=True):
         label = Text(fold, style="dim")
         label.append_text(render.safe(name, "bold"))
         state = render.state_text(status, now)
+        reason = render.no_gpu_reason(status)
+        if reason:  # 'live · no GPU' says why, like `nomadlab status` (runs over empty cells)
+            state.append("  ")
+            state.append_text(render.safe(reason, "yellow"))
         if status.state in (HostState.LIVE, HostState.STALE):
-            middle = render.host_stats(sample, load=not spec.procs)
+            middle = render.host_stats(sample)
             if (sample is not None and sample.source is not None and sample.cpu_percent is None
                     and sample.memory_total_mib is None):
                 middle = Text("no node_exporter figures", style="dim")
@@ -344,13 +408,16 @@ class FleetTable(ScrollView, can_focus=True):
         gpus = sample.gpus if sample is not None else []
         th = self.services.config.fleet.thresholds
         busy = sum(1 for g in gpus if not g.is_free(th.free_utilization, th.free_memory_mib))
-        money = Text()
-        if gpus:
-            money.append(f"{busy}/{len(gpus)} busy", style="dim")
-        if cost is not None:
-            money.append(f" ${cost:.2f}/h", style="dim")
+        money = money_text(busy if gpus else None, len(gpus), cost,
+                           spec.widths()[3 if spec.hist else 2] + 2 + spec.temp)
         power = sum(g.power_w or 0 for g in gpus)
-        cells = [label, state, middle, money, Text(""),
+        # The state runs over the Util and sparkline columns, the cost over Memory and
+        # Temp (see Columns.fit); the host's figures or its error go in the processes
+        # column, or after the state when there is none.
+        if middle.plain and not spec.procs:
+            state.append("  ")
+            state.append_text(middle)
+        cells = [label, state, Text(""), money, Text(""),
                  Text(f"{power / 1000:.1f}kW" if power >= 1000 else
                       (f"{power:.0f}W" if power else ""), style="dim")]
         if spec.health:
@@ -365,7 +432,10 @@ class FleetTable(ScrollView, can_focus=True):
                 hint = "p: enter passphrase"
             elif status.state in (HostState.AUTH_FAILED, HostState.RECONNECTING):
                 hint = "r: retry now"
-            cell = Text(hint, style="italic dim") if hint else render.load_text(sample)
+            cell = Text(hint, style="italic dim") if hint else Text("")
+            if middle.plain:
+                cell.append("  " if hint else "")
+                cell.append_text(middle)
             source = fleet.host_source.get(name)
             if source is not None and name not in fleet.supervisors:
                 cell = render.safe(f"via {source} ", "dim").append_text(cell)
@@ -459,21 +529,20 @@ class FleetTable(ScrollView, can_focus=True):
         """
         spec = self.columns_spec or Columns.for_width(self.size.width or 120)
         self.row_version[key] = self.services.bridge.host_versions.get(parse_key(key)[0], 0)
-        cells = self._cells_for(key)
-        widths = spec.widths()
+        cells, widths, columns = spec.fit(spec.pick(self._cells_for(key)))
         shown = []
         for cell, width in zip(cells, widths, strict=False):
             text = cell.copy()
             text.truncate(width, overflow="ellipsis", pad=True)
             shown.append(text)
-        plain = [t.plain + "\x00" + repr(t.spans) + str(t.style) for t in shown]
+        plain = [f"{t.plain}\x00{t.spans!r}{t.style}\x00{x}"
+                 for t, (x, _w) in zip(shown, columns, strict=False)]
         old = self.plain.get(key)
         old_shown = self.shown.get(key)
         self.dirty.discard(key)
         if old == plain and key in self.strips:
             return []
         spans: list[tuple[int, int]] = []
-        columns = spec.spans()
         for i, signature in enumerate(plain):
             if old is not None and i < len(old) and old[i] == signature:
                 continue

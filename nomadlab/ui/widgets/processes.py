@@ -144,7 +144,8 @@ class ProcessTable(DataTable[Text]):
                     continue
                 for p in sorted(sample_gpu.processes, key=lambda p: -(p.memory_mib or 0)):
                     procs.append((sample_gpu.index, p))
-        rows: list[Row] = [(self.as_tree, g, p) for g, p in procs]
+        hint = self._empty_hint(sample.gpus == []) if not procs and sample is not None else ""
+        rows: list[Row] = [(self.as_tree, g, p) for g, p in procs] or [(hint, self.host)]
         if rows == self._shown:
             return
         self._shown = rows
@@ -169,7 +170,12 @@ class ProcessTable(DataTable[Text]):
             for index, p in procs:
                 self.add_row(*self._process_cells(index, p, render.safe(p.command)))
                 self._targets.append((index, p))
-        if self._targets:
+        if hint:
+            cells = [Text("") for _ in range(9)]
+            cells[4] = Text(hint, style="dim italic")
+            self.add_row(*cells)
+            self._targets.append(None)
+        if any(self._targets):
             self.move_cursor(row=min(max(0, keep), len(self._targets) - 1), animate=False)
         where = self.host or ""
         if self.gpu is not None:
@@ -180,6 +186,18 @@ class ProcessTable(DataTable[Text]):
             self.border_subtitle = "none running"
         else:
             self.border_subtitle = ""
+
+    def _empty_hint(self, no_gpu: bool) -> str:
+        """What an empty list means: no GPU here (and why), or nothing running."""
+        status = self.services.fleet.statuses.get(self.host or "")
+        if no_gpu:
+            reason = render.no_gpu_reason(status) or "no GPU reported"
+            return render.clean(f"This host has no GPU to list processes of: {reason}")
+        sample = self.services.fleet.latest.get(self.host or "")
+        if sample is not None and not sample.processes_known:
+            return "This host does not report GPU processes (DCGM)."
+        where = f"GPU {self.gpu}" if self.gpu is not None else "any GPU of this host"
+        return f"No process is using {where}."
 
     def selected_process(self) -> tuple[int, GpuProcess] | None:
         row = self.cursor_row

@@ -25,6 +25,8 @@ COMMANDS = (demo, status, hosts, secret, watch)
 FEATURE_COMMANDS = ("nomadlab.cli.board", "nomadlab.cli.paper", "nomadlab.cli.focus",
                     "nomadlab.cli.jobs", "nomadlab.cli.exporter")
 ACTION_COMMANDS = ("nomadlab.cli.signal", "nomadlab.cli.attach")  # acting on the fleet
+# Conventions: the alert history and shell completion (each imports nothing at register).
+CONVENTION_COMMANDS = ("nomadlab.cli.alerts", "nomadlab.cli.completion")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,12 +39,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", metavar="PATH",
                         help="config file (default: $NOMADLAB_CONFIG, then "
                              "$XDG_CONFIG_HOME/nomadlab/config.toml)")
+    parser.add_argument("--log", metavar="FILE",
+                        help="append a debug log (warnings included, no secrets) to FILE")
     parser.set_defaults(func=tui.run)
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
     for module in COMMANDS:
         module.register(sub)
     tui.register_tail(sub)
-    for name in (*FEATURE_COMMANDS, *ACTION_COMMANDS):
+    for name in (*FEATURE_COMMANDS, *ACTION_COMMANDS, *CONVENTION_COMMANDS):
         try:
             feature = importlib.import_module(name)
         except ModuleNotFoundError as exc:
@@ -56,6 +60,18 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if getattr(args, "log", None):
+        from nomadlab.cli.logfile import logging_to
+
+        with logging_to(args.log) as problem:
+            if problem:
+                print(f"nomadlab: {problem}", file=sys.stderr)
+                return 2
+            return _run(args)
+    return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         return int(args.func(args) or 0)
     except (ConfigError, StoreError, UserError) as exc:

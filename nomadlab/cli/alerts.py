@@ -78,6 +78,7 @@ def alert_json(alert: Alert) -> dict[str, Any]:
 
 
 def print_table(alerts: list[Alert]) -> None:
+    import sys
     from datetime import datetime
 
     from rich.console import Console
@@ -98,4 +99,6 @@ def print_table(alerts: list[Alert]) -> None:
                       render.safe(a.rule), render.safe(a.severity, styles.get(a.severity, "")),
                       render.safe(a.host or ""), render.safe(a.log or ""),
                       render.safe(a.title), Text("yes" if a.acknowledged else "no"))
-    Console(highlight=False).print(table)
+    # On a terminal: fit its width; in a pipe: whole lines, nothing cut.
+    wide = None if sys.stdout.isatty() else 100_000
+    Console(highlight=False, width=wide).print(table)

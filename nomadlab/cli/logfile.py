@@ -2,8 +2,9 @@
 otherwise keeps warnings off the screen) through the logging module.
 
 Secrets stay out: asyncssh logs at INFO at most (its packet-level debug output could
-carry authentication data), Python warnings are captured into the log, and a filter
-blanks anything shaped like ``password=...``, ``token: ...`` or ``Bearer ...``.
+carry authentication data), Python warnings are captured into the log, and the
+formatter blanks anything shaped like ``password=...``, ``token: ...``, ``Bearer ...``,
+a Telegram bot token or a webhook URL's secret path, tracebacks included.
 """
 
 from __future__ import annotations
@@ -16,24 +17,33 @@ from pathlib import Path
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 _SECRET = re.compile(
+    # password=..., token: ..., Authorization: Bearer ...: the value
     r"(?i)(\b(?:password|passphrase|passwd|token|secret|api[_-]?key|authorization)\b"
-    r"[\"']?\s*[=:]\s*[\"']?)([^\s\"',;&]+)"
+    r"[\"']?\s*[=:]\s*[\"']?(?:(?:Bearer|Basic|token)\s+)?)([^\s\"',;&]+)"
     r"|(\bBearer\s+)([A-Za-z0-9._~+/=-]+)"
+    # a Telegram bot token, a Slack or Discord webhook's path, a URL's user:password@
+    r"|(\bbot)(\d+:[A-Za-z0-9_-]+)"
+    r"|(hooks\.slack\.com/services/|discord(?:app)?\.com/api/webhooks/)(\S+)"
+    r"|(://[^/\s:@]+:)([^/\s@]+)(?=@)"
 )
 
 
 def redact(text: str) -> str:
-    """``text`` with the value after a secret's name (or after Bearer) replaced."""
-    return _SECRET.sub(lambda m: (m.group(1) or m.group(3)) + "<redacted>", text)
+    """``text`` with secrets (the value after a secret's name, a bearer token, a bot
+    token, a webhook's path, a URL's password) replaced by ``<redacted>``."""
+
+    def keep_name(match: re.Match[str]) -> str:
+        prefix = next(g for g in match.groups()[::2] if g is not None)
+        return prefix + "<redacted>"
+
+    return _SECRET.sub(keep_name, text)
 
 
-class RedactSecrets(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        cleaned = redact(message)
-        if cleaned != message:
-            record.msg, record.args = cleaned, None
-        return True
+class RedactingFormatter(logging.Formatter):
+    """The whole formatted record redacted: messages, arguments and tracebacks."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
 
 
 @contextlib.contextmanager
@@ -67,8 +77,7 @@ def setup(path: str) -> logging.Handler:
     target.touch(mode=0o600, exist_ok=True)
     handler = logging.FileHandler(target, encoding="utf-8", delay=False)
     handler.setLevel(logging.DEBUG)
-    handler.setFormatter(logging.Formatter(FORMAT))
-    handler.addFilter(RedactSecrets())
+    handler.setFormatter(RedactingFormatter(FORMAT))
     root = logging.getLogger()
     root.addHandler(handler)
     root.setLevel(logging.DEBUG)

@@ -57,6 +57,8 @@ SYNOPSES: dict[str, list[str]] = {
         "report week", "report week --markdown", "report week --json --week 2026-W48"],
     'report retro --worked "..." --didnt "..." --change "..."': [
         'report retro --worked "evals" --didnt "sleep" --change "earlier"'],
+    "alerts [--json] [--all | --limit N] [--unacknowledged]": [
+        "alerts", "alerts --json", "alerts --all", "alerts --json --limit 5 --unacknowledged"],
 }
 
 # Exit statuses the README documents, beyond 0 (command prefix -> allowed statuses).

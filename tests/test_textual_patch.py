@@ -30,7 +30,8 @@ def cells(term: PtyTerm) -> list[str]:
     for y in range(term.rows):
         line = term.screen.buffer[y]
         out.append("".join(
-            f"{c.data or '<2>'}{c.fg}/{c.bg}{'b' if c.bold else ''}{'r' if c.reverse else ''}|"
+            f"{c.data or '<2>'}{c.fg}/{c.bg}{'b' if c.bold else ''}{'i' if c.italics else ''}"
+            f"{'r' if c.reverse else ''}|"
             for c in (line[x] for x in range(term.cols))))
     return out
 
@@ -45,15 +46,18 @@ def frames(mode: str) -> tuple[list[list[str]], list[int]]:
     with PtyTerm([sys.executable, str(HERE / "textual_frames.py"), mode],
                  env=dict(os.environ), cols=COLS, rows=ROWS) as term:
         term.wait_for(f"0/{total}", what="the first paint")
-        term.wait_for(lambda s: "plain-4" in s, what="the table")
+        term.wait_for(lambda s: "plain-4" in s and "全部 ok" in s
+                      and term.screen.buffer[ROWS - 1][COLS - 1].bg != "default",
+                      what="the whole first paint")
         screens.append(cells(term))
         for k in range(1, total + 1):
             before = len(term.raw)
             term.press("n")
             updates, (_, char) = textual_frames.FRAMES[k - 1]
             expected = [value for _, _, value in updates]
-            term.wait_for(lambda s, k=k, expected=expected, char=char:
-                          f" {k}/{total}" in s and char in s
+            power = f"{111 * k:>5} W 全部"  # the last line drawn
+            term.wait_for(lambda s, k=k, expected=expected, char=char, power=power:
+                          f" {k}/{total}" in s and char in s and power in s
                           and all(v in s for v in expected),
                           what=f"frame {k}")
             screens.append(cells(term))
@@ -71,10 +75,12 @@ def test_the_same_frames_with_and_without_the_patch() -> None:
     assert len(plain) == len(patched) == len(textual_frames.FRAMES) + 1
     for k, (want, got) in enumerate(zip(plain, patched, strict=True)):
         assert got == want, f"frame {k} differs:\n" + "\n".join(
-            f"{'!' if a != b else ' '} {a}\n  {b}" for a, b in zip(want, got, strict=True))
+            f"row {y}:\n  {a}\n  {b}" for y, (a, b) in enumerate(zip(want, got, strict=True))
+            if a != b)
     # What the frames show, so that the comparison is not between two blank screens:
     last = texts[-1]
     assert "漢字漢字漢字" in last and "🔥 700 W" in last and "gpu-東京-1" in last
+    assert "電源 gpu0   666 W 全部 ok" in last
     assert "[日二三四" not in last  # the wide line: character 5 (not 0) became 日
     assert "木二三火五日七水九十百千金亿兆京垓秭穰土" in last.replace(" ", "")
     # ...in fewer bytes: the cells left of each change are not sent again.

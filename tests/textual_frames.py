@@ -12,6 +12,7 @@ from __future__ import annotations
 import sys
 
 from rich.segment import Segment
+from rich.style import Style
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.geometry import Region
@@ -37,22 +38,31 @@ WIDE = "一二三四五六七八九十百千万亿兆京垓秭穰沟"  # 20 char
 class WideLine(Widget):
     """One line of double-width characters, refreshed a few cells at a time."""
 
-    DEFAULT_CSS = "WideLine { height: 1; width: 60; }"
+    DEFAULT_CSS = "WideLine { height: 2; width: 60; }"
 
     def __init__(self) -> None:
         super().__init__()
         self.text = list(WIDE)
+        self.power = 0
 
     def render_line(self, y: int) -> Strip:
-        line = "[" + "".join(self.text) + "]" if y == 0 else ""
-        return Strip([Segment(line)]).extend_cell_length(self.size.width).crop(
-            0, self.size.width)
+        if y == 0:
+            segments = [Segment("[" + "".join(self.text) + "]")]
+        elif y == 1:  # styled segments, the middle one changing
+            segments = [Segment("電源 gpu0 ", Style(bold=True)),
+                        Segment(f"{self.power:>5} W", Style(color="red", bgcolor="blue")),
+                        Segment(" 全部 ok", Style(color="green", italic=True))]
+        else:
+            segments = []
+        return Strip(segments).extend_cell_length(self.size.width).crop(0, self.size.width)
 
     def replace(self, index: int, char: str) -> None:
         self.text[index] = char
         x = 1 + 2 * index  # the character's first cell ("[" is one cell)
         # from the middle of the character before (or "[") to the end of the new one
         self.refresh(Region(max(0, x - 1), 0, 3, 1))
+        self.power += 111
+        self.refresh(Region(12, 1, 3, 1))  # the last digits of the power
 
 
 class Frames(App[None]):

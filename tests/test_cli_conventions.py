@@ -69,6 +69,9 @@ def test_completion_scripts_parse_and_name_every_command(
         for name in names:
             assert re.search(rf"\b{re.escape(name)}\b", out), (shell, name)
     assert "--json" in scripts["bash"] and "--log" in scripts["bash"]
+    # --log FILE and --config PATH complete file names
+    assert "_shtab_nomadlab___log_COMPGEN=_shtab_compgen_files" in scripts["bash"]
+    assert "_shtab_nomadlab_alerts___config_COMPGEN=_shtab_compgen_files" in scripts["bash"]
     assert scripts["zsh"].startswith("#compdef nomadlab")
     fish = scripts["fish"].splitlines()
     assert "complete -c nomadlab -n '__fish_seen_subcommand_from hosts && not " \

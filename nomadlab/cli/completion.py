@@ -37,8 +37,24 @@ def script(parser: argparse.ArgumentParser, shell: str) -> str:
         return fish_script(parser)
     import shtab
 
+    for action in _all_actions(parser):
+        if _takes_a_file(action):
+            action.complete = shtab.FILE  # type: ignore[attr-defined]
     text: str = shtab.complete(parser, shell=shell)
     return text if text.endswith("\n") else text + "\n"
+
+
+def _all_actions(parser: argparse.ArgumentParser) -> list[argparse.Action]:
+    found = list(parser._actions)
+    for child in _subparsers(parser).values():
+        found.extend(_all_actions(child))
+    return found
+
+
+def _takes_a_file(action: argparse.Action) -> bool:
+    """--config PATH, --log FILE, -o FILE...: completed with file names."""
+    return bool(action.option_strings) and action.nargs != 0 and (
+        action.metavar in ("PATH", "FILE") or action.dest in ("config", "log", "output"))
 
 
 # --------------------------------------------------------------------------- fish
@@ -98,7 +114,7 @@ def fish_script(parser: argparse.ArgumentParser) -> str:
                 extra = " -r"
                 if action.choices:
                     extra += " -a " + _quote(" ".join(str(c) for c in action.choices))
-                elif action.metavar in ("PATH", "FILE") or action.dest in ("config", "log"):
+                elif _takes_a_file(action):
                     extra = " -r -F"
             desc = f" -d {_quote(str(action.help))}" if action.help else ""
             lines.append(f"complete -c {prog} -n {condition} {' '.join(flags)}{extra}{desc}")

@@ -1,29 +1,173 @@
-"""core/ never imports Textual: every core module (and the CLI modules that only use
-core) imports in a process where any import of textual fails."""
+"""The layers, enforced by reading every module's imports (no module is run):
+
+- core/ imports neither remote/, nor notify, nor the UI, nor the CLI, nor Textual;
+- remote/ never imports ui/, the CLI, nor Textual;
+- ui/ holds no SQL (no SQL text, no sqlite3 connections, no cursor calls).
+
+Imports are read with ``ast`` from every ``.py`` file under ``nomadlab/``: plain and
+``from`` imports (relative ones resolved), imports inside functions and under
+``TYPE_CHECKING`` (a type-only import still couples the layers), and the dynamic ones
+written as strings (``"nomadlab.x.y:Name"`` handed to ``importlib.import_module``).
+Each violation is listed as ``module:line imports name (rule)``.
+"""
 
 from __future__ import annotations
 
-import pkgutil
-import subprocess
-import sys
+import ast
+import re
+from dataclasses import dataclass
+from pathlib import Path
 
-import nomadlab.core
+import nomadlab
 
-CORE = sorted(f"nomadlab.core.{m.name}" for m in pkgutil.iter_modules(nomadlab.core.__path__))
-CLI_WITHOUT_UI = ["nomadlab.cli.board"]
+PACKAGE = Path(nomadlab.__file__).parent
 
 
-def test_core_never_imports_textual() -> None:
-    code = ("import sys\n"
-            "class Block:\n"
-            "    def find_spec(self, name, path=None, target=None):\n"
-            "        if name == 'textual' or name.startswith('textual.'):\n"
-            "            raise ImportError('textual is blocked')\n"
-            "sys.meta_path.insert(0, Block())\n"
-            f"import {', '.join(CORE + CLI_WITHOUT_UI)}\n"
-            "print('ok')\n")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            timeout=60, check=False)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "ok"
-    assert {"nomadlab.core.board", "nomadlab.core.focus", "nomadlab.core.papers"} <= set(CORE)
+@dataclass(frozen=True)
+class Contract:
+    """Modules under ``source`` never import a name under one of ``forbidden``."""
+
+    source: str
+    forbidden: tuple[str, ...]
+    why: str
+
+
+CONTRACTS = (
+    Contract("nomadlab.core",
+             ("nomadlab.remote", "nomadlab.notify", "nomadlab.ui", "nomadlab.cli", "textual"),
+             "core imports neither remote, nor notify, nor the UI/CLI, nor Textual"),
+    Contract("nomadlab.remote", ("nomadlab.ui", "nomadlab.cli", "textual"),
+             "remote never imports the UI (nor the CLI)"),
+)
+
+# SQL in the UI: statement text, a connection, or a cursor call.
+SQL_TEXT = re.compile(r"^\s*(SELECT|INSERT|UPDATE|DELETE|CREATE|DROP|ALTER|PRAGMA|REPLACE"
+                      r"|WITH\s+\w+\s+AS)\b")
+SQL_CALLS = {"execute", "executemany", "executescript", "cursor"}
+DYNAMIC = re.compile(r"^(nomadlab(?:\.\w+)+|textual(?:\.\w+)*)(?::\w+)?$")
+
+
+def module_name(path: Path, package: Path = PACKAGE) -> str:
+    parts = list(path.relative_to(package.parent).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def under(name: str, prefix: str) -> bool:
+    return name == prefix or name.startswith(prefix + ".")
+
+
+def imported_names(module: str, path: Path, tree: ast.Module) -> list[tuple[int, str]]:
+    """(line, dotted name) for every import in the module, dynamic ones included."""
+    package = module.split(".") if path.name == "__init__.py" else module.split(".")[:-1]
+    found: list[tuple[int, str]] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package[:len(package) - (node.level - 1)]
+                target = ".".join(base + ([node.module] if node.module else []))
+            else:
+                target = node.module or ""
+            found.append((node.lineno, target))
+            found += [(node.lineno, f"{target}.{alias.name}") for alias in node.names
+                      if alias.name != "*"]
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            match = DYNAMIC.match(node.value)
+            if match:
+                found.append((node.lineno, match.group(1)))
+    return found
+
+
+def sql_in(tree: ast.Module) -> list[tuple[int, str]]:
+    found: list[tuple[int, str]] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            if SQL_TEXT.match(node.value):
+                found.append((node.lineno, f"SQL text {node.value.strip()[:40]!r}"))
+        elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+              and (node.func.attr in SQL_CALLS
+                   or (node.func.attr == "connect" and _is_sqlite3(node.func.value)))):
+            found.append((node.lineno, f"a database call .{node.func.attr}()"))
+    return found
+
+
+def _is_sqlite3(node: ast.expr) -> bool:
+    return isinstance(node, ast.Name) and node.id == "sqlite3"
+
+
+def violations(package: Path = PACKAGE) -> list[str]:
+    out: list[str] = []
+    for path in sorted(package.rglob("*.py")):
+        module = module_name(path, package)
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        for contract in CONTRACTS:
+            if not under(module, contract.source):
+                continue
+            for line, name in imported_names(module, path, tree):
+                if any(under(name, bad) for bad in contract.forbidden):
+                    out.append(f"{module}:{line} imports {name} ({contract.why})")
+        if under(module, "nomadlab.ui"):
+            out += [f"{module}:{line} holds {what} (ui holds no SQL)"
+                    for line, what in sql_in(tree)]
+    return sorted(set(out))
+
+
+def test_every_module_keeps_to_its_layer() -> None:
+    found = violations()
+    for line in found:
+        print(line)
+    assert not found, "wrong-way imports:\n" + "\n".join(found)
+    names = {module_name(p) for p in PACKAGE.rglob("*.py")}
+    # the check reads the real tree: these layers exist and were read
+    assert {"nomadlab.core.focus", "nomadlab.core.papers", "nomadlab.remote.fleet",
+            "nomadlab.ui.app"} <= names
+
+
+def test_the_check_catches_a_wrong_import(tmp_path: Path) -> None:
+    """A tree with one wrong import of each kind is reported, line by line."""
+    root = tmp_path / "nomadlab"
+    for part in ("core", "remote", "ui"):
+        (root / part).mkdir(parents=True)
+        (root / part / "__init__.py").write_text("")
+    (root / "__init__.py").write_text("")
+    (root / "core" / "bad.py").write_text(
+        "from typing import TYPE_CHECKING\n"
+        "from nomadlab.core import clock\n"
+        "from ..remote.papers_api import PaperApi\n"
+        "if TYPE_CHECKING:\n"
+        "    from nomadlab.notify import AlertHub\n"
+        "def later():\n"
+        "    import textual.app\n"
+        "SERVICES = {'jobs': 'nomadlab.remote.jobs_service:make_service'}\n")
+    (root / "remote" / "bad.py").write_text("from nomadlab.ui import render\n")
+    (root / "ui" / "bad.py").write_text(
+        "def titles(store):\n"
+        "    return store.query('SELECT title FROM papers')\n"
+        "def raw(db):\n"
+        "    db.execute('x')\n")
+    found = violations(root)
+    for line in found:
+        print(line)
+    assert found == sorted([
+        "nomadlab.core.bad:3 imports nomadlab.remote.papers_api "
+        "(core imports neither remote, nor notify, nor the UI/CLI, nor Textual)",
+        "nomadlab.core.bad:3 imports nomadlab.remote.papers_api.PaperApi "
+        "(core imports neither remote, nor notify, nor the UI/CLI, nor Textual)",
+        "nomadlab.core.bad:5 imports nomadlab.notify "
+        "(core imports neither remote, nor notify, nor the UI/CLI, nor Textual)",
+        "nomadlab.core.bad:5 imports nomadlab.notify.AlertHub "
+        "(core imports neither remote, nor notify, nor the UI/CLI, nor Textual)",
+        "nomadlab.core.bad:7 imports textual.app "
+        "(core imports neither remote, nor notify, nor the UI/CLI, nor Textual)",
+        "nomadlab.core.bad:8 imports nomadlab.remote.jobs_service "
+        "(core imports neither remote, nor notify, nor the UI/CLI, nor Textual)",
+        "nomadlab.remote.bad:1 imports nomadlab.ui "
+        "(remote never imports the UI (nor the CLI))",
+        "nomadlab.remote.bad:1 imports nomadlab.ui.render "
+        "(remote never imports the UI (nor the CLI))",
+        "nomadlab.ui.bad:2 holds SQL text 'SELECT title FROM papers' (ui holds no SQL)",
+        "nomadlab.ui.bad:4 holds a database call .execute() (ui holds no SQL)",
+    ])

@@ -27,7 +27,6 @@ from nomadlab.core.papers import (
     LookupFailed,
     PaperError,
     PaperService,
-    make_service,
     open_method,
     review_day_start,
     week_of,
@@ -35,7 +34,7 @@ from nomadlab.core.papers import (
 from nomadlab.core.papers_formats import PaperMeta
 from nomadlab.core.papers_ids import IdError
 from nomadlab.core.store import Store
-from nomadlab.remote.papers_api import RateLimiter
+from nomadlab.remote.papers_api import RateLimiter, make_service
 
 __all__ = ["no_proxies", "paper_server"]  # fixtures, used by name
 

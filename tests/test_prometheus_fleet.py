@@ -85,11 +85,16 @@ def test_status_json_mixes_ssh_and_prometheus_hosts(
     assert "note" not in gpu1
     assert (node02["source"], node02["state"], node02["error"]) == ("lab", "live", None)
     assert node02["note"] == "processes not reported by this source"
-    assert node02["gpus"] == [
+    basics = ("index", "name", "uuid", "utilization", "memory_used_mib", "memory_total_mib",
+              "temperature_c", "power_w", "power_limit_w", "processes")
+    assert [{k: g[k] for k in basics} for g in node02["gpus"]] == [
         {"index": i, "name": "NVIDIA H100 80GB HBM3", "uuid": f"GPU-node02-{i:04d}",
          "utilization": 55.0, "memory_used_mib": 1000.0, "memory_total_mib": 81559.0,
          "temperature_c": 40.0, "power_w": 70.0, "power_limit_w": None, "processes": []}
         for i in range(2)]
+    # DCGM's clocks and XID feed the same health fields as NVML over SSH
+    assert [g["health"] for g in node02["gpus"]] == [{"state": "ok", "reasons": []}] * 2
+    assert node02["gpus"][0]["clocks"]["sm_mhz"] == 1980
     table = nomadlab("status")
     assert table.returncode == 0
     node_rows = [line.split() for line in table.stdout.splitlines() if "n/a" in line]

@@ -77,3 +77,28 @@ def test_sources_config_problems() -> None:
     assert "sources[0] (\"a\").refresh: must be at least 1s" in text
     assert "host_label: not a Prometheus label name: 'a-b'" in text
     assert "hosts_cost.n: must be at least 0" in text
+
+
+def test_dcgm_xid_and_clocks_feed_the_health_verdict() -> None:
+    """A DCGM host gets the same health column as an SSH host: each new XID value is
+    an event, clocks and throttle reasons are what DCGM exported."""
+    from nomadlab.core.health import assess, gpu_json
+
+    def metric(name: str, value: float) -> S:
+        return S({**util("a", 0, 0.0).labels, "__name__": name}, value)
+
+    fleet = PromFleet("lab")
+    quiet = fleet.update(100.0, [util("a", 0, 90.0), metric("DCGM_FI_DEV_XID_ERRORS", 0.0),
+                                 metric("DCGM_FI_DEV_SM_CLOCK", 1980.0)])
+    gpu = quiet.samples["a"].gpus[0]
+    verdict = assess(gpu)
+    assert verdict is not None and verdict.state == "ok"
+    assert gpu_json(gpu)["clocks"]["sm_mhz"] == 1980
+    fell = fleet.update(105.0, [util("a", 0, 90.0), metric("DCGM_FI_DEV_XID_ERRORS", 79.0)])
+    gpu = fell.samples["a"].gpus[0]
+    verdict = assess(gpu)
+    assert verdict is not None and verdict.state == "fail"
+    assert verdict.reasons[0].startswith("XID 79")
+    assert [x["code"] for x in gpu_json(gpu)["xid"]] == [79]
+    again = fleet.update(110.0, [util("a", 0, 90.0), metric("DCGM_FI_DEV_XID_ERRORS", 79.0)])
+    assert [x.code for x in again.samples["a"].gpus[0].health.xid] == [79]  # not twice

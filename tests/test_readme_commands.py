@@ -15,7 +15,10 @@ import os
 import re
 import shlex
 import signal
+import socket
 import subprocess
+import time
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,6 +60,17 @@ SYNOPSES: dict[str, list[str]] = {
         "report week", "report week --markdown", "report week --json --week 2026-W48"],
     'report retro --worked "..." --didnt "..." --change "..."': [
         'report retro --worked "evals" --didnt "sleep" --change "earlier"'],
+    # pid 4100 does not run on the test host: refused, exit 2 with the reason
+    "signal lambda-h100 4100 [--signal TERM|INT|KILL]": [
+        "signal lambda-h100 4100", "signal lambda-h100 4100 --signal INT"],
+    "attach lambda-h100 [SESSION]": ["attach lambda-h100 readme"],
+    # cluster "della" points at the test host, where no Slurm controller answers
+    "jobs [--cluster C] [--all-users] [--json]": [
+        "jobs", "jobs --cluster della --all-users --json"],
+    "jobs cancel|hold|release CLUSTER:ID": [
+        "jobs cancel nosuch:1", "jobs hold della:1", "jobs release della:1"],
+    "exporter [--listen 127.0.0.1:9835]": ["exporter --listen 127.0.0.1:$EXPORTER_PORT"],
+    "exporter": [],  # prose; run above, on a free port
     "alerts [--json] [--all | --limit N] [--unacknowledged]": [
         "alerts", "alerts --json", "alerts --all", "alerts --json --limit 5 --unacknowledged"],
 }
@@ -69,6 +83,11 @@ DOCUMENTED = {
     # No OS keyring here (as on a headless box): one line pointing at
     # NOMADLAB_SECRET_<NAME>, the README's other place for secrets.
     "secret set": {0, 2},
+    "signal": {0, 2},  # "exit 2 with the reason if refused"
+    "jobs": {0, 1},  # "exits 0 when every cluster answered, 1 otherwise"
+    "jobs cancel": {2},  # "exits 2 with one line for an unknown cluster or job"
+    "jobs hold": {1, 2},  # the controller is down here: 1, like `jobs`
+    "jobs release": {1, 2},
 }
 # Commands that draw: run in a pseudo-terminal until this shows, then quit with q.
 DRAWING = {"": "Workspace", "demo": "Workspace", "tail": "following"}
@@ -156,7 +175,8 @@ def readme_world(isolated_home: Path, tmp_path: Path, gpu_server: SshServer) -> 
         'crossref_api = "http://127.0.0.1:9/works"\ntimeout = 2\narxiv_interval = 0.1\n'
         f'[[hosts]]\nname = "{HOST}"\nhostname = "127.0.0.1"\nport = {gpu_server.port}\n'
         f'user = "{gpu_server.user}"\nidentity_file = "{gpu_server.client_key}"\n'
-        f'known_hosts = "{known}"\nhourly_cost = 2.49\n')
+        f'known_hosts = "{known}"\nhourly_cost = 2.49\n'
+        f'[[clusters]]\nname = "della"\nhost = "{HOST}"\ntimeout = "10s"\n')
     work = tmp_path / "work"
     work.mkdir()
     (work / "refs.bib").write_text(
@@ -166,6 +186,9 @@ def readme_world(isolated_home: Path, tmp_path: Path, gpu_server: SshServer) -> 
     env["PATH"] = f"{Path(nomadlab_argv()[0]).parent}:{env.get('PATH', '')}"
     env["NOMADLAB_WORK"] = str(work)
     env["NOMADLAB_SCRATCH_CONFIG"] = str(tmp_path / "scratch.toml")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        env["EXPORTER_PORT"] = str(probe.getsockname()[1])
     return env
 
 
@@ -205,6 +228,53 @@ def run_watch(env: dict[str, str]) -> tuple[int, str]:
     return process.returncode, first + out + err
 
 
+def run_server(args: str, env: dict[str, str]) -> tuple[int, str]:
+    """`nomadlab exporter`: until it answers a scrape, then SIGINT: "clean exit"."""
+    process = subprocess.Popen(["bash", "-c", f"exec nomadlab {args}"], env=env,
+                               cwd=env["NOMADLAB_WORK"], stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{env['EXPORTER_PORT']}/metrics"
+    scraped = ""
+    try:
+        for _ in range(300):  # bounded: 60 s
+            if process.poll() is not None:
+                break
+            try:
+                with urllib.request.urlopen(url, timeout=2) as answer:
+                    scraped = answer.read().decode()
+                break
+            except OSError:
+                time.sleep(0.2)
+        assert "nomadlab_" in scraped, f"the exporter never answered at {url}"
+        process.send_signal(signal.SIGINT)
+        out, _ = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)
+    return process.returncode, out
+
+
+def run_attach(args: str, env: dict[str, str]) -> tuple[int, str]:
+    """`nomadlab attach`: into a tmux session on the host, detach (C-b d), back.
+
+    The test host is this machine under the same user, so the session the run lives
+    in is made here first, as the user would have made it over SSH."""
+    clean = {k: v for k, v in env.items() if k != "TMUX"}
+    subprocess.run(["tmux", "new-session", "-d", "-s", "readme"], check=True, env=clean,
+                   capture_output=True, timeout=30)
+    with PtyTerm(["bash", "-c", f"exec nomadlab {args}"], env=env, cols=120, rows=30,
+                 cwd=env["NOMADLAB_WORK"]) as term:
+        term.wait_for(lambda s: "[readme]" in s or term.poll() is not None, timeout=60,
+                      what="tmux's status line naming the session")
+        if term.poll() is None:
+            term.send(b"\x02d")
+        status = term.wait_exit(60)
+    subprocess.run(["tmux", "kill-session", "-t", "readme"], check=False,
+                   capture_output=True, env=env, timeout=30)
+    return status, term.output()
+
+
 def run_trust(args: str, env: dict[str, str]) -> tuple[int, str]:
     with PtyTerm(["bash", "-c", f"exec nomadlab {args}"], env=env,
                  cwd=env["NOMADLAB_WORK"]) as term:
@@ -237,6 +307,10 @@ def test_every_readme_command_runs_on_a_busy_machine(readme_world: dict[str, str
                 status, output = run_watch(run_env)
             elif args.startswith("hosts trust "):
                 status, output = run_trust(args, run_env)
+            elif args.startswith("exporter"):
+                status, output = run_server(args, run_env)
+            elif args.startswith("attach "):
+                status, output = run_attach(args, run_env)
             else:
                 done = run_plain(args, run_env, variables)
                 status, output = done.returncode, done.stdout + done.stderr

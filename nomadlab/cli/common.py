@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import sys
 from collections.abc import Callable, Coroutine
@@ -23,6 +22,8 @@ def config_from(args: argparse.Namespace) -> Config:
 
 
 def run_async(coro: Coroutine[Any, Any, T]) -> T:
+    import asyncio  # here, not at the top: a command without async pays nothing
+
     return asyncio.run(coro)
 
 

@@ -32,11 +32,11 @@ from nomadlab.core.papers import (
     Paper,
     PaperError,
     PaperService,
-    make_service,
 )
 from nomadlab.core.papers_ids import IdError, Source, classify
 from nomadlab.core.store import Store
 from nomadlab.core.text import visible
+from nomadlab.remote.papers_api import make_service
 from nomadlab.ui import render
 
 CATCH_UP_BUDGET = 4.0  # seconds a command spends on papers left pending earlier

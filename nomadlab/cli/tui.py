@@ -63,7 +63,7 @@ def build_app(config: Config, *, clock: Clock = SYSTEM_CLOCK, start_fleet: bool 
 # called with the app's). Absent modules are skipped.
 FEATURE_SERVICES = {
     "board": "nomadlab.core.board:make_service",
-    "papers": "nomadlab.core.papers:make_service",
+    "papers": "nomadlab.remote.papers_api:make_service",
     "focus": "nomadlab.core.focus:make_service",
     "jobs": "nomadlab.remote.jobs_service:make_service",
 }

@@ -54,15 +54,18 @@ import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nomadlab.core.clock import SYSTEM_CLOCK, Clock
 from nomadlab.core.config import AlertRule, Config
-from nomadlab.core.health_alerts import HealthWatch
-from nomadlab.core.logs import LogLine
-from nomadlab.core.model import HostSample, HostState, HostStatus
-from nomadlab.core.patterns import Pattern, PatternTimeout, compile_user, search
 from nomadlab.core.store import Store
+
+if TYPE_CHECKING:
+    # The engine's parts (the regex module, the GPU model, health) are imported where
+    # the engine uses them: `nomadlab focus status --short` needs Alert, not them.
+    from nomadlab.core.logs import LogLine
+    from nomadlab.core.model import HostSample, HostState, HostStatus
+    from nomadlab.core.patterns import Pattern, PatternTimeout
 
 SEVERITY_RANK = {"info": 0, "warning": 1, "error": 2}
 DELIVERY_FAILED = "delivery failed"  # the rule name of alerts about alerts not delivered
@@ -265,6 +268,9 @@ class AlertEngine:
         # hosts of a [[sources]] entry not in ``costs``: that source's default
         self.source_costs: dict[str, float | None] = dict(source_costs or {})
         self._xids: dict[tuple[str, str], int] = {}  # (host, GPU key) -> last XID said
+        from nomadlab.core.health_alerts import HealthWatch
+        from nomadlab.core.patterns import compile_user
+
         # User patterns run with a time limit (core/patterns.py): one that hits it is
         # turned off, with an alert that names it, rather than freezing the loop.
         self._log_rules = [
@@ -356,6 +362,8 @@ class AlertEngine:
         texts = [line.text for line in lines]
         joined = "\n".join(texts)
         out = []
+        from nomadlab.core.patterns import PatternTimeout
+
         for lr in active:
             try:
                 self._search_rule(lr, log, host, lines, texts=texts, joined=joined,
@@ -367,6 +375,8 @@ class AlertEngine:
 
     def _search_rule(self, lr: _LogRule, log: str, host: str, lines: Sequence[LogLine], *,
                      texts: list[str], joined: str, now: float, out: list[Alert]) -> None:
+        from nomadlab.core.patterns import search
+
         starts: list[int] | None = None
         pos = 0
         while pos <= len(joined):
@@ -439,6 +449,8 @@ class AlertEngine:
         track = self._track(status.name)
         track.state = status.state
         track.error = status.error
+        from nomadlab.core.model import HostState
+
         if status.state is HostState.LIVE:
             track.down_since = None
         else:
@@ -653,6 +665,8 @@ class AlertEngine:
                 known_proc.last_seen = now
         if not ended or not self._exit_rules:
             return []
+        from nomadlab.core.patterns import PatternTimeout, search
+
         out: list[Alert] = []
         for er in list(self._exit_rules):
             if not _globs_match(er.rule.hosts, host):

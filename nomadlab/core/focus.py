@@ -23,26 +23,47 @@ durations, being differences of epoch seconds, are never off by an hour.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import itertools
 import logging
 import math
 import re
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, tzinfo
 from datetime import time as dtime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from nomadlab.core.alerts import Alert, clean_text, human_duration
 from nomadlab.core.clock import SYSTEM_CLOCK, Clock
 from nomadlab.core.config import FOCUS_KINDS, Config, FocusPreset, parse_duration
 from nomadlab.core.store import Store
 
-if TYPE_CHECKING:
-    from nomadlab.notify import AlertHub
+if TYPE_CHECKING:  # asyncio is imported where used: `focus status --short` is sync
+    import asyncio
+
+
+class HeldAlerts(Protocol):
+    """The part of the notifier focus needs (nomadlab.notify.Notifier): the hold
+    policy it sets, the alerts it holds, and their release."""
+
+    hold: Callable[[], bool] | None
+
+    @property
+    def held(self) -> list[Alert]: ...
+
+    async def release(self) -> None: ...
+
+
+class AlertOutlet(Protocol):
+    """Where focus sends its notices (nomadlab.notify.AlertHub, passed in by the
+    cli/tui wiring: core never imports notify)."""
+
+    @property
+    def notifier(self) -> HeldAlerts: ...
+
+    def emit(self, alerts: Iterable[Alert]) -> None: ...
 
 log = logging.getLogger(__name__)
 
@@ -353,7 +374,7 @@ class FocusService:
     """
 
     def __init__(self, config: Config, store: Store, clock: Clock = SYSTEM_CLOCK, *,
-                 tz: tzinfo | None = None, alerts: AlertHub | None = None,
+                 tz: tzinfo | None = None, alerts: AlertOutlet | None = None,
                  board: Any = None, papers: Any = None,
                  tick_every: float = 1.0) -> None:
         self.config = config
@@ -757,6 +778,8 @@ class FocusService:
             return
         if self._releasing is not None and not self._releasing.done():
             return
+        import asyncio
+
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
@@ -818,16 +841,22 @@ class FocusService:
 
     async def start(self) -> None:
         """Tick every ``tick_every`` seconds while the app runs."""
+        import asyncio
+
         if self._ticker is None:
             self.poll()
             self._ticker = asyncio.get_running_loop().create_task(self._tick_forever())
 
     async def _tick_forever(self) -> None:
+        import asyncio
+
         while True:
             await asyncio.sleep(self.tick_every)
             self.poll()
 
     async def stop(self) -> None:
+        import asyncio
+
         for task in (self._ticker, self._releasing):
             if task is not None and not task.done():
                 task.cancel()
@@ -1043,7 +1072,7 @@ def _complete_due(db: sqlite3.Connection, now: float) -> list[int]:
 
 
 def make_service(*, config: Config, store: Store, clock: Clock, fleet: Any = None,
-                 logs: Any = None, alerts: AlertHub | None = None,
+                 logs: Any = None, alerts: AlertOutlet | None = None,
                  tz: tzinfo | None = None) -> FocusService:
     """The app's focus service; it becomes the alerts' hold policy."""
     service = FocusService(config, store, clock, tz=tz, alerts=alerts)
@@ -1056,11 +1085,13 @@ __all__ = [
     "ENDED_STATES",
     "FOCUS_RULE",
     "OPEN_STATES",
+    "AlertOutlet",
     "AlreadyRunning",
     "Block",
     "Days",
     "FocusError",
     "FocusService",
+    "HeldAlerts",
     "Interruption",
     "NoSession",
     "Pause",

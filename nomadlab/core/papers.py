@@ -1118,13 +1118,3 @@ async def _in_thread(function: Callable[..., T], *args: Any) -> T:
 
     threading.Thread(target=run, name="papers-lookup", daemon=True).start()
     return await future
-
-
-def make_service(*, config: Config, store: Store, clock: Clock, fleet: Any = None,
-                 logs: Any = None, alerts: Any = None) -> PaperService:
-    """The papers feature for the app and the CLI (cli/tui.FEATURE_SERVICES)."""
-    # The composition root: the network side is built here, the service only knows
-    # the MetadataSource protocol.
-    from nomadlab.remote.papers_api import PaperApi
-
-    return PaperService(config, store, clock=clock, source=PaperApi.from_config(config, clock))

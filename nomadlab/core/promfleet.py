@@ -16,7 +16,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from nomadlab.core.model import GpuSample, HostSample, HostState, HostStatus
+from nomadlab.core.model import (
+    GpuHealth,
+    GpuSample,
+    HostSample,
+    HostState,
+    HostStatus,
+    XidEvent,
+)
 
 DEFAULT_HOST_LABELS = ("Hostname", "instance")
 
@@ -142,6 +149,8 @@ class PromFleet:
         self.instance_host: dict[str, str] = {}  # target -> the host it feeds
         self.statuses: dict[str, HostStatus] = {}
         self.last_sample: dict[str, float] = {}
+        # (host, GPU uuid or index) -> (last XID value, the XIDs seen change to)
+        self._xids: dict[tuple[str, str], tuple[int, list[XidEvent]]] = {}
 
     def host_of(self, labels: Mapping[str, str]) -> str | None:
         names = DEFAULT_HOST_LABELS if self.host_label is None else (self.host_label, "instance")
@@ -234,7 +243,7 @@ class PromFleet:
                                  else (total - available) / 1048576.0),
                 memory_total_mib=None if total is None else total / 1048576.0,
                 load1=hs.get("load1"),
-                gpus=[self._gpu_sample(by_index[i]) for i in sorted(by_index)],
+                gpus=[self._gpu_sample(host, by_index[i], now) for i in sorted(by_index)],
                 source=self.source, processes_known=False,
             )
             refresh.samples[host] = sample
@@ -263,9 +272,12 @@ class PromFleet:
             refresh.statuses[host] = status
         return refresh
 
-    def _gpu_sample(self, gpu: _Gpu) -> GpuSample:
+    def _gpu_sample(self, host: str, gpu: _Gpu, now: float) -> GpuSample:
         v = gpu.values
         used, free = v.get("memory_used_mib"), v.get("memory_free_mib")
+        xid = _as_int(v.get("xid"))
+        sm, mem = v.get("sm_clock_mhz"), v.get("memory_clock_mhz")
+        throttle = _as_int(v.get("throttle_reasons"))
         return GpuSample(
             index=gpu.index, name=gpu.name, uuid=gpu.uuid,
             utilization=v.get("utilization"),
@@ -274,12 +286,31 @@ class PromFleet:
             temperature_c=v.get("temperature_c"),
             power_w=v.get("power_w"),
             power_limit_w=v.get("power_limit_w"),
-            xid=_as_int(v.get("xid")),
+            xid=xid,
             memory_copy_util=v.get("memory_copy_util"),
-            sm_clock_mhz=v.get("sm_clock_mhz"),
-            memory_clock_mhz=v.get("memory_clock_mhz"),
-            throttle_reasons=_as_int(v.get("throttle_reasons")),
+            sm_clock_mhz=sm,
+            memory_clock_mhz=mem,
+            throttle_reasons=throttle,
+            health=GpuHealth(
+                throttle_mask=throttle,
+                sm_mhz=None if sm is None else int(sm),
+                mem_mhz=None if mem is None else int(mem),
+                xid=self._xid_events(host, gpu, xid, now),
+            ),
         )
+
+    def _xid_events(self, host: str, gpu: _Gpu, xid: int | None, now: float
+                    ) -> list[XidEvent] | None:
+        """DCGM exports the last XID a GPU logged (0: none): each change to a new non-zero
+        value is an event, timed when this source first saw it."""
+        if xid is None:
+            return None
+        key = (host, gpu.uuid or str(gpu.index))
+        last, events = self._xids.get(key, (0, []))
+        if xid and xid != last:
+            events = [*events[-15:], XidEvent(xid, now)]
+        self._xids[key] = (xid, events)
+        return list(events)
 
     def fail_all(self, now: float, error: str) -> dict[str, HostStatus]:
         """The source itself failed: every host it fed is stale, saying why."""

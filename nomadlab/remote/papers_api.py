@@ -24,7 +24,7 @@ from pathlib import Path
 from nomadlab import __version__
 from nomadlab.core.clock import Clock
 from nomadlab.core.config import Config, PapersSettings
-from nomadlab.core.papers import ARXIV_MIN_INTERVAL, LookupFailed
+from nomadlab.core.papers import ARXIV_MIN_INTERVAL, LookupFailed, PaperService
 from nomadlab.core.papers_formats import (
     FeedError,
     PaperMeta,
@@ -32,6 +32,7 @@ from nomadlab.core.papers_formats import (
     parse_arxiv_feed,
     parse_crossref_work,
 )
+from nomadlab.core.store import Store
 
 try:
     import fcntl
@@ -244,3 +245,12 @@ class PaperApi:
             return parse_crossref_work(body)
         except FeedError as exc:
             raise LookupFailed(str(exc)) from None
+
+
+def make_service(*, config: Config, store: Store, clock: Clock, fleet: object = None,
+                 logs: object = None, alerts: object = None) -> PaperService:
+    """The papers feature for the app and the CLI (cli/tui.FEATURE_SERVICES).
+
+    The composition root: the network side is built here (remote/ may import core/,
+    never the other way), the service in core/ only knows the MetadataSource protocol."""
+    return PaperService(config, store, clock=clock, source=PaperApi.from_config(config, clock))

@@ -24,6 +24,7 @@ from nomadlab.remote.prometheus import PrometheusClient, PrometheusError
 
 BACKFILL_SECONDS = 300.0  # the fleet table's sparkline span
 BACKFILL_STEP = 10.0
+PUBLISH_BATCH = 100  # hosts published between two turns of the event loop
 
 
 class SourceState(enum.StrEnum):
@@ -101,12 +102,17 @@ class PrometheusSource:
             self._set_source(SourceState.FAILED, str(exc))
             self.first_refresh.set()
             return None
-        result = self.model.update(now, gpus, node, cpu, up)
-        for host, status in result.statuses.items():
+        # Building the samples is pure and only this source touches its model: in a
+        # thread, so that keys and frames go on being handled while 80,000 series of
+        # a thousand hosts are turned into samples.
+        result = await asyncio.to_thread(self.model.update, now, gpus, node, cpu, up)
+        for count, (host, status) in enumerate(result.statuses.items(), 1):
             self.on_status(status)
             sample = result.samples.get(host)
             if sample is not None:
                 self.on_sample(sample)
+            if count % PUBLISH_BATCH == 0:
+                await asyncio.sleep(0)  # let a keypress in between
         self._set_source(SourceState.LIVE, None)
         self.first_refresh.set()
         if result.new_hosts and self.on_backfill is not None:

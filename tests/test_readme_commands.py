@@ -71,6 +71,8 @@ SYNOPSES: dict[str, list[str]] = {
         "jobs cancel nosuch:1", "jobs hold della:1", "jobs release della:1"],
     "exporter [--listen 127.0.0.1:9835]": ["exporter --listen 127.0.0.1:$EXPORTER_PORT"],
     "exporter": [],  # prose; run above, on a free port
+    "alerts [--json] [--all | --limit N] [--unacknowledged]": [
+        "alerts", "alerts --json", "alerts --all", "alerts --json --limit 5 --unacknowledged"],
 }
 
 # Exit statuses the README documents, beyond 0 (command prefix -> allowed statuses).

@@ -77,6 +77,10 @@ COMMANDS: tuple[Command, ...] = (
             "serve the watched GPUs to Prometheus (DCGM names)"),
     Command("signal", "nomadlab.cli.signal", "send a signal to a process on a host"),
     Command("attach", "nomadlab.cli.attach", "attach to a tmux session on a host"),
+    Command("alerts", "nomadlab.cli.alerts",
+            "the alert history, newest first (table or --json)"),
+    Command("completion", "nomadlab.cli.completion",
+            "print a shell completion script (bash, zsh, fish)"),
 )
 
 if TYPE_CHECKING:
@@ -95,6 +99,8 @@ def _top_parser() -> tuple[argparse.ArgumentParser, Subparsers]:
     parser.add_argument("--config", metavar="PATH",
                         help="config file (default: $NOMADLAB_CONFIG, then "
                              "$XDG_CONFIG_HOME/nomadlab/config.toml)")
+    parser.add_argument("--log", metavar="FILE",
+                        help="append a debug log (warnings included, no secrets) to FILE")
     parser.set_defaults(func=_run_tui)
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
     return parser, sub
@@ -175,6 +181,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(words)
     if getattr(args, "stub_of", None):  # argv named its command in a way not foreseen
         args = build_parser().parse_args(words)
+    if getattr(args, "log", None):  # --log FILE: a debug log while the command runs
+        from nomadlab.cli.logfile import logging_to
+
+        with logging_to(args.log) as problem:
+            if problem:
+                print(f"nomadlab: {problem}", file=sys.stderr)
+                return 2
+            return _run(args)
+    return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:

@@ -159,6 +159,7 @@ def register_today(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     p = sub.add_parser("today", help="today's plan and yesterday in a few lines",
                        description="Print today's planned blocks, today's focus so far and "
                                    "yesterday's summary. Actions add blocks or set the note.")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
     add_config_option(p)
     p.set_defaults(func=run_today)
     ts = p.add_subparsers(title="actions", metavar="ACTION")
@@ -303,8 +304,51 @@ def run_status(args: argparse.Namespace) -> int:
 def run_today(args: argparse.Namespace) -> int:
     service = _service(args, peers=True)
     now = service.clock.time()
+    if getattr(args, "json", False):
+        from nomadlab.cli.common import print_json
+
+        print_json(today_json(service, now))
+        return 0
     print(today_text(service, now), end="")
     return 0
+
+
+def today_json(service: FocusService, now: float) -> dict[str, Any]:
+    """``nomadlab today --json``: the same facts as the text, as data."""
+    from nomadlab.core.focus_report import yesterday  # here: `focus status` need not load it
+
+    day = service.today(now)
+    blocks = service.blocks(day)
+    done = service.block_sessions(day)
+    planned = []
+    for block in blocks:
+        sessions = done.get(block.id, [])
+        state = ("running" if any(s.open for s in sessions)
+                 else "done" if sessions else "planned")
+        planned.append({"id": block.id, "span": block.label, "start": minute_text(block.start),
+                        "end": minute_text(block.end), "minutes": block.minutes,
+                        "kind": block.kind, "purpose": block.purpose or None, "state": state,
+                        "focus_seconds": round(service.focus_seconds(sessions, now), 3)})
+    session = service.current(now)
+    previous = service.retro(Days.shift_week(service.days.week_id(day), -1))
+    summary = yesterday(service, now)
+    return {
+        "day": day.isoformat(),
+        "day_starts": minute_text(service.days.starts),
+        "blocks": planned,
+        "focus_seconds": round(service.day_focus(day, now), 3),
+        "plan_seconds": service.plan_seconds(day, blocks),
+        "session": service.describe(session, now) if session is not None else None,
+        "note": service.note(day) or None,
+        "last_week_change": (previous.change or None) if previous is not None else None,
+        "yesterday": {
+            "day": summary.day.isoformat(), "focus_seconds": round(summary.focus, 3),
+            "plan_seconds": summary.plan, "sessions": summary.sessions,
+            "interruptions": summary.interruptions, "runs_finished": summary.runs_finished,
+            "runs_failed": summary.runs_failed, "cards_moved": summary.cards_moved,
+            "cards_finished": summary.cards_finished, "papers_read": summary.papers_read,
+        },
+    }
 
 
 def today_text(service: FocusService, now: float) -> str:

@@ -7,6 +7,7 @@ import asyncio
 import shlex
 import sys
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -18,6 +19,7 @@ from nomadlab.cli.common import (
     config_file_path,
     config_from,
     interactive,
+    print_json,
     run_async,
 )
 from nomadlab.core import configfile
@@ -33,6 +35,7 @@ from nomadlab.remote.ssh import (
     ConnectFailure,
     Connector,
     HostKeyProblem,
+    Target,
     Unreachable,
     resolve_target,
     trust_host_key,
@@ -46,7 +49,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add_config_option(p)
     hs = p.add_subparsers(title="actions", metavar="ACTION", required=True)
 
-    a = hs.add_parser("list", help="the configured hosts")
+    a = hs.add_parser("list", help="the configured hosts (table or --json)")
+    a.add_argument("--json", action="store_true", help="machine-readable output")
     add_config_option(a)
     a.set_defaults(func=list_hosts)
 
@@ -69,8 +73,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add_config_option(a)
     a.set_defaults(func=remove_host)
 
-    a = hs.add_parser("check", help="diagnose hosts step by step")
+    a = hs.add_parser("check", help="diagnose hosts step by step (text or --json)")
     a.add_argument("names", nargs="*", metavar="NAME")
+    a.add_argument("--json", action="store_true", help="machine-readable output")
     add_config_option(a)
     a.set_defaults(func=check_hosts)
 
@@ -93,7 +98,11 @@ def _host(config: Config, name: str) -> HostConfig:
 def list_hosts(args: argparse.Namespace) -> int:
     """The hosts, with USER/PORT/JUMP as ssh would use them (ssh_config applied)."""
     config = config_from(args)
+    as_json = getattr(args, "json", False)
     if not config.hosts:
+        if as_json:
+            print_json([])
+            return 0
         print("No hosts configured. Add one: nomadlab hosts add NAME HOSTNAME")
         return 0
     table = Table(box=None, pad_edge=False)
@@ -102,6 +111,9 @@ def list_hosts(args: argparse.Namespace) -> int:
     problems: list[str] = []
     with ThreadPoolExecutor(max_workers=8) as pool:  # one ``ssh -G`` per host
         targets = list(pool.map(lambda h: resolve_target(h, config.ssh), config.hosts))
+    if as_json:
+        print_json([host_json(h, t) for h, t in zip(config.hosts, targets, strict=True)])
+        return 0
     for h, target in zip(config.hosts, targets, strict=True):
         if target.problem:
             problems.append(f"{render.clean(h.name)}: {render.clean(target.problem)}")
@@ -118,6 +130,18 @@ def list_hosts(args: argparse.Namespace) -> int:
     for line in problems:
         print(line, file=sys.stderr)
     return 0
+
+
+def host_json(h: HostConfig, target: Target) -> dict[str, Any]:
+    """One host for ``hosts list --json``: user, port and jump as ssh would use them
+    (None where ``ssh -G`` failed: ``problem`` says why)."""
+    resolved = target.problem is None
+    return {"name": h.name, "hostname": h.hostname,
+            "address": target.host if resolved else None,
+            "user": target.user if resolved else h.user,
+            "port": target.port if resolved else h.port,
+            "jump": target.jump if resolved else h.jump,
+            "hourly_cost": h.hourly_cost, "tags": list(h.tags), "problem": target.problem}
 
 
 def add_host(args: argparse.Namespace) -> int:
@@ -150,7 +174,11 @@ def remove_host(args: argparse.Namespace) -> int:
 def check_hosts(args: argparse.Namespace) -> int:
     config = config_from(args)
     hosts = [_host(config, n) for n in args.names] if args.names else config.hosts
+    as_json = getattr(args, "json", False)
     if not hosts:
+        if as_json:
+            print_json([])
+            return 0
         print("No hosts configured. Add one: nomadlab hosts add NAME HOSTNAME")
         return 0
 
@@ -162,6 +190,11 @@ def check_hosts(args: argparse.Namespace) -> int:
             await connector.close()
 
     results = run_async(all_hosts())
+    if as_json:
+        print_json([{"host": r.host, "ok": r.ok,
+                     "steps": [{"name": s.name, "ok": s.ok, "detail": s.detail}
+                               for s in r.steps]} for r in results])
+        return 0 if all(r.ok for r in results) else 1
     console = Console(highlight=False, soft_wrap=True)  # one line per step, even in a pipe
     for result in results:
         console.print(render.safe(result.host, "bold"))

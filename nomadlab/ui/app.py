@@ -28,8 +28,6 @@ from nomadlab.ui.screens.workspace import WorkspaceScreen
 from nomadlab.ui.services import Services
 from nomadlab.ui.textual_patches import apply as apply_textual_patches
 
-apply_textual_patches()
-
 MODES = ("workspace", "fleet", "logs", "board", "papers", "focus", "alerts", "jobs")
 MODE_TITLES = {
     "workspace": "Workspace",
@@ -115,6 +113,9 @@ class NomadApp(App[None]):
     ]
 
     def __init__(self, services: Services) -> None:
+        # Two fixes to Textual 8.2.8 (partial line updates cropped on both sides, keys
+        # in order in inputs): installed here, when an app starts, not on import.
+        apply_textual_patches()
         super().__init__()
         self.services = services
 

@@ -16,6 +16,11 @@ typed after `end` are inserted before `end` runs: `End Q` on `(FA3)Z` gave
 `Q(FA3)Z`, and `abc<enter>d` submitted `abcd`. The fix runs the widget's own
 bindings for a key in its own ``_on_key``, in arrival order; the result is the
 same binding, found the same way (the focused widget's bindings come first).
+
+Nothing happens on import: the app calls :func:`apply` when it starts
+(``NomadApp.__init__``); :func:`remove` puts Textual's own code back (the tests render
+the same frames both ways). docs/textual-patch.md describes the render fix as the
+upstream change it should become.
 """
 
 from __future__ import annotations
@@ -54,13 +59,37 @@ def _render_segments(self: Any, console: Console) -> str:
                 append(move_to(x, y).segment.text)
                 append(strip.render(console))
                 continue
-            start = max(x, x1)
-            part = strip.crop(start - x, min(end, x2) - x)
-            append(move_to(start, y).segment.text)
+            left, right = _whole_cells(strip, max(x, x1) - x, min(end, x2) - x)
+            part = strip.crop(left, right)
+            append(move_to(x + left, y).segment.text)
             append(part.render(console))
         if y != last_y:
             append("\n")
     return "".join(sequences)
+
+
+def _whole_cells(strip: Any, left: int, right: int) -> tuple[int, int]:
+    """[left, right) widened so that it cuts no double-width character in half:
+    writing half of one (a space, as a cut leaves) erases all of it on a terminal."""
+    if all(segment.text.isascii() for segment in strip):
+        return left, right  # one cell per character: any cut is whole
+    from rich.cells import get_character_cell_size
+
+    position = 0
+    for segment in strip:
+        if segment.control:
+            continue
+        for char in segment.text:
+            width = get_character_cell_size(char)
+            after = position + width
+            if position < left < after:
+                left = position
+            if position < right < after:
+                right = after
+            position = after
+            if position >= right:
+                return left, right
+    return left, right
 
 
 def _bindings_first(original: Any) -> Any:
@@ -79,15 +108,40 @@ def _bindings_first(original: Any) -> Any:
     return _on_key
 
 
+_ORIGINALS: dict[tuple[type, str], Any] = {}
+
+
+def _replace(owner: type, name: str, new: Any) -> None:
+    if (owner, name) not in _ORIGINALS:
+        _ORIGINALS[(owner, name)] = owner.__dict__[name]
+    setattr(owner, name, new)
+
+
+def applies() -> bool:
+    """True when the installed Textual is the release the fixes were written for."""
+    return getattr(textual, "__version__", None) == PATCHED_FOR
+
+
+def applied() -> bool:
+    return getattr(ChopsUpdate.render_segments, "_nomadlab", False) is True
+
+
 def apply() -> bool:
     """Install the fixes; True when they were (the Textual version matched)."""
-    if getattr(textual, "__version__", None) != PATCHED_FOR:
+    if not applies():
         return False
-    if getattr(ChopsUpdate.render_segments, "_nomadlab", False):
+    if applied():
         return True
     _render_segments._nomadlab = True  # type: ignore[attr-defined]
-    ChopsUpdate.render_segments = _render_segments  # type: ignore[method-assign]
+    _replace(ChopsUpdate, "render_segments", _render_segments)
     for widget in (Input, TextArea):
         if not getattr(widget._on_key, "_nomadlab", False):
-            widget._on_key = _bindings_first(widget._on_key)  # type: ignore[method-assign]
+            _replace(widget, "_on_key", _bindings_first(widget.__dict__["_on_key"]))
     return True
+
+
+def remove() -> None:
+    """Textual's own code back (for comparing the two; the app never calls this)."""
+    for (owner, name), original in _ORIGINALS.items():
+        setattr(owner, name, original)
+    _ORIGINALS.clear()

@@ -106,8 +106,10 @@ class FleetPane(DataTable[Text]):
         self.refresh_rows()
 
     def on_resize(self, event: events.Resize) -> None:
-        # The detail column fits the pane's width: refit as soon as the width is known
-        # (it is 0 at mount), not at the next tick of the 1 s refresh.
+        # The detail column fits the pane's width, and the room for GPU rows its height:
+        # refit as soon as the size is known (it is 0 at mount), not at the next tick of
+        # the 1 s refresh.
+        self._rows = []
         self.refresh_rows()
 
     def on_unmount(self) -> None:
@@ -210,6 +212,3 @@ class FleetPane(DataTable[Text]):
         key = str(event.row_key.value) if event.row_key.value else None
         self.post_message(self.Open(key.split(GPU_SEP)[0] if key else None))
 
-    def on_resize(self) -> None:
-        self._rows = []  # the room for GPU rows changed
-        self.refresh_rows()

@@ -381,8 +381,8 @@ def report(args: argparse.Namespace, f: dict[str, Any]) -> None:
     line("Prometheus exec time per refresh", f["prometheus_exec_ms_per_refresh"], "ms", None)
     line("refresh wall time p50", f["refresh_wall_ms"]["p50"], "ms", None)
     line("refresh wall time p99", f["refresh_wall_ms"]["p99"], "ms", None)
-    print(f"  queries per refresh: {f['queries_per_refresh']} instant "
-          "(+1 range query when new hosts appear)")
+    print(f"  queries per refresh: {f['queries_per_refresh']} instant (the GPU one lean, "
+          "full every 12th refresh or for a new GPU; +1 range query when new hosts appear)")
 
 
 if __name__ == "__main__":

@@ -303,6 +303,10 @@ async def client(args: argparse.Namespace) -> dict[str, Any]:
             keys["sort"].append(await key("s"))
         out["keys_ms"] = {name: {"p50": pct(v, 50), "p99": pct(v, 99), "n": len(v)}
                           for name, v in keys.items()}
+        # which keys were slow (their position in the run): one slow first key is not
+        # the same story as slow keys spread over the run
+        out["slow_keys"] = {name: [(i, round(x)) for i, x in enumerate(v) if x > 100]
+                            for name, v in keys.items()}
         every = [x for v in keys.values() for x in v]
         out["keys_ms"]["all"] = {"p50": pct(every, 50), "p99": pct(every, 99), "n": len(every)}
         out["rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -410,6 +414,7 @@ def report(args: argparse.Namespace, f: dict[str, Any]) -> None:
     line("Prometheus exec time per refresh", f["prometheus_exec_ms_per_refresh"], "ms", None)
     line("refresh wall time p50", f["refresh_wall_ms"]["p50"], "ms", None)
     line("refresh wall time p99", f["refresh_wall_ms"]["p99"], "ms", None)
+    print(f"  keys over 100 ms (position, ms): {f.get('slow_keys')}")
     print(f"  queries per refresh: {f['queries_per_refresh']} instant (the GPU one lean, "
           "full every 12th refresh or for a new GPU; +1 range query when new hosts appear)")
 

@@ -192,6 +192,30 @@ async def client(args: argparse.Namespace) -> dict[str, Any]:
 
     app = build_app(config, start_fleet=False, store=store, fleet=fleet, initial_mode="fleet")
     out: dict[str, Any] = {}
+    stalls: list[str] = []
+    if args.stalls:
+        # the event loop late by more than 0.3 s: where the UI thread is (to stderr)
+        import traceback
+
+        beat = [time.perf_counter()]
+        main_id = threading.get_ident()
+
+        async def heartbeat() -> None:
+            while True:
+                beat[0] = time.perf_counter()
+                await asyncio.sleep(0.05)
+
+        def watch() -> None:
+            while True:
+                time.sleep(0.1)
+                late = time.perf_counter() - beat[0]
+                frame = sys._current_frames().get(main_id)
+                if late > 0.3 and frame is not None:
+                    stalls.append(f"late {late:.2f}s:\n" + "".join(
+                        traceback.format_stack(frame)[-12:]))
+
+        asyncio.get_running_loop().create_task(heartbeat())
+        threading.Thread(target=watch, daemon=True).start()
     async with app.run_test(size=(160, 48)) as pilot:
         await pilot.pause()
         table = app.screen.query_one(FleetTable)
@@ -279,9 +303,15 @@ async def client(args: argparse.Namespace) -> dict[str, Any]:
             keys["sort"].append(await key("s"))
         out["keys_ms"] = {name: {"p50": pct(v, 50), "p99": pct(v, 99), "n": len(v)}
                           for name, v in keys.items()}
+        # which keys were slow (their position in the run): one slow first key is not
+        # the same story as slow keys spread over the run
+        out["slow_keys"] = {name: [(i, round(x)) for i, x in enumerate(v) if x > 100]
+                            for name, v in keys.items()}
         every = [x for v in keys.values() for x in v]
         out["keys_ms"]["all"] = {"p50": pct(every, 50), "p99": pct(every, 99), "n": len(every)}
         out["rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        for stall in stalls:
+            print(stall, file=sys.stderr)
         await fleet.stop()
     return out
 
@@ -297,6 +327,8 @@ def main() -> None:
     parser.add_argument("--window", type=float, default=60.0)
     parser.add_argument("--url", default="")
     parser.add_argument("--dir", default="")
+    parser.add_argument("--stalls", action="store_true",
+                        help="print where the UI thread was when the event loop ran late")
     parser.add_argument("--profile", action="store_true",
                         help="profile the client; the profile goes to stderr")
     args = parser.parse_args()
@@ -344,14 +376,15 @@ def main() -> None:
         result = subprocess.run(
             [sys.executable, __file__, "--role", "client", "--url", prom.url, "--dir",
              str(work), "--hosts", str(args.hosts), "--refresh", str(args.refresh),
-             "--window", str(args.window), *(["--profile"] if args.profile else [])],
+             "--window", str(args.window), *(["--profile"] if args.profile else []),
+             *(["--stalls"] if args.stalls else [])],
             capture_output=True, text=True, check=False,
             env={**os.environ, "TERM": "xterm-256color"})
         if result.returncode != 0:
             print(result.stderr[-3000:])
             sys.exit(1)
         figures = json.loads(result.stdout.strip().splitlines()[-1])
-        if args.profile:
+        if args.profile or args.stalls:
             (work / "profile.txt").write_text(result.stderr)
             print(f"profile: {work / 'profile.txt'}")
     finally:
@@ -381,8 +414,9 @@ def report(args: argparse.Namespace, f: dict[str, Any]) -> None:
     line("Prometheus exec time per refresh", f["prometheus_exec_ms_per_refresh"], "ms", None)
     line("refresh wall time p50", f["refresh_wall_ms"]["p50"], "ms", None)
     line("refresh wall time p99", f["refresh_wall_ms"]["p99"], "ms", None)
-    print(f"  queries per refresh: {f['queries_per_refresh']} instant "
-          "(+1 range query when new hosts appear)")
+    print(f"  keys over 100 ms (position, ms): {f.get('slow_keys')}")
+    print(f"  queries per refresh: {f['queries_per_refresh']} instant (the GPU one lean, "
+          "full every 12th refresh or for a new GPU; +1 range query when new hosts appear)")
 
 
 if __name__ == "__main__":

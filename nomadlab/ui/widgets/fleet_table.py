@@ -45,8 +45,8 @@ IMPORTANCE = ("name", "util_bar", "mem", "health", "temp", "power", "procs", "hi
 MIN_WIDTH = {"name": 16, "util_bar": 4, "mem": 13, "health": 4, "temp": 5, "power": 10,
              "procs": 12, "hist": 4}
 # (column, width to grow to), applied in order with what room is left.
-GROWTH = (("procs", 24), ("hist", 16), ("name", 20), ("util_bar", 10), ("procs", 36),
-          ("hist", 30),
+GROWTH = (("procs", 24), ("hist", 16), ("name", 20), ("util_bar", 10), ("health", 14),
+          ("procs", 36), ("hist", 30),
           ("name", 24), ("util_bar", 14), ("mem_bar", 8), ("health", 24))
 
 

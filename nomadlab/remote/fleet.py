@@ -24,6 +24,8 @@ from nomadlab.remote.promsource import PrometheusSource, SourceStatus
 from nomadlab.remote.ssh import Connector, KeyStore, trust_host_key
 from nomadlab.remote.supervisor import HostSupervisor
 
+STOP_TIMEOUT = 5.0  # seconds stop() waits for the hosts and sources to let go
+
 
 class FleetListener(Protocol):
     def fleet_status(self, status: HostStatus) -> None: ...
@@ -182,9 +184,15 @@ class Fleet:
             self._wake_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._wake_task
-        await asyncio.gather(*(s.stop() for s in self.supervisors.values()),
-                             *(s.stop() for s in self.sources.values()),
-                             return_exceptions=True)
+        stopping = asyncio.gather(*(s.stop() for s in self.supervisors.values()),
+                                  *(s.stop() for s in self.sources.values()),
+                                  return_exceptions=True)
+        # Bounded: a host whose connection does not let go (seen once in ~10 SIGINTs of
+        # `nomadlab exporter` on a loaded machine) must not keep the process alive.
+        # asyncio.wait, not wait_for: wait_for would wait for the cancellation too.
+        await asyncio.wait([stopping], timeout=STOP_TIMEOUT)
+        if not stopping.done():
+            stopping.cancel()
         if self.local is not None:
             await self.local.stop()
         await self.connector.close()

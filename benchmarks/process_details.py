@@ -109,6 +109,8 @@ def main() -> None:
     print(f"CPU per sample, details on:  {on:.3f} ms")
     print(f"bytes per sample line: off {result['bytes_off']}, on {result['bytes_on']} "
           f"(first sample, with parents and containers: {result['first_bytes']})")
+    if result["procs"]:
+        print(f"details cost per process per sample: {(on - off) * 1e3 / result['procs']:.1f} us")
     verdict = "met" if ratio <= TARGET_RATIO else "MISSED"
     print(f"ratio on/off: {ratio:.2f}x (target <= {TARGET_RATIO}x): {verdict}")
 

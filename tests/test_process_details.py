@@ -84,6 +84,32 @@ def test_details_of_a_real_process() -> None:
     assert refreshed["chain"] == first["chain"] and refreshed["ppid"] == os.getpid()
 
 
+def test_details_match_proc_once_per_pid() -> None:
+    """A pid on two GPUs is read and sent once; start time and RSS are what /proc says;
+    once the process ends it is gone from the next sample."""
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        clock = Ticks()
+        details = agent.ProcessDetails(docker=agent.DockerNames(command=""), clock=clock)
+        both = details.details([child.pid, child.pid])
+        statm = Path(f"/proc/{child.pid}/statm").read_text().split()
+        stat = agent.read_stat(child.pid)
+        clock.now += 1.0
+        again = details.details([child.pid, child.pid])
+    finally:
+        child.kill()
+        child.wait()
+    assert list(both) == [str(child.pid)] and list(again) == [str(child.pid)]
+    info = both[str(child.pid)]
+    assert stat is not None and info["start"] == stat[3]
+    rss_mib = int(statm[1]) * os.sysconf("SC_PAGE_SIZE") / 1048576
+    assert abs(info["rss"] - rss_mib) < 0.5
+    assert again[str(child.pid)]["cpu"] is not None  # a rate from the second reading
+    assert "chain" not in again[str(child.pid)]
+    clock.now += 1.0
+    assert details.details([child.pid]) == {}
+
+
 def test_details_forget_a_gone_pid() -> None:
     details = agent.ProcessDetails(docker=agent.DockerNames(command=""), clock=Ticks())
     assert details.details([2**22 + 12345]) == {}

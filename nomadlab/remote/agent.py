@@ -1134,8 +1134,10 @@ class DockerNames(object):
 class ProcessDetails(object):
     """Per pid: CPU % since the last sample, RSS, run time, parents, container.
 
-    One read of /proc/PID/stat per process per sample. What does not change while
-    a process lives (its container) or changes rarely (its parents) is read and sent
+    One read of /proc/PID/stat per distinct process per sample, through a descriptor
+    kept open while the process lives; CPU % (utime + stime), RSS (rss pages) and run
+    time (start time) all come from that one line. What does not change while a
+    process lives (its container) or changes rarely (its parents) is read and sent
     when the process is first seen and again every ``refresh`` seconds; the client
     keeps it in between.
     """
@@ -1149,42 +1151,32 @@ class ProcessDetails(object):
         self.ticks = float(_clock_ticks())
         self.page_mib = _page_size() / 1048576.0
         self.boot = _boot_time(proc_root)
-        self._prev: Dict[int, Tuple[int, int, float]] = {}  # pid -> (start, cpu ticks, when)
-        self._sent: Dict[int, Tuple[int, float]] = {}  # pid -> (start, when parents were sent)
-        # pid -> open /proc/PID/stat: one pread per sample instead of open, read, close;
-        # once the process ends the read fails (ESRCH), even if the pid is reused
-        self._fds: Dict[int, int] = {}
+        # pid -> [fd, start, cpu ticks, when, when parents were sent, born (wall s), key]:
+        # the open /proc/PID/stat costs one pread per sample instead of open, read,
+        # close; once the process ends the read fails (ESRCH), even if the pid is
+        # reused. One list per pid, updated in place: no allocation per sample but
+        # the sample's own dict.
+        self._state: Dict[int, List[Any]] = {}
 
-    def _stat(self, pid: int) -> Optional[Tuple[int, int, int, int]]:
-        fd = self._fds.get(pid)
-        if fd is None:
-            try:
-                fd = os.open(os.path.join(self.root, str(pid), "stat"), os.O_RDONLY)
-            except OSError:
-                return None
-            self._fds[pid] = fd
+    def _open(self, pid: int) -> Optional[List[Any]]:
         try:
-            data = os.pread(fd, 4096, 0)
+            fd = os.open(os.path.join(self.root, str(pid), "stat"), os.O_RDONLY)
         except OSError:
-            data = b""
-        fields = data[data.rfind(b")") + 2:].split()
-        try:
-            return (int(fields[1]), int(fields[11]) + int(fields[12]), int(fields[19]),
-                    int(fields[21]))
-        except (IndexError, ValueError):
-            self._close(pid)
             return None
+        state: List[Any] = [fd, None, 0, 0.0, None, None, str(pid)]
+        self._state[pid] = state
+        return state
 
     def _close(self, pid: int) -> None:
-        fd = self._fds.pop(pid, None)
-        if fd is not None:
+        state = self._state.pop(pid, None)
+        if state is not None:
             try:
-                os.close(fd)
+                os.close(state[0])
             except OSError:
                 pass
 
     def close(self) -> None:
-        for pid in list(self._fds):
+        for pid in list(self._state):
             self._close(pid)
 
     def chain(self, ppid: int) -> List[List[Any]]:
@@ -1212,42 +1204,77 @@ class ProcessDetails(object):
                 found["name"] = name
         return found
 
-    def one(self, pid: int, now: float, wall: float) -> Optional[Message]:
-        stat = self._stat(pid)
-        if stat is None:
-            return None
-        ppid, cpu_ticks, start, rss_pages = stat
-        cpu: Optional[float] = None
-        prev = self._prev.get(pid)
-        if prev is not None and prev[0] == start and now > prev[2]:
-            cpu = round(100.0 * (cpu_ticks - prev[1]) / self.ticks / (now - prev[2]), 1)
-        self._prev[pid] = (start, cpu_ticks, now)
-        age: Optional[float] = None
-        if self.boot is not None:
-            age = round(max(0.0, wall - (self.boot + start / self.ticks)))
-        info: Message = {"start": start, "cpu": cpu, "rss": round(rss_pages * self.page_mib, 1),
-                         "age": age}
-        sent = self._sent.get(pid)
-        if sent is None or sent[0] != start or now - sent[1] >= self.refresh:
-            info["ppid"] = ppid
-            info["chain"] = self.chain(ppid)
-            info["ctr"] = self._container(pid)
-            self._sent[pid] = (start, now)
-        return info
-
-    def details(self, pids: Iterable[int]) -> Dict[str, Message]:
-        now = self.clock()
-        wall = time.time()
+    def details(self, pids: Iterable[int], now: Optional[float] = None,
+                wall: Optional[float] = None) -> Dict[str, Message]:
+        """``{"pid": {...}}`` for each pid alive; each pid is read once however often
+        it is listed. ``now``/``wall`` default to the clock and ``time.time()``."""
+        if now is None:
+            now = self.clock()
+        if wall is None:
+            wall = time.time()
         out: Dict[str, Message] = {}
+        states = self._state
+        pread = os.pread
+        cpu_scale = 1000.0 / self.ticks  # ticks -> tenths of a percent of a core
+        ticks = self.ticks
+        rss_scale = self.page_mib * 10.0  # pages -> tenths of a MiB
+        boot = self.boot
+        refresh = self.refresh
+        seen = 0
         for pid in pids:
-            info = self.one(pid, now, wall)
-            if info is not None:
-                out[str(pid)] = info
-        for gone in [p for p in self._prev if str(p) not in out]:
-            del self._prev[gone]
-            self._sent.pop(gone, None)
-        for gone in [p for p in self._fds if str(p) not in out]:
-            self._close(gone)
+            state = states.get(pid)
+            if state is None:
+                state = self._open(pid)
+                if state is None:
+                    continue
+            elif state[3] == now and state[6] in out:
+                continue  # listed twice: read once
+            try:
+                data = pread(state[0], 4096, 0)
+            except OSError:
+                data = b""
+            # after "pid (comm) ": state ppid ... utime(11) stime(12) ... start(19)
+            # vsize(20) rss(21); the rest of the line is left unsplit. The start time
+            # and the parent are parsed only when needed: the descriptor stays on one
+            # process, so its start time cannot change.
+            fields = data[data.rfind(b")") + 2:].split(None, 22)
+            try:
+                cpu_ticks = int(fields[11]) + int(fields[12])
+                rss = int(int(fields[21]) * rss_scale + 0.5) / 10.0  # MiB, 1 decimal
+                start = state[1]
+                if start is None:
+                    start = state[1] = int(fields[19])
+                    state[5] = None if boot is None else boot + start / ticks
+                    cpu = None  # one reading is no rate yet
+                elif now > state[3]:
+                    cpu = int((cpu_ticks - state[2]) * cpu_scale / (now - state[3])
+                              + 0.5) / 10.0
+                else:
+                    cpu = None
+            except (IndexError, ValueError):
+                self._close(pid)
+                continue
+            seen += 1
+            state[2] = cpu_ticks
+            state[3] = now
+            born = state[5]
+            if born is None:
+                age: Optional[int] = None
+            else:
+                run = wall - born
+                age = int(run + 0.5) if run > 0.0 else 0
+            info: Message = {"start": start, "cpu": cpu, "rss": rss, "age": age}
+            sent = state[4]
+            if sent is None or now - sent >= refresh:
+                ppid = int(fields[1])
+                info["ppid"] = ppid
+                info["chain"] = self.chain(ppid)
+                info["ctr"] = self._container(pid)
+                state[4] = now
+            out[state[6]] = info
+        if seen != len(states):  # a process ended (or was not asked for): forget it
+            for gone in [p for p, st in states.items() if st[6] not in out]:
+                self._close(gone)
         return out
 
 

@@ -596,7 +596,11 @@ class FleetTable(ScrollView, can_focus=True):
         self.cells[key] = cells
         self.shown[key] = shown
         self.plain[key] = plain
-        line = _line(shown, widths)
+        line = Text(no_wrap=True, end="")  # as _line, the cells already cut to width
+        for text in shown:
+            line.append(" ")
+            line.append_text(text)
+            line.append(" ")
         segments = list(line.render(self.app.console))
         self.strips[key] = Strip(segments, line.cell_len).apply_style(self.rich_style)
         return spans

@@ -12,6 +12,7 @@ of those lines. Rows off screen are recomputed when they scroll into view.
 
 from __future__ import annotations
 
+import gc
 from dataclasses import dataclass
 
 from rich.cells import cell_len
@@ -32,6 +33,8 @@ from nomadlab.ui.services import Services
 
 SPARK_SPAN = 300.0  # seconds of history in the sparkline column
 FLUSH_WINDOW = 0.1  # seconds: samples arriving together are painted together
+FREEZE_ROWS = 2000  # rows from which the objects of a newly built fleet are frozen
+PREFETCH_BATCH = 6  # rows drawn ahead per idle turn after the cursor moved
 CURSOR_FOCUSED = Style(bgcolor="#264f78")
 CURSOR_BLURRED = Style(bgcolor="grey23")
 HEADER = Style(bold=True)
@@ -272,6 +275,7 @@ class FleetTable(ScrollView, can_focus=True):
         self._gpu_rows: dict[str, list[str]] = {}
         self.cursor_row = 0
         self._flush_pending = False
+        self._prefetch_pending = False
         self._header: Strip | None = None
         self._hosts_known = 0  # len(fleet.statuses) at the last rebuild
         self.row_version: dict[str, int] = {}  # row key -> host data version it shows
@@ -687,6 +691,12 @@ class FleetTable(ScrollView, can_focus=True):
         bridge = self.services.bridge
         if len(self.services.fleet.statuses) != self._hosts_known:
             self.rebuild()  # a host appeared (a source found it) or went
+            if len(self.keys) >= FREEZE_ROWS:
+                # A big fleet has just been built: its hosts, samples and histories
+                # live as long as the app. Left to the collector, each full collection
+                # walks them all (0.3 s at 1,000 hosts, a key or a frame late each
+                # time); frozen, it walks only what came after.
+                gc.freeze()
             return
         changed = [n for n in self.order if bridge.host_versions.get(n, 0) != self.rendered.get(n)]
         if not changed:
@@ -732,9 +742,36 @@ class FleetTable(ScrollView, can_focus=True):
             self.scroll_to(y=row - self._page() + 1, animate=False, immediate=True)
         self._refresh_row(previous)
         self._refresh_row(row)
+        if not self._prefetch_pending:
+            self._prefetch_pending = True
+            self.call_after_refresh(self._prefetch)
         if announce:
             host, gpu = parse_key(self.keys[row])
             self.post_message(self.Selected(host, gpu))
+
+    def _prefetch(self) -> None:
+        """After the cursor moved, draw the page below the window (then the one above)
+        ahead, a few rows per turn once the frame is painted, so that paging down
+        finds its rows drawn. Only while the user moves: a refresh marks rows dirty
+        again and they wait until the next move."""
+        self._prefetch_pending = False
+        if not self.keys or not self.screen.is_current:
+            return
+        first = int(self.scroll_y)
+        page = self._page()
+        count = len(self.keys)
+        ahead = [*range(first + page, min(count, first + 2 * page)),
+                 *range(max(0, first - page), first)]
+        done = 0
+        for index in ahead:
+            key = self.keys[index]
+            if key in self.dirty or key not in self.strips:
+                self._compute(key)
+                done += 1
+                if done >= PREFETCH_BATCH:
+                    self._prefetch_pending = True
+                    self.set_timer(0.01, self._prefetch)
+                    return
 
     def selected(self) -> tuple[str, int | None] | None:
         key = self._cursor_key()

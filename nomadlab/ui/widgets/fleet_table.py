@@ -12,7 +12,6 @@ of those lines. Rows off screen are recomputed when they scroll into view.
 
 from __future__ import annotations
 
-import gc
 from dataclasses import dataclass
 
 from rich.cells import cell_len
@@ -33,7 +32,6 @@ from nomadlab.ui.services import Services
 
 SPARK_SPAN = 300.0  # seconds of history in the sparkline column
 FLUSH_WINDOW = 0.1  # seconds: samples arriving together are painted together
-FREEZE_ROWS = 2000  # rows from which the objects of a newly built fleet are frozen
 PREFETCH_BATCH = 6  # rows drawn ahead per idle turn after the cursor moved
 CURSOR_FOCUSED = Style(bgcolor="#264f78")
 CURSOR_BLURRED = Style(bgcolor="grey23")
@@ -691,12 +689,6 @@ class FleetTable(ScrollView, can_focus=True):
         bridge = self.services.bridge
         if len(self.services.fleet.statuses) != self._hosts_known:
             self.rebuild()  # a host appeared (a source found it) or went
-            if len(self.keys) >= FREEZE_ROWS:
-                # A big fleet has just been built: its hosts, samples and histories
-                # live as long as the app. Left to the collector, each full collection
-                # walks them all (0.3 s at 1,000 hosts, a key or a frame late each
-                # time); frozen, it walks only what came after.
-                gc.freeze()
             return
         changed = [n for n in self.order if bridge.host_versions.get(n, 0) != self.rendered.get(n)]
         if not changed:

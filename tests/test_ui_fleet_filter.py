@@ -8,7 +8,7 @@ from pathlib import Path
 import ui_data
 
 from nomadlab.core.model import GpuProcess, HostSample
-from nomadlab.ui.widgets.fleet_table import FleetTable
+from nomadlab.ui.widgets.fleet_table import FleetTable, parse_key
 
 
 def host_rows(table: FleetTable) -> set[str]:
@@ -55,3 +55,34 @@ async def test_host_that_changed_while_filtered_out_is_tested_again(tmp_path: Pa
         await pilot.press("backspace")  # "alic" widens it: still all three
         await pilot.pause()
         assert host_rows(table) == {"lambda-h100", "runpod-h200", "home-4090"}
+
+
+async def test_rows_drawn_ahead_show_data_that_came_after(tmp_path: Path) -> None:
+    """Moving the cursor draws the page below ahead; a sample arriving afterwards for a
+    host down there is what the user sees when paging down to it."""
+    app, fleet, clock = ui_data.build(tmp_path)
+    async with app.run_test(size=(160, 16)) as pilot:
+        await pilot.press("1")
+        table = app.screen.query_one(FleetTable)
+        await pilot.press("down")
+        for _ in range(20):  # bounded: the rows ahead are drawn a few per turn
+            await pilot.pause()
+        ahead = table.keys[table.size.height + 1]  # just below the window
+        assert ahead in table.strips and ahead not in table.dirty  # drawn ahead
+        host, index = parse_key(ahead)
+        assert index is not None
+        sample = fleet.latest[host]
+        gpus = list(sample.gpus)
+        gpus[index].name = "NVIDIA Ahead 96GB"  # what the GPU row shows changes
+        fleet.publish_sample(HostSample(host, clock.time(), sample.cpu_percent,
+                                        sample.memory_used_mib, sample.memory_total_mib,
+                                        sample.load1, gpus, received=clock.time()))
+        table.flush()  # what the flush timer does once the sample is in
+        for _ in range(40):  # bounded: down to that row, the window follows the cursor
+            if table.cursor_row >= table.index[ahead]:
+                break
+            await pilot.press("down")
+        await pilot.pause()
+        assert table.cursor_row == table.index[ahead]
+        lines = [table.render_line(y).text for y in range(1, table.size.height)]
+        assert any("Ahead 96GB" in line for line in lines), lines

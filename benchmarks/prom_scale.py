@@ -183,13 +183,63 @@ async def client(args: argparse.Namespace) -> dict[str, Any]:
     source.refresh = timed_refresh  # type: ignore[method-assign]
     original_flush = FleetTable.flush
 
+    unseen: set[float] = set()  # refreshes that changed nothing on screen when applied
+
     def flush(self: FleetTable) -> None:
+        pending = self._repaint_required
         original_flush(self)
         if refresh_started:
-            applied.append((refresh_started[-1], time.perf_counter()))
+            done = time.perf_counter()
+            applied.append((refresh_started[-1], done))
+            if not pending and not self._repaint_required:
+                # nothing on screen changed: no frame is due, the screen already shows it
+                unseen.add(done)
 
     FleetTable.flush = flush  # type: ignore[method-assign]
 
+    # when the table finished handling a key (cursor, filter or sort set and its rows
+    # marked for repaint): the frame that shows it is the first one painted after this
+    handled_marks: list[tuple[float, tuple[object, ...]]] = []
+
+    def marked(original: Any) -> Any:
+        def wrapper(self: FleetTable, *a: Any, **kw: Any) -> Any:
+            result = original(self, *a, **kw)
+            handled_marks.append((time.perf_counter(), (
+                self.cursor_row, int(self.scroll_y), self.sort_key, self.query_text)))
+            return result
+        return wrapper
+
+    # what a row costs to draw: (rows recomputed, seconds), and the same for rebuilds
+    costs: dict[str, list[float]] = {"_compute": [0, 0.0], "rebuild": [0, 0.0]}
+
+    def costed(name: str, original: Any) -> Any:
+        def wrapper(self: FleetTable, *a: Any, **kw: Any) -> Any:
+            t0 = time.perf_counter()
+            result = original(self, *a, **kw)
+            costs[name][0] += 1
+            costs[name][1] += time.perf_counter() - t0
+            return result
+        return wrapper
+
+    for name in costs:
+        setattr(FleetTable, name, costed(name, getattr(FleetTable, name)))
+    for method in ("move_cursor", "set_query", "set_sort"):
+        setattr(FleetTable, method, marked(getattr(FleetTable, method)))
+
+    # the garbage collector's pauses (a full collection walks every tracked object)
+    import gc
+
+    gc_pauses: dict[int, list[float]] = {0: [], 1: [], 2: []}
+    gc_began = [0.0]
+    shown_all = [False]
+
+    def gc_timer(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            gc_began[0] = time.perf_counter()
+        elif shown_all[0]:  # after the first screen: what keys and frames meet
+            gc_pauses[info["generation"]].append(time.perf_counter() - gc_began[0])
+
+    gc.callbacks.append(gc_timer)
     app = build_app(config, start_fleet=False, store=store, fleet=fleet, initial_mode="fleet")
     out: dict[str, Any] = {}
     stalls: list[str] = []
@@ -233,6 +283,7 @@ async def client(args: argparse.Namespace) -> dict[str, Any]:
         # the first frame painted once every host row was in the table
         first_frame = next((f for f in frames if f > all_in), float("nan"))
         out["first_screen_ms"] = (first_frame - started) * 1000
+        shown_all[0] = True
         out["hosts_shown"] = sum(1 for k in table.keys if k.startswith("h"))
         out["rows"] = len(table.keys)
         # warm up two refreshes, then measure CPU over the window
@@ -246,7 +297,7 @@ async def client(args: argparse.Namespace) -> dict[str, Any]:
         out["cpu_percent"] = 100 * (cpu1 - cpu0) / (wall1 - wall0)
         delays = []
         for began, done in applied:
-            paint = next((f for f in frames if f >= done), None)
+            paint = done if done in unseen else next((f for f in frames if f >= done), None)
             if paint is not None:
                 delays.append((paint - began) * 1000)
         # one figure per refresh: its first painted application
@@ -254,6 +305,14 @@ async def client(args: argparse.Namespace) -> dict[str, Any]:
         for (began, _), d in zip(applied, delays, strict=False):
             per_refresh.setdefault(began, d)
         qp = list(per_refresh.values())
+        # per refresh: (applied by the table, painted), ms after the refresh began
+        trace: dict[float, tuple[int, int]] = {}
+        for began, done in applied:
+            paint = done if done in unseen else next((f for f in frames if f >= done),
+                                                      float("nan"))
+            trace.setdefault(began, (round((done - began) * 1000),
+                                     round((paint - began) * 1000)))
+        out["query_paint_trace"] = list(trace.values())
         out["query_paint_ms"] = {"p50": pct(qp, 50), "p99": pct(qp, 99), "n": len(qp)}
         out["prometheus_exec_ms_per_refresh"] = (1000 * sum(server_cost) / len(server_cost)
                                                  if server_cost else float("nan"))
@@ -269,18 +328,49 @@ async def client(args: argparse.Namespace) -> dict[str, Any]:
             scroll, sort or filter changed) -> the first frame painted after that.
             Not pilot.press: it also waits for every queue in the app to run dry."""
             before = state()
+            marks = len(handled_marks)
             began = time.perf_counter()
             app.simulate_key(k)
             limit = began + 30
             while time.perf_counter() < limit and state() == before:
                 await asyncio.sleep(0.0005)
-            handled = time.perf_counter()
+            # not the time this loop noticed the change: a frame may have been painted
+            # in between (then the next one can be seconds away, when nothing changes)
+            handled = next((t for t, after in handled_marks[marks:] if after != before),
+                           time.perf_counter())
+            dumped = False
             while time.perf_counter() < limit and not (frames and frames[-1] >= handled):
                 await asyncio.sleep(0.0005)
+                if args.stalls and not dumped and time.perf_counter() - handled > 0.5:
+                    # no frame half a second after the key: where the screen's task is
+                    dumped = True
+                    import io
+
+                    scr = app.screen
+                    timer = getattr(scr, "_Screen__update_timer", None)
+                    print(f"no frame for key {k!r}: table repaint "
+                          f"{table._repaint_required} dirty widgets {scr._dirty_widgets} "
+                          f"layout {scr._layout_required} timer "
+                          f"{timer._active.is_set() if timer else None} "
+                          f"batch {app._batch_count}", file=sys.stderr)
+                    for pump in (table, app.screen, app):
+                        task = getattr(pump, "_task", None)
+                        buf = io.StringIO()
+                        if task is not None:
+                            task.print_stack(limit=30, file=buf)
+                        queue = getattr(pump, "_message_queue", None)
+                        print(f"no frame for key {k!r}: {pump!r} queue "
+                              f"{queue.qsize() if queue else '?'}\n{buf.getvalue()}",
+                              file=sys.stderr)
             painted = next((f for f in frames if f >= handled), time.perf_counter())
+            if painted - began > 0.1:
+                # where the time went: to the key's handling, or to the frame after it
+                split.append((k, round((handled - began) * 1000),
+                              round((painted - handled) * 1000)))
             await asyncio.sleep(0.05)  # a person does not type faster than this
             return (painted - began) * 1000
 
+        split: list[tuple[str, int, int]] = []  # slow keys: (key, to handled, to painted)
         keys: dict[str, list[float]] = {"scroll": [], "filter": [], "sort": []}
         table.focus()
         await pilot.pause()
@@ -309,6 +399,11 @@ async def client(args: argparse.Namespace) -> dict[str, Any]:
                             for name, v in keys.items()}
         every = [x for v in keys.values() for x in v]
         out["keys_ms"]["all"] = {"p50": pct(every, 50), "p99": pct(every, 99), "n": len(every)}
+        out["slow_key_split"] = split
+        out["table_costs"] = {n: (int(c), round(1000 * t / max(1, c), 2))
+                              for n, (c, t) in costs.items()}
+        out["gc_pauses"] = {g: (len(v), round(1000 * max(v, default=0.0)))
+                            for g, v in gc_pauses.items()}
         out["rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         for stall in stalls:
             print(stall, file=sys.stderr)
@@ -415,6 +510,14 @@ def report(args: argparse.Namespace, f: dict[str, Any]) -> None:
     line("refresh wall time p50", f["refresh_wall_ms"]["p50"], "ms", None)
     line("refresh wall time p99", f["refresh_wall_ms"]["p99"], "ms", None)
     print(f"  keys over 100 ms (position, ms): {f.get('slow_keys')}")
+    print("  slow keys (key, ms to handled, ms from handled to painted): "
+          f"{f.get('slow_key_split')}")
+    print("  table work (calls, ms each; rebuild includes its rows' recompute when "
+          f"nested): {f.get('table_costs')}")
+    print("  garbage collections after the first screen, by generation (count, longest ms): "
+          f"{f.get('gc_pauses')}")
+    print("  per refresh, ms after its first query (table applied, frame painted): "
+          f"{f.get('query_paint_trace')}")
     print(f"  queries per refresh: {f['queries_per_refresh']} instant (the GPU one lean, "
           "full every 12th refresh or for a new GPU; +1 range query when new hosts appear)")
 

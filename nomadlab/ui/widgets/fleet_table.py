@@ -32,6 +32,7 @@ from nomadlab.ui.services import Services
 
 SPARK_SPAN = 300.0  # seconds of history in the sparkline column
 FLUSH_WINDOW = 0.1  # seconds: samples arriving together are painted together
+PREFETCH_BATCH = 6  # rows drawn ahead per idle turn after the cursor moved
 CURSOR_FOCUSED = Style(bgcolor="#264f78")
 CURSOR_BLURRED = Style(bgcolor="grey23")
 HEADER = Style(bold=True)
@@ -272,9 +273,16 @@ class FleetTable(ScrollView, can_focus=True):
         self._gpu_rows: dict[str, list[str]] = {}
         self.cursor_row = 0
         self._flush_pending = False
+        self._prefetch_pending = False
         self._header: Strip | None = None
         self._hosts_known = 0  # len(fleet.statuses) at the last rebuild
         self.row_version: dict[str, int] = {}  # row key -> host data version it shows
+        # Filter results per host: (host data version tested, matched), for the
+        # normalized query in _match_query. Typing a key narrows the filter: a host
+        # that failed before still fails; a backspace widens it: a host that matched
+        # still matches. Only the others are tested again.
+        self._match_query = ""
+        self._matches: dict[str, tuple[int, bool]] = {}
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -323,9 +331,32 @@ class FleetTable(ScrollView, can_focus=True):
         tags = {h.name: h.tags for h in self.services.config.hosts}
         names = fleetview.order_hosts(fleet.names(), fleet.statuses, fleet.latest,
                                       fleet.costs, self.sort_key)
-        return [n for n in names
-                if fleetview.host_matches(self.query_text, n, fleet.latest.get(n),
-                                          tags.get(n, ()), fleet.statuses.get(n))]
+        query = self.query_text.strip().lower()
+        if not query:
+            return names
+        before, cache = self._match_query, self._matches
+        narrower = bool(before) and before != query and before in query
+        wider = bool(before) and before != query and query in before
+        if before != query and not (narrower or wider):
+            cache = {}
+        versions = self.services.bridge.host_versions
+        matches: dict[str, tuple[int, bool]] = {}
+        shown: list[str] = []
+        for name in names:
+            version = versions.get(name, 0)
+            known = cache.get(name)
+            if known is not None and known[0] == version and (
+                    before == query or (narrower and not known[1])
+                    or (wider and known[1])):
+                hit = known[1]
+            else:
+                hit = fleetview.host_matches(query, name, fleet.latest.get(name),
+                                             tags.get(name, ()), fleet.statuses.get(name))
+            matches[name] = (version, hit)
+            if hit:
+                shown.append(name)
+        self._match_query, self._matches = query, matches
+        return shown
 
     def rebuild(self) -> None:
         """Recompute the row list (order, filter, folds, GPU sets changed)."""
@@ -335,24 +366,34 @@ class FleetTable(ScrollView, can_focus=True):
         self._hosts_known = len(fleet.statuses)
         self.order = self.visible_hosts()
         keys: list[str] = []
-        self._gpu_rows.clear()
-        for name in self.order:
-            keys.append(host_key(name))
-            sample = fleet.latest.get(name)
-            rows: list[str] = []
-            if sample is not None and name not in self.collapsed:
-                rows = gpu_rows(name, sample)
-            keys.extend(rows)
-            self._gpu_rows[name] = rows
-            self.rendered[name] = self.services.bridge.host_versions.get(name, 0)
-        self.keys = keys
-        self.index = {key: i for i, key in enumerate(keys)}
         # Rows are cached by the host's data version: a filter, a sort or a fold
         # re-renders only rows whose host changed since they were drawn.
         versions = self.services.bridge.host_versions
         drawn = self.row_version
-        self.dirty = {k for k in keys
-                      if drawn.get(k, -1) != versions.get(parse_key(k)[0], 0)}
+        dirty: set[str] = set()
+        gpu_rows_of = self._gpu_rows
+        latest = fleet.latest
+        collapsed = self.collapsed
+        rendered = self.rendered
+        for name in self.order:
+            head = host_key(name)
+            keys.append(head)
+            version = versions.get(name, 0)
+            # a host's GPU rows are kept while its data version and fold are the same
+            sample = latest.get(name)
+            unfolded = sample is not None and bool(sample.gpus) and name not in collapsed
+            rows = gpu_rows_of.get(name)
+            if rows is None or rendered.get(name) != version or bool(rows) != unfolded:
+                rows = gpu_rows(name, sample) if unfolded else []
+                gpu_rows_of[name] = rows
+            keys.extend(rows)
+            rendered[name] = version
+            if drawn.get(head, -1) != version:
+                dirty.add(head)
+            dirty.update(k for k in rows if drawn.get(k, -1) != version)
+        self.keys = keys
+        self.index = {key: i for i, key in enumerate(keys)}
+        self.dirty = dirty
         self.virtual_size = Size(self.size.width, len(keys) + 1)
         self.cursor_row = min(self.cursor_row, max(0, len(keys) - 1))
         if keep is not None:
@@ -557,7 +598,11 @@ class FleetTable(ScrollView, can_focus=True):
         self.cells[key] = cells
         self.shown[key] = shown
         self.plain[key] = plain
-        line = _line(shown, widths)
+        line = Text(no_wrap=True, end="")  # as _line, the cells already cut to width
+        for text in shown:
+            line.append(" ")
+            line.append_text(text)
+            line.append(" ")
         segments = list(line.render(self.app.console))
         self.strips[key] = Strip(segments, line.cell_len).apply_style(self.rich_style)
         return spans
@@ -689,9 +734,36 @@ class FleetTable(ScrollView, can_focus=True):
             self.scroll_to(y=row - self._page() + 1, animate=False, immediate=True)
         self._refresh_row(previous)
         self._refresh_row(row)
+        if not self._prefetch_pending:
+            self._prefetch_pending = True
+            self.call_after_refresh(self._prefetch)
         if announce:
             host, gpu = parse_key(self.keys[row])
             self.post_message(self.Selected(host, gpu))
+
+    def _prefetch(self) -> None:
+        """After the cursor moved, draw the page below the window (then the one above)
+        ahead, a few rows per turn once the frame is painted, so that paging down
+        finds its rows drawn. Only while the user moves: a refresh marks rows dirty
+        again and they wait until the next move."""
+        self._prefetch_pending = False
+        if not self.keys or not self.screen.is_current:
+            return
+        first = int(self.scroll_y)
+        page = self._page()
+        count = len(self.keys)
+        ahead = [*range(first + page, min(count, first + 2 * page)),
+                 *range(max(0, first - page), first)]
+        done = 0
+        for index in ahead:
+            key = self.keys[index]
+            if key in self.dirty or key not in self.strips:
+                self._compute(key)
+                done += 1
+                if done >= PREFETCH_BATCH:
+                    self._prefetch_pending = True
+                    self.set_timer(0.01, self._prefetch)
+                    return
 
     def selected(self) -> tuple[str, int | None] | None:
         key = self._cursor_key()

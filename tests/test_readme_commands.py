@@ -261,6 +261,8 @@ def run_attach(args: str, env: dict[str, str]) -> tuple[int, str]:
     The test host is this machine under the same user, so the session the run lives
     in is made here first, as the user would have made it over SSH."""
     clean = {k: v for k, v in env.items() if k != "TMUX"}
+    subprocess.run(["tmux", "kill-session", "-t", "readme"], check=False, env=clean,
+                   capture_output=True, timeout=30)  # one left by an interrupted run
     subprocess.run(["tmux", "new-session", "-d", "-s", "readme"], check=True, env=clean,
                    capture_output=True, timeout=30)
     with PtyTerm(["bash", "-c", f"exec nomadlab {args}"], env=env, cols=120, rows=30,
@@ -276,10 +278,18 @@ def run_attach(args: str, env: dict[str, str]) -> tuple[int, str]:
 
 
 def run_trust(args: str, env: dict[str, str]) -> tuple[int, str]:
-    with PtyTerm(["bash", "-c", f"exec nomadlab {args}"], env=env,
-                 cwd=env["NOMADLAB_WORK"]) as term:
-        screen = term.wait_for(lambda s: "[y/N]" in s or term.poll() is not None,
-                               timeout=60, what="the trust question or the end")
+    with PtyTerm(["bash", "-c", f"exec nomadlab {args}"],
+                 env={**env, "PYTHONFAULTHANDLER": "1"}, cwd=env["NOMADLAB_WORK"]) as term:
+        try:
+            screen = term.wait_for(lambda s: "[y/N]" in s or term.poll() is not None,
+                                   timeout=120, what="the trust question or the end")
+        except AssertionError as exc:
+            # Seen twice under load: the answer printed, the process not gone. Ask
+            # faulthandler (PYTHONFAULTHANDLER=1) for every thread's stack, for the record.
+            os.kill(term.pid, signal.SIGABRT)
+            term.wait_exit(30)
+            raise AssertionError(f"{exc}\n--- stacks at SIGABRT:\n{term.output()[-6000:]}"
+                                 ) from None
         if "[y/N]" in screen:
             term.send("y\r")
         return term.wait_exit(60), term.output()

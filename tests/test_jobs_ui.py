@@ -126,3 +126,18 @@ async def test_gpus_key_only_for_my_running_jobs(tmp_path: Path) -> None:
         await pilot.pause()
         assert isinstance(app.screen, JobsScreen)
         assert any("belongs to bob" in n.message for n in app._notifications)
+
+
+async def test_without_clusters_the_screen_says_what_to_add(tmp_path: Path) -> None:
+    """A new user pressing 6 in the demo (no [[clusters]]) reads what to configure."""
+    from nomadlab.cli.tui import build_app
+    from nomadlab.core.config import load_config_text
+
+    config = load_config_text(f'data_dir = "{tmp_path / "data"}"\nshow_local = false\n')
+    app = build_app(config)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await pilot.press("6")
+        await pilot.pause()
+        assert isinstance(app.screen, JobsScreen)
+        hint = str(app.screen.query_one("#partitions").render())
+        assert "No Slurm cluster is configured" in hint and "[[clusters]]" in hint

@@ -29,6 +29,9 @@ from nomadlab.ui.widgets.statusbar import StatusBar
 DETAIL_LIMIT = 20_000  # characters of scontrol output shown
 
 
+NO_CLUSTERS = ("No Slurm cluster is configured: add a [[clusters]] table with the login "
+               "node's host (README, \"Clusters\"), and its jobs show here.")
+
 class JobDetail(ModalScreen[None]):
     """``scontrol show job`` as plain text (untrusted: no markup, no escapes)."""
 
@@ -162,6 +165,9 @@ class JobsScreen(Screen[None]):
         table = self.table
         if jobs is None or not jobs.snapshots:
             table.border_title = "No [[clusters]] configured"
+            if self._parts != NO_CLUSTERS:
+                self._parts = NO_CLUSTERS
+                self.query_one("#partitions", Static).update(NO_CLUSTERS)
             return
         snapshots = list(jobs.snapshots.values())
         table.show(snapshots, self.services.clock.time(), jobs.version)

@@ -83,6 +83,11 @@ class PtyTerm:
                 return screen
             remaining = deadline - time.monotonic()
             if remaining <= 0 or not self._read(min(0.5, remaining)):
+                if remaining > 0:
+                    # End of output: the child closed the terminal as it exits, a
+                    # moment before waitpid can see it gone. Wait for that moment so
+                    # a predicate asking "has it exited?" is answered truly.
+                    self._reap(min(10.0, remaining))
                 if check(self.text()):
                     return self.text()
                 raise AssertionError(
@@ -107,6 +112,17 @@ class PtyTerm:
             if pid:
                 self.status = os.waitstatus_to_exitcode(status)
         return self.status
+
+    def _reap(self, timeout: float) -> None:
+        """Wait (at most ``timeout``) for the child to exit, without reading."""
+        if self.poll() is not None:
+            return
+        pidfd = os.pidfd_open(self.pid)  # readable once the child has exited
+        try:
+            select.select([pidfd], [], [], timeout)
+        finally:
+            os.close(pidfd)
+        self.poll()
 
     def wait_exit(self, timeout: float = 30.0) -> int:
         """The exit status, reading the output meanwhile (a full pty blocks the child)."""

@@ -284,8 +284,9 @@ def run_trust(args: str, env: dict[str, str]) -> tuple[int, str]:
             screen = term.wait_for(lambda s: "[y/N]" in s or term.poll() is not None,
                                    timeout=120, what="the trust question or the end")
         except AssertionError as exc:
-            # Seen twice under load: the answer printed, the process not gone. Ask
-            # faulthandler (PYTHONFAULTHANDLER=1) for every thread's stack, for the record.
+            # A real hang (the "seen under load" failures were the terminal's exit
+            # race, fixed in PtyTerm.wait_for): ask faulthandler (PYTHONFAULTHANDLER=1)
+            # for every thread's stack, for the record.
             os.kill(term.pid, signal.SIGABRT)
             term.wait_exit(30)
             raise AssertionError(f"{exc}\n--- stacks at SIGABRT:\n{term.output()[-6000:]}"

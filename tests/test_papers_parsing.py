@@ -12,7 +12,7 @@ import pytest
 from test_papers_support import ARXIV, CROSSREF, HOSTILE_ABSTRACT, HOSTILE_TITLE
 
 from nomadlab.core.papers import Paper
-from nomadlab.core.papers_formats import (
+from nomadlab.core.papers.formats import (
     FeedError,
     balance_braces,
     parse_arxiv_feed,
@@ -24,7 +24,7 @@ from nomadlab.core.papers_formats import (
     to_markdown,
     unbrace,
 )
-from nomadlab.core.papers_ids import (
+from nomadlab.core.papers.ids import (
     ArxivId,
     IdError,
     classify,

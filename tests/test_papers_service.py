@@ -31,8 +31,8 @@ from nomadlab.core.papers import (
     review_day_start,
     week_of,
 )
-from nomadlab.core.papers_formats import PaperMeta
-from nomadlab.core.papers_ids import IdError
+from nomadlab.core.papers.formats import PaperMeta
+from nomadlab.core.papers.ids import IdError
 from nomadlab.core.store import Store
 from nomadlab.remote.papers_api import RateLimiter, make_service
 
@@ -523,7 +523,7 @@ def test_core_papers_does_not_import_textual() -> None:
         "        if name == 'textual' or name.startswith('textual.'):\n"
         "            raise ImportError('textual blocked')\n"
         "sys.meta_path.insert(0, Block())\n"
-        "import nomadlab.core.papers, nomadlab.core.papers_ids, nomadlab.core.papers_formats\n"
+        "import nomadlab.core.papers, nomadlab.core.papers.ids, nomadlab.core.papers.formats\n"
         "import nomadlab.remote.papers_api, nomadlab.cli.paper\n"
         "print('ok')\n"
     )

@@ -21,7 +21,7 @@ import pytest
 from nomadlab.core.clock import ManualClock
 from nomadlab.core.config import Config, load_config_text
 from nomadlab.core.papers import PaperService
-from nomadlab.core.papers_formats import PaperMeta
+from nomadlab.core.papers.formats import PaperMeta
 from nomadlab.core.store import Store
 from nomadlab.remote.papers_api import PaperApi
 

@@ -33,7 +33,7 @@ from nomadlab.core.papers import (
     PaperError,
     PaperService,
 )
-from nomadlab.core.papers_ids import IdError, Source, classify
+from nomadlab.core.papers.ids import IdError, Source, classify
 from nomadlab.core.store import Store
 from nomadlab.core.text import visible
 from nomadlab.remote.papers_api import make_service

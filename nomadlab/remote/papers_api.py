@@ -5,7 +5,7 @@ for one request at a time and at most one every 3 seconds: :class:`RateLimiter` 
 to that across threads and, through a small lock file next to the database, across
 nomadlab processes (the TUI and CLI commands run at the same time). Time comes from
 an injected clock and waiting from an injected ``sleep``, so tests never sleep.
-Parsing is in ``nomadlab/core/papers_formats.py`` (pure).
+Parsing is in ``nomadlab/core/papers/formats.py`` (pure).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from nomadlab import __version__
 from nomadlab.core.clock import Clock
 from nomadlab.core.config import Config, PapersSettings
 from nomadlab.core.papers import ARXIV_MIN_INTERVAL, LookupFailed, PaperService
-from nomadlab.core.papers_formats import (
+from nomadlab.core.papers.formats import (
     FeedError,
     PaperMeta,
     clean_space,

@@ -25,7 +25,7 @@ from textual.widgets import DataTable, Footer, Input, Static
 
 from nomadlab.core import papers as core
 from nomadlab.core.papers import CapReached, FillReport, Paper, PaperError, PaperService
-from nomadlab.core.papers_ids import IdError, classify_many
+from nomadlab.core.papers.ids import IdError, classify_many
 from nomadlab.ui import render
 from nomadlab.ui.screens.papers_dialogs import AddPaper, Confirm, EditLine, EditNotes, Takeaway
 from nomadlab.ui.services import Services

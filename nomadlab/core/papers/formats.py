@@ -19,10 +19,10 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from nomadlab.core.papers_ids import ArxivId, IdError, match_arxiv, parse_arxiv, parse_doi
+from nomadlab.core.papers.ids import ArxivId, IdError, match_arxiv, parse_arxiv, parse_doi
 
 if TYPE_CHECKING:
-    from nomadlab.core.papers import Paper
+    from nomadlab.core.papers.model import Paper
 
 ATOM = "{http://www.w3.org/2005/Atom}"
 ARXIV = "{http://arxiv.org/schemas/atom}"

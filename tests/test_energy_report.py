@@ -12,7 +12,7 @@ from nomadlab.core.clock import ManualClock
 from nomadlab.core.config import load_config_text
 from nomadlab.core.energy import EnergyRecorder, energy_by_host
 from nomadlab.core.focus import FocusService
-from nomadlab.core.focus_report import week_report
+from nomadlab.core.focus.report import week_report
 from nomadlab.core.model import GpuHealth, GpuSample, HostSample
 from nomadlab.core.store import Store
 

@@ -15,7 +15,7 @@ from focus_seed import FakeBoard, FakePapers, H, M
 from nomadlab.core.clock import ManualClock
 from nomadlab.core.config import load_config_text
 from nomadlab.core.focus import FocusService
-from nomadlab.core.focus_report import day_summary, week_report, yesterday
+from nomadlab.core.focus.report import day_summary, week_report, yesterday
 from nomadlab.core.store import Store
 
 

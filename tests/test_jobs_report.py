@@ -9,7 +9,7 @@ import ui_data
 
 from nomadlab.core.clock import ManualClock
 from nomadlab.core.focus import FocusService
-from nomadlab.core.focus_report import week_report
+from nomadlab.core.focus.report import week_report
 from nomadlab.core.jobs.history import JobHistory
 from nomadlab.core.jobs.model import Job
 from nomadlab.core.store import Store

@@ -315,7 +315,7 @@ def run_today(args: argparse.Namespace) -> int:
 
 def today_json(service: FocusService, now: float) -> dict[str, Any]:
     """``nomadlab today --json``: the same facts as the text, as data."""
-    from nomadlab.core.focus_report import yesterday  # here: `focus status` need not load it
+    from nomadlab.core.focus.report import yesterday  # here: `focus status` need not load it
 
     day = service.today(now)
     blocks = service.blocks(day)
@@ -379,7 +379,7 @@ def today_text(service: FocusService, now: float) -> str:
     previous = service.retro(Days.shift_week(service.days.week_id(day), -1))
     if previous is not None and previous.change:
         out.append(f"  last week you meant to change: {previous.change}")
-    from nomadlab.core.focus_report import yesterday  # here: `focus status` need not load it
+    from nomadlab.core.focus.report import yesterday  # here: `focus status` need not load it
 
     summary = yesterday(service, now)
     lines = summary.lines()
@@ -423,7 +423,7 @@ def _week(service: FocusService, text: str | None) -> str:
 def run_week(args: argparse.Namespace) -> int:
     service = _service(args, peers=True)
     week = _week(service, args.week)
-    from nomadlab.core.focus_report import week_report
+    from nomadlab.core.focus.report import week_report
 
     report = week_report(service, week)
     if args.json:

@@ -25,7 +25,7 @@ from nomadlab.core.focus import (
     format_hours,
     minute_text,
 )
-from nomadlab.core.focus_report import day_summary
+from nomadlab.core.focus.report import day_summary
 from nomadlab.ui import render
 from nomadlab.ui.screens.focus_dialogs import ConfirmDialog, FormDialog
 from nomadlab.ui.services import Services

@@ -14,7 +14,7 @@ from textual.widget import Widget
 from textual.widgets import Footer, Static
 
 from nomadlab.core.focus import RETRO_PROMPTS, Days, FocusService, format_hours
-from nomadlab.core.focus_report import DayRow, WeekReport, energy_line, week_report
+from nomadlab.core.focus.report import DayRow, WeekReport, energy_line, week_report
 from nomadlab.ui import render
 from nomadlab.ui.screens.focus_dialogs import FormDialog
 from nomadlab.ui.services import Services

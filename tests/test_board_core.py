@@ -10,7 +10,7 @@ import pytest
 import test_board_data as data
 
 from nomadlab.core.board import BoardError, BoardService, make_service
-from nomadlab.core.board_model import (
+from nomadlab.core.board.model import (
     ARCHIVE,
     Card,
     attempts,

@@ -11,7 +11,7 @@ from sshd import SshServer
 from test_jobs_slurm import cluster_config, login, slurm  # noqa: F401  (fixtures)
 
 from nomadlab.core.board import BoardService, make_service
-from nomadlab.core.board_model import BoardError
+from nomadlab.core.board.model import BoardError
 from nomadlab.core.clock import SYSTEM_CLOCK
 from nomadlab.core.store import Store
 from nomadlab.notify import AlertHub

@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 from nomadlab.cli.common import UserError, add_config_option, config_from, print_json
 from nomadlab.core.board import BoardError, BoardService
-from nomadlab.core.board_model import ARCHIVE, Card, duration, local_time, parse_assignments
+from nomadlab.core.board.model import ARCHIVE, Card, duration, local_time, parse_assignments
 from nomadlab.core.clock import SYSTEM_CLOCK
 from nomadlab.core.model import LOCAL_HOST
 from nomadlab.core.store import Store

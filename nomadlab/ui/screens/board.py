@@ -23,7 +23,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Input, OptionList, Static
 
 from nomadlab.core.board import BoardService
-from nomadlab.core.board_model import (
+from nomadlab.core.board.model import (
     ARCHIVE,
     BoardError,
     Card,

@@ -36,7 +36,7 @@ from textual.widgets import (
 from textual.widgets.option_list import Option
 
 from nomadlab.core.board import BoardService
-from nomadlab.core.board_model import (
+from nomadlab.core.board.model import (
     LINK_KEYS,
     LINK_TITLES,
     PRIORITY_NAMES,

@@ -22,7 +22,7 @@ from textual.widget import Widget
 from textual.widgets import OptionList
 from textual.widgets.option_list import Option
 
-from nomadlab.core.board_model import Card, LiveState, duration
+from nomadlab.core.board.model import Card, LiveState, duration
 from nomadlab.ui import logtext, render
 
 PRIORITY_STYLE = {3: "bold red", 2: "bold yellow", 1: "dim cyan"}

@@ -12,7 +12,7 @@ from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
 from nomadlab.core.board import BoardService
-from nomadlab.core.board_model import Card
+from nomadlab.core.board.model import Card
 from nomadlab.ui import render
 from nomadlab.ui.services import Services
 from nomadlab.ui.widgets.board_cards import live_text

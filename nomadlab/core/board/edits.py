@@ -30,6 +30,7 @@ from nomadlab.core.board.runs import BoardRuns
 
 class BoardEdits(BoardRuns):
     """Every change a person, a script or an alert makes to a card."""
+
     # -------------------------------------------------------------- the contract
 
     def add_card(self, title: str, *, column: str | None = None, board: str | None = None,

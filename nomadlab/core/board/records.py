@@ -91,8 +91,6 @@ class UndoResult:
     card: int | None  # the card to put the cursor on
 
 
-
-
 class BoardRecords:
     """Cards over the store; the attributes are set by BoardService.__init__."""
 

@@ -51,7 +51,6 @@ class AlertsLike(Protocol):
     def emit(self, alerts: Iterable[Alert]) -> None: ...
 
 
-
 class BoardRuns(BoardRecords):
     """Cards with a run; the attributes are set by BoardService.__init__."""
 

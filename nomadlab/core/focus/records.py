@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 
 class FocusRecords:
     """Sessions, presets and purposes over the store."""
+
     def __init__(self, config: Config, store: Store, clock: Clock = SYSTEM_CLOCK, *,
                  tz: tzinfo | None = None, alerts: AlertOutlet | None = None,
                  board: Any = None, papers: Any = None,

@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 
 class FocusTimer(FocusRecords):
     """The open session and its notices."""
+
     # ------------------------------------------------------------------ the timer
 
     def _open_in(self, db: sqlite3.Connection, now: float) -> int | None:

@@ -32,6 +32,7 @@ T = TypeVar("T")
 
 class PaperLookups(PaperRecords):
     """Pending papers looked up and stored."""
+
     # ------------------------------------------------------------------ metadata
 
     def pending(self) -> list[Paper]:

@@ -37,6 +37,7 @@ from nomadlab.core.store import Store
 class PaperRecords:
     """The papers table: rows in and out, duplicates merged; every change calls the
     subscribers (in this process) and moves ``store.data_version()`` (in others)."""
+
     def __init__(self, config: Config, store: Store, *, clock: Clock = SYSTEM_CLOCK,
                  source: MetadataSource | None = None, poll_interval: float = 15.0) -> None:
         self.config = config

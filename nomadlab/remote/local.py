@@ -72,6 +72,7 @@ class InProcessHost:
         self.on_status(self.status)
 
     async def run(self) -> None:
+        self._set(HostState.CONNECTING, None)
         info = await asyncio.to_thread(self.probe.open)
         self.status.info = info
         self._set(HostState.LIVE, None)

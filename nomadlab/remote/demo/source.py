@@ -24,9 +24,8 @@ from nomadlab.remote.protocol import AgentDecoder
 class DemoProbe:
     """One simulated host as :class:`InProcessHost` asks for it."""
 
-    def __init__(self, host: SimHost, source: str) -> None:
+    def __init__(self, host: SimHost) -> None:
         self.host = host
-        self.source = source
         self.agent: SimAgent | None = None
         self.unplugged: str | None = None  # why the host does not answer, when it does not
         self._decoder = AgentDecoder(host.name)
@@ -39,9 +38,8 @@ class DemoProbe:
         if self.unplugged is not None:
             raise ConnectionError(self.unplugged)
         assert self.agent is not None
-        sample = self._decoder.sample_event(self.agent.sample(), self.host.clock.time())
-        sample.source = self.source
-        return sample
+        # source stays None: the agent's own samples, as over SSH (exported, merged alike)
+        return self._decoder.sample_event(self.agent.sample(), self.host.clock.time())
 
     def close(self) -> None:
         if self.agent is not None:
@@ -62,7 +60,7 @@ class DemoSource(Source):
         self.listener = UNHEARD
         self.world = build_hosts(hosts, gpus, seed=seed, clock=clock, epoch=epoch,
                                  profiles=profiles)
-        self.probes = {h.name: DemoProbe(h, name) for h in self.world}
+        self.probes = {h.name: DemoProbe(h) for h in self.world}
         self.hosts = {
             h.name: InProcessHost(h.name, clock, interval, self.probes[h.name],
                                   on_status=self._host_status, on_sample=self._host_sample)

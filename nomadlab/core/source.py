@@ -142,7 +142,7 @@ class Source(ABC):
     async def stop(self) -> None:
         """Stop every task and connection; nothing is told after this returns."""
 
-    def known_hosts(self) -> list[HostStatus]:
+    def initial_hosts(self) -> list[HostStatus]:
         """Hosts known before the first result (listed as connecting); others come later."""
         return []
 

@@ -91,7 +91,7 @@ class Fleet:
         """A source the fleet listens to from now on (before :meth:`start`)."""
         self.sources.append(source)
         source.attach(_Sink(self, source))
-        for status in source.known_hosts():
+        for status in source.initial_hosts():
             self.owner.setdefault(status.name, source)
             self.statuses.setdefault(status.name, status)
         if not source.one_host:

@@ -186,7 +186,7 @@ class LocalSource(Source):
     def attach(self, listener: SourceListener) -> None:
         self.listener = listener
 
-    def known_hosts(self) -> list[HostStatus]:
+    def initial_hosts(self) -> list[HostStatus]:
         return [self.host.status]
 
     def start(self) -> None:

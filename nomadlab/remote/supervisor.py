@@ -95,7 +95,7 @@ class HostSupervisor(Source):
     def attach(self, listener: SourceListener) -> None:
         self.listener = listener
 
-    def known_hosts(self) -> list[HostStatus]:
+    def initial_hosts(self) -> list[HostStatus]:
         return [self.status]
 
     def retry(self, host: str) -> bool:

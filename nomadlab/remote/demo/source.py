@@ -90,7 +90,7 @@ class DemoSource(Source):
     def attach(self, listener: SourceListener) -> None:
         self.listener = listener
 
-    def known_hosts(self) -> list[HostStatus]:
+    def initial_hosts(self) -> list[HostStatus]:
         return [h.status for h in self.hosts.values()]
 
     def start(self) -> None:

@@ -153,7 +153,7 @@ async def client(args: argparse.Namespace) -> dict[str, Any]:
                                    refresh=args.refresh, timeout=30.0)]
     store = Store(config.database)
     fleet = Fleet(config, store=store)
-    source = fleet.sources["lab"]
+    source: Any = fleet.source("lab")
     frames: list[float] = []
     original_refresh = Screen._compositor_refresh
 

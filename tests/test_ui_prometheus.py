@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import ui_data
 from prom import PromServer, exporters, prometheus
@@ -54,17 +55,18 @@ def mixed(tmp: Path, url: str = "http://127.0.0.1:9"):  # type: ignore[no-untype
             series.append(dcgm("dgx-a01", gpu, name, value))
             series.append(dcgm("dgx-a02", gpu, name, value))
     now = clock.time()
+    lab: Any = fleet.source("lab")  # replayed through the source's own listener
     first = model.update(now - 10, series)
     for status in first.statuses.values():
-        fleet.publish_source_status(status)
+        lab.on_status(status)
     for sample in first.samples.values():
-        fleet.publish_sample(sample)
+        lab.on_sample(sample)
     later = model.update(now, [s for s in series if s.labels["Hostname"] == "dgx-a01"],
                          up=[S({"instance": "dgx-a02:9400"}, 0.0)])
     for status in later.statuses.values():
-        fleet.publish_source_status(status)
+        lab.on_status(status)
     for sample in later.samples.values():
-        fleet.publish_sample(sample)
+        lab.on_sample(sample)
     app = build_app(cfg, clock=clock, start_fleet=False, store=store, fleet=fleet)
     return app, fleet, clock
 
@@ -96,7 +98,8 @@ async def test_real_prometheus_hosts_reach_the_screen(
     app, fleet, _clock = mixed(tmp_path, prometheus.url)
     async with app.run_test(size=(160, 48)) as pilot:
         await pilot.press("1")
-        await fleet.sources["lab"].refresh()
+        lab: Any = fleet.source("lab")
+        await lab.refresh()
         await pilot.pause(0.3)  # the table's coalescing window (FLUSH_WINDOW)
         table = app.screen.query_one(FleetTable)
         assert host_key("dgx-b07") in table.keys

@@ -15,8 +15,8 @@ from nomadlab.cli.common import UserError, add_config_option, config_from, run_a
 from nomadlab.core import health
 from nomadlab.core.config import Thresholds
 from nomadlab.core.model import LOCAL_HOST, HostState
+from nomadlab.core.source import SourceState, SourceStatus
 from nomadlab.remote.oneshot import HostReport, sample_once
-from nomadlab.remote.promsource import SourceState, SourceStatus
 from nomadlab.ui import render
 
 

@@ -15,8 +15,8 @@ from dataclasses import dataclass, replace
 from nomadlab.core.clock import SYSTEM_CLOCK, Clock
 from nomadlab.core.config import Config
 from nomadlab.core.model import HostSample, HostState, HostStatus
+from nomadlab.core.source import SourceStatus
 from nomadlab.remote.fleet import Fleet
-from nomadlab.remote.promsource import SourceStatus
 
 ONESHOT_INTERVAL = 0.5  # seconds between an agent's samples for `nomadlab status`
 FINAL = {HostState.RECONNECTING, HostState.AUTH_FAILED, HostState.PASSPHRASE,
@@ -68,7 +68,7 @@ async def sample_once(config: Config, names: Iterable[str] | None = None, *,
                   clock=clock, hosts=names)
     waiter = _Waiter(fleet.names())
     fleet.listeners.append(waiter)
-    sources_done = [s.first_refresh.wait() for s in fleet.sources.values()]
+    sources_done = [s.ready() for s in fleet.sources]
     limit = timeout if timeout is not None else (
         config.ssh.connect_timeout + config.ssh.login_timeout + 5 * config.fleet.interval + 5)
     await fleet.start()

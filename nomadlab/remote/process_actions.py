@@ -7,13 +7,10 @@ hit. ``[fleet] read_only = true`` refuses every action here, before anything is 
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 
-from nomadlab.core.model import LOCAL_HOST
-from nomadlab.remote import agent
+from nomadlab.core.source import SourceError
 from nomadlab.remote.fleet import Fleet
-from nomadlab.remote.session import CommandFailed
 
 SIGNAL_NAMES = ("TERM", "INT", "KILL")
 KILL_OFFER_AFTER = 10.0  # seconds after SIGTERM before SIGKILL is offered
@@ -38,14 +35,11 @@ def check_writable(fleet: Fleet) -> None:
 
 
 async def _ask(fleet: Fleet, host: str, command: dict[str, object]) -> dict[str, object]:
-    if host == LOCAL_HOST and fleet.local is not None:
-        return await asyncio.to_thread(agent.handle_command, dict(command))
-    supervisor = fleet.supervisors.get(host)
-    if supervisor is None:
+    if host not in fleet.owner:
         raise ActionRefused(f"unknown host {host!r}")
     try:
-        return await supervisor.request(command)
-    except CommandFailed as exc:
+        return await fleet.request(host, command)
+    except SourceError as exc:
         raise ActionRefused(f"{host}: {exc}") from None
 
 

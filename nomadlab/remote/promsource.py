@@ -16,15 +16,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import enum
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 from nomadlab.core.clock import SYSTEM_CLOCK, Clock
 from nomadlab.core.config import SourceConfig
 from nomadlab.core.model import HostSample, HostStatus
 from nomadlab.core.promfleet import FULL_EVERY, PromFleet, Refresh, history_points, queries
 from nomadlab.core.secrets import get_secret, how_to_set
+from nomadlab.core.source import UNHEARD, Source, SourceListener, SourceState, SourceStatus
 from nomadlab.remote.prometheus import PrometheusClient, PrometheusError
 
 BACKFILL_SECONDS = 300.0  # the fleet table's sparkline span
@@ -32,29 +31,17 @@ BACKFILL_STEP = 10.0
 PUBLISH_BATCH = 50  # hosts published between two turns of the event loop
 
 
-class SourceState(enum.StrEnum):
-    CONNECTING = "connecting"
-    LIVE = "live"
-    FAILED = "failed"
-
-
-@dataclass(slots=True)
-class SourceStatus:
-    name: str
-    kind: str
-    state: SourceState = SourceState.CONNECTING
-    error: str | None = None
-    hosts: list[str] = field(default_factory=list)
-    refreshed: float | None = None  # wall clock of the last good refresh
-
+__all__ = ["PrometheusSource", "SourceState", "SourceStatus"]
 
 Backfill = Callable[[str, int, list[tuple[float, float]], list[tuple[float, float]]], None]
 
 
-class PrometheusSource:
+class PrometheusSource(Source):
+    kind = "prometheus"
+
     def __init__(self, config: SourceConfig, *, clock: Clock = SYSTEM_CLOCK,
-                 on_status: Callable[[HostStatus], None],
-                 on_sample: Callable[[HostSample], None],
+                 on_status: Callable[[HostStatus], None] = UNHEARD.host_status,
+                 on_sample: Callable[[HostSample], None] = UNHEARD.host_sample,
                  on_backfill: Backfill | None = None,
                  on_source: Callable[[SourceStatus], None] | None = None) -> None:
         self.config = config
@@ -71,6 +58,28 @@ class PrometheusSource:
         self._task: asyncio.Task[None] | None = None
         self.first_refresh = asyncio.Event()
         self._refreshes = 0  # good refreshes so far: every FULL_EVERY-th is a full one
+
+    # ------------------------------------------------------------------ as a Source
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    @property
+    def source_status(self) -> SourceStatus:
+        return self.status
+
+    def attach(self, listener: SourceListener) -> None:
+        self.on_status = listener.host_status
+        self.on_sample = listener.host_sample
+        self.on_backfill = listener.host_history
+        self.on_source = listener.source_status
+
+    async def ready(self) -> None:
+        await self.first_refresh.wait()
+
+    def hourly_cost(self, host: str) -> float | None:
+        return self.config.hourly_cost
 
     def _client(self) -> PrometheusClient:
         if self.client is None:

@@ -18,6 +18,7 @@ import asyncssh
 
 from nomadlab.core.clock import Clock
 from nomadlab.core.model import AgentInfo, GpuProcess, GpuSample, GpuSource, HostSample
+from nomadlab.core.source import SourceError
 from nomadlab.remote import agent as wire
 from nomadlab.remote import bootstrap
 from nomadlab.remote.protocol import AgentDecoder, AgentError, AgentReply, NoPython
@@ -30,7 +31,7 @@ STDERR_KEEP = 4096
 SAMPLE_BURST = 5
 
 
-class CommandFailed(Exception):
+class CommandFailed(SourceError):
     """A command for the agent could not be delivered or was not answered."""
 
 

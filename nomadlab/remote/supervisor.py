@@ -3,6 +3,7 @@
 States (see :class:`HostState`): CONNECTING -> LIVE <-> STALE -> RECONNECTING -> ...;
 host-key and auth failures park the host until the user acts (trust, passphrase,
 retry). One host's trouble never touches another's: each supervisor is its own task.
+A supervisor is a one-host :class:`Source` of kind ``ssh``.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-from collections.abc import Callable
 from dataclasses import replace
 
 import asyncssh
@@ -18,6 +18,15 @@ import asyncssh
 from nomadlab.core.clock import Clock
 from nomadlab.core.config import HostConfig, SshSettings
 from nomadlab.core.model import AgentInfo, HostSample, HostState, HostStatus
+from nomadlab.core.source import (
+    UNHEARD,
+    HostTeller,
+    Source,
+    SourceError,
+    SourceListener,
+    SourceStatus,
+    one_host_status,
+)
 from nomadlab.remote.session import AgentSession, CommandFailed
 from nomadlab.remote.ssh import (
     AuthFailed,
@@ -27,9 +36,6 @@ from nomadlab.remote.ssh import (
     PassphraseNeeded,
     Unreachable,
 )
-
-StatusCallback = Callable[[HostStatus], None]
-SampleCallback = Callable[[HostSample], None]
 
 
 class Backoff:
@@ -52,18 +58,19 @@ class Backoff:
         self.attempt = 0
 
 
-class HostSupervisor:
+class HostSupervisor(Source):
+    kind = "ssh"
+    one_host = True
+
     def __init__(self, host: HostConfig, connector: Connector, settings: SshSettings,
                  clock: Clock, *, interval: float, stale_after: float,
-                 on_status: StatusCallback, on_sample: SampleCallback,
                  rng: random.Random | None = None) -> None:
         self.host = host
         self.connector = connector
         self.clock = clock
         self.interval = interval
         self.stale_after = stale_after
-        self.on_status = on_status
-        self.on_sample_cb = on_sample
+        self.listener = UNHEARD
         self.backoff = Backoff(settings.backoff_initial, settings.backoff_max, rng)
         self.status = HostStatus(name=host.name, state=HostState.CONNECTING, since=clock.time())
         self._wake = asyncio.Event()
@@ -73,6 +80,35 @@ class HostSupervisor:
         self._session: AgentSession | None = None
         self._last_sample_mono: float | None = None
         self._probe_deadline: float | None = None
+        self._teller = HostTeller(self.kind)
+
+    # ------------------------------------------------------------------ as a source
+
+    @property
+    def name(self) -> str:
+        return self.host.name
+
+    @property
+    def source_status(self) -> SourceStatus:
+        return one_host_status(self.kind, self.status)
+
+    def attach(self, listener: SourceListener) -> None:
+        self.listener = listener
+
+    def initial_hosts(self) -> list[HostStatus]:
+        return [self.status]
+
+    def retry(self, host: str) -> bool:
+        self.backoff.reset()
+        self.wake()
+        return True
+
+    def hourly_cost(self, host: str) -> float | None:
+        return self.host.hourly_cost
+
+    def on_status(self, status: HostStatus) -> None:
+        """Tell the listener the host's state, and the source's when that changed."""
+        self._teller.tell(self.listener, status)
 
     # ------------------------------------------------------------------ state
 
@@ -118,7 +154,7 @@ class HostSupervisor:
         self.status = replace(self.status, last_sample=sample.received)
         if self.status.state is not HostState.LIVE:
             self._set(HostState.LIVE)
-        self.on_sample_cb(sample)
+        self.listener.host_sample(sample)
 
     def on_garbage(self, total: int) -> None:
         self.status = replace(self.status, garbage_lines=total)
@@ -178,9 +214,11 @@ class HostSupervisor:
 
     # ------------------------------------------------------------------ for others
 
-    async def request(self, command: dict[str, object], timeout: float = 10.0
+    async def request(self, host: str, command: dict[str, object], timeout: float = 10.0
                       ) -> dict[str, object]:
         """A command for this host's agent (``proc``, ``signal``); its reply."""
+        if host != self.host.name:
+            raise SourceError(f"{host} is not {self.host.name}")
         session = self._session
         if session is None:
             raise CommandFailed(f"{self.host.name} is not connected ({self.status.state})")

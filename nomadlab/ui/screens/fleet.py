@@ -131,7 +131,7 @@ class FleetScreen(Screen[None]):
 
     def action_retry(self) -> None:
         host = self._selected_host()
-        if host is None or host not in self.services.fleet.supervisors:
+        if host is None or not self.services.fleet.is_remote(host):
             self.notify("Select a remote host first.", severity="warning")
             return
         self.services.fleet.retry(host)
@@ -226,7 +226,7 @@ class FleetScreen(Screen[None]):
 
     def action_tmux(self) -> None:
         host = self._selected_host()
-        if host is None or host not in self.services.fleet.supervisors:
+        if host is None or not self.services.fleet.is_remote(host):
             self.notify("Select a remote host first.", severity="warning")
             return
         self.acting.tmux(host)

@@ -477,8 +477,8 @@ class FleetTable(ScrollView, can_focus=True):
             if middle.plain:
                 cell.append("  " if hint else "")
                 cell.append_text(middle)
-            source = fleet.host_source.get(name)
-            if source is not None and name not in fleet.supervisors:
+            source = fleet.via(name)
+            if source is not None:
                 cell = render.safe(f"via {source} ", "dim").append_text(cell)
             cells.append(cell)
         return cells

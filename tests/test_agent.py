@@ -24,9 +24,10 @@ import pytest
 from conftest import nvml_env
 from standins.smi import fake_smi_env
 
-from nomadlab.remote import agent, bootstrap
+from nomadlab.hostside import agent
+from nomadlab.remote import bootstrap
 
-AGENT_PY = Path(agent.__file__)
+AGENT_DIR = Path(agent.__file__).parent  # the package shipped to hosts
 
 
 # --------------------------------------------------------------------------- Python 3.8
@@ -55,7 +56,7 @@ def test_vermin_flags_what_38_cannot_run(tmp_path: Path) -> None:
 
 
 def test_agent_source_needs_nothing_above_python_38() -> None:
-    result = vermin(AGENT_PY)
+    result = vermin(AGENT_DIR)  # every module of it
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Target versions not met" not in result.stdout
     assert "requires" not in result.stdout  # --violations lists only what breaks 3.8
@@ -72,12 +73,15 @@ def test_bootstrap_needs_nothing_above_python_38(tmp_path: Path) -> None:
 def test_agent_imports_only_the_standard_library() -> None:
     code = (
         "import sys; before = set(sys.modules)\n"
-        f"import runpy; runpy.run_path({str(AGENT_PY)!r}, run_name='not_main')\n"
+        # as on a host: the package alone (no nomadlab above it), under another name
+        f"sys.path.insert(0, {str(AGENT_DIR.parent)!r}); import agent.run\n"
         "import sysconfig\n"
         "std = sysconfig.get_paths()['stdlib']\n"
         "bad = [n for n in set(sys.modules) - before\n"
         "       if getattr(sys.modules[n], '__file__', None)\n"
-        "       and not sys.modules[n].__file__.startswith(std)]\n"
+        "       and not sys.modules[n].__file__.startswith(std)\n"
+        "       and n != 'agent' and not n.startswith('agent.')]\n"
+        "assert 'agent.procs' in sys.modules and 'nomadlab' not in sys.modules\n"
         "print(bad)\n"
     )
     out = subprocess.run([sys.executable, "-I", "-S", "-c", code], capture_output=True,

@@ -18,10 +18,11 @@ from pathlib import Path
 import pytest
 from conftest import wait_for
 
-from nomadlab.remote import bootstrap, tailagent
+from nomadlab.hostside import tailagent
+from nomadlab.remote import bootstrap
 from nomadlab.remote.tail import DataFrame, FrameDecoder, parse_cuts
 
-TAILAGENT_PY = Path(tailagent.__file__)
+TAILAGENT_DIR = Path(tailagent.__file__).parent  # the package shipped to hosts
 PY38 = Path("/root/.pyenv/versions/3.8.18/bin/python3")
 
 
@@ -536,7 +537,7 @@ def test_needs_nothing_above_python_38() -> None:
         pytest.fail("vermin is not installed (pip install -e '.[test]')", pytrace=False)
     result = subprocess.run(
         [exe, "--target=3.8-", "--violations", "--no-tips", "--eval-annotations",
-         "--no-config-file", str(TAILAGENT_PY)],
+         "--no-config-file", str(TAILAGENT_DIR)],
         capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "requires" not in result.stdout
@@ -545,12 +546,15 @@ def test_needs_nothing_above_python_38() -> None:
 def test_imports_only_the_standard_library() -> None:
     code = (
         "import sys; before = set(sys.modules)\n"
-        f"import runpy; runpy.run_path({str(TAILAGENT_PY)!r}, run_name='not_main')\n"
+        # as on a host: the package alone (no nomadlab above it), under another name
+        f"sys.path.insert(0, {str(TAILAGENT_DIR.parent)!r}); import tailagent.run\n"
         "import sysconfig\n"
         "std = sysconfig.get_paths()['stdlib']\n"
         "bad = [n for n in set(sys.modules) - before\n"
         "       if getattr(sys.modules[n], '__file__', None)\n"
-        "       and not sys.modules[n].__file__.startswith(std)]\n"
+        "       and not sys.modules[n].__file__.startswith(std)\n"
+        "       and n != 'tailagent' and not n.startswith('tailagent.')]\n"
+        "assert 'tailagent.follow' in sys.modules and 'nomadlab' not in sys.modules\n"
         "print(bad)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

@@ -23,7 +23,7 @@ from nomadlab.core.model import (
     HostState,
     HostStatus,
 )
-from nomadlab.remote import agent
+from nomadlab.hostside import agent
 from nomadlab.remote.protocol import AgentDecoder
 
 

@@ -11,7 +11,7 @@ import asyncio
 from dataclasses import dataclass
 
 from nomadlab.core.model import LOCAL_HOST
-from nomadlab.remote import agent
+from nomadlab.hostside import agent
 from nomadlab.remote.fleet import Fleet
 from nomadlab.remote.session import CommandFailed
 

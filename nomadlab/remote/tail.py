@@ -2,7 +2,7 @@
 
 A :class:`LogTail` follows one configured log. On a host it rides the host's existing
 SSH connection (``HostSupervisor.wait_connected()``): one channel running the tail
-agent (:mod:`nomadlab.remote.tailagent`) through the same ``python3 -c`` bootstrap as
+agent (:mod:`nomadlab.hostside.tailagent`) through the same ``python3 -c`` bootstrap as
 the sampler; the path and every other argument travel inside the payload on stdin,
 never on a command line. On "local" the same agent runs as a child process
 (``sys.executable -c BOOT``), so both take the same code path.
@@ -37,11 +37,11 @@ from nomadlab.core.clock import SYSTEM_CLOCK, Clock
 from nomadlab.core.config import Config, LogConfig, TailSettings
 from nomadlab.core.logs import LogBuffer, LogLine, LogState, LogStatus
 from nomadlab.core.model import LOCAL_HOST
+from nomadlab.hostside.agent.wire import NO_PYTHON_MARKER
+from nomadlab.hostside.tailagent.output import DEFAULT_MAX_LINE
 from nomadlab.remote import bootstrap
-from nomadlab.remote.agent import NO_PYTHON_MARKER
 from nomadlab.remote.fleet import Fleet
 from nomadlab.remote.supervisor import HostSupervisor
-from nomadlab.remote.tailagent import DEFAULT_MAX_LINE
 
 READ_CHUNK = 1 << 20
 SLICE_LINES = 2000  # lines handled before the event loop gets a turn

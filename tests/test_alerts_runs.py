@@ -21,7 +21,7 @@ from nomadlab.core.alerts import AlertEngine, default_rules
 from nomadlab.core.clock import ManualClock
 from nomadlab.core.config import LogConfig, TailSettings
 from nomadlab.core.logs import LogLine
-from nomadlab.notify import AlertHub
+from nomadlab.notify.hub import AlertHub
 from nomadlab.remote.fleet import Fleet
 from nomadlab.remote.tail import Logs
 

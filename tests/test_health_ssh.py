@@ -13,7 +13,7 @@ from test_cli import trusted
 from nomadlab.core.alerts import Alert, AlertLog
 from nomadlab.core.clock import ManualClock
 from nomadlab.core.store import Store
-from nomadlab.notify import AlertHub
+from nomadlab.notify.hub import AlertHub
 from nomadlab.remote.fleet import Fleet
 
 pytestmark = pytest.mark.sshd

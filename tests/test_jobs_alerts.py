@@ -20,7 +20,7 @@ from nomadlab.core.jobs.alerts import job_alerts, job_rules
 from nomadlab.core.jobs.events import JobEvent, JobTracker
 from nomadlab.core.jobs.model import Job
 from nomadlab.core.store import Store
-from nomadlab.notify import AlertHub
+from nomadlab.notify.hub import AlertHub
 from nomadlab.remote.slurm import make_clients
 from nomadlab.remote.ssh import Connector
 

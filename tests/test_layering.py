@@ -226,7 +226,8 @@ def test_the_check_catches_a_wrong_import(tmp_path: Path) -> None:
         "    from nomadlab.notify import AlertHub\n"
         "def later():\n"
         "    import textual.app\n"
-        "SERVICES = {'jobs': 'nomadlab.remote.jobs_service:make_service'}\n")
+        "SERVICES = {'jobs': 'nomadlab.remote.jobs_service:make_service'}\n"
+        "from nomadlab.notify.hub import AlertHub\n")
     (root / "remote" / "bad.py").write_text("from nomadlab.ui import render\n")
     (root / "ui" / "bad.py").write_text(
         "def titles(store):\n"
@@ -248,6 +249,10 @@ def test_the_check_catches_a_wrong_import(tmp_path: Path) -> None:
         "nomadlab.core.bad:7 imports textual.app "
         "(core imports neither remote, nor notify, nor the UI/CLI, nor Textual)",
         "nomadlab.core.bad:8 imports nomadlab.remote.jobs_service "
+        "(core imports neither remote, nor notify, nor the UI/CLI, nor Textual)",
+        "nomadlab.core.bad:9 imports nomadlab.notify.hub "
+        "(core imports neither remote, nor notify, nor the UI/CLI, nor Textual)",
+        "nomadlab.core.bad:9 imports nomadlab.notify.hub.AlertHub "
         "(core imports neither remote, nor notify, nor the UI/CLI, nor Textual)",
         "nomadlab.remote.bad:1 imports nomadlab.ui "
         "(remote never imports the UI (nor the CLI))",

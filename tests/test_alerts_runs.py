@@ -17,7 +17,8 @@ import pytest
 from conftest import config_for, host_for, wait_for
 from sshd import SshServer
 
-from nomadlab.core.alerts import AlertEngine, default_rules
+from nomadlab.core.alert_engine import AlertEngine
+from nomadlab.core.alerts import default_rules
 from nomadlab.core.clock import ManualClock
 from nomadlab.core.config import LogConfig, TailSettings
 from nomadlab.core.logs import LogLine

@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 from conftest import wait_for
 
-from nomadlab.core.alerts import DELIVERY_FAILED, Alert, AlertLog
+from nomadlab.core.alert_store import AlertLog
+from nomadlab.core.alerts import DELIVERY_FAILED, Alert
 from nomadlab.core.clock import ManualClock
 from nomadlab.core.config import AlertRule, NotifySettings, WebhookConfig, load_config_text
 from nomadlab.core.logs import LogLine, LogState, LogStatus

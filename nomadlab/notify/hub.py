@@ -8,12 +8,9 @@ import logging
 import sqlite3
 from collections.abc import Callable, Iterable, Mapping
 
-from nomadlab.core.alerts import (
-    Alert,
-    AlertEngine,
-    AlertLog,
-    rules_for,
-)
+from nomadlab.core.alert_engine import AlertEngine
+from nomadlab.core.alert_store import AlertLog
+from nomadlab.core.alerts import Alert, rules_for
 from nomadlab.core.clock import SYSTEM_CLOCK, Clock
 from nomadlab.core.config import AlertRule, Config
 from nomadlab.core.logs import LogLine, LogStatus

@@ -19,9 +19,11 @@ from nomadlab.core.energy import EnergyRecorder
 from nomadlab.core.history import FleetHistory
 from nomadlab.core.model import LOCAL_HOST, HostSample, HostState, HostStatus
 from nomadlab.core.store import Store
+from nomadlab.remote.hostkeys import trust_host_key
 from nomadlab.remote.local import LocalSampler
 from nomadlab.remote.promsource import PrometheusSource, SourceStatus
-from nomadlab.remote.ssh import Connector, KeyStore, trust_host_key
+from nomadlab.remote.ssh import Connector
+from nomadlab.remote.ssh_keys import KeyStore
 from nomadlab.remote.supervisor import HostSupervisor
 
 STOP_TIMEOUT = 5.0  # seconds stop() waits for the hosts and sources to let go

@@ -19,10 +19,10 @@ from nomadlab.core.clock import Clock
 from nomadlab.core.config import HostConfig, SshSettings
 from nomadlab.core.model import AgentInfo, HostSample, HostState, HostStatus
 from nomadlab.remote.session import AgentSession, CommandFailed
-from nomadlab.remote.ssh import (
+from nomadlab.remote.ssh import Connector
+from nomadlab.remote.ssh_errors import (
     AuthFailed,
     ConnectFailure,
-    Connector,
     HostKeyProblem,
     PassphraseNeeded,
     Unreachable,

@@ -20,7 +20,7 @@ from conftest import wait_for
 
 from nomadlab.hostside import tailagent
 from nomadlab.remote import bootstrap
-from nomadlab.remote.tail import DataFrame, FrameDecoder, parse_cuts
+from nomadlab.remote.tail_wire import DataFrame, FrameDecoder, parse_cuts
 
 TAILAGENT_DIR = Path(tailagent.__file__).parent  # the package shipped to hosts
 PY38 = Path("/root/.pyenv/versions/3.8.18/bin/python3")

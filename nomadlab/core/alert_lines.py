@@ -29,12 +29,10 @@ def globs_match(globs: Sequence[str], name: str) -> bool:
     return any(fnmatch.fnmatchcase(name, g) for g in globs)
 
 
-
 @dataclass(slots=True)
 class _LogRule:
     rule: AlertRule
     regex: Pattern
-
 
 
 _EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(?:Error|Exception|Interrupt|Exit|Warning)\b")

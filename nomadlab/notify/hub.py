@@ -21,9 +21,6 @@ from nomadlab.notify.notifier import Notifier
 log = logging.getLogger(__name__)
 
 
-
-
-
 class AlertHub:
     """The alert engine, the alert log and the notifier, wired together.
 

@@ -31,9 +31,6 @@ from nomadlab.notify.webhooks import (
 log = logging.getLogger(__name__)
 
 
-
-
-
 class Notifier:
     """Fans an alert out to the channels its rule allows and its severity reaches.
 

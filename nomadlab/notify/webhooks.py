@@ -27,7 +27,6 @@ TELEGRAM_API = "https://api.telegram.org"
 TELEGRAM_API_ENV = "NOMADLAB_TELEGRAM_API"
 
 
-
 @dataclass(slots=True, frozen=True)
 class HttpRequest:
     url: str

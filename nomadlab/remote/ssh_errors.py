@@ -44,7 +44,6 @@ class HostKeyProblem(ConnectFailure):
         self.info = info
 
 
-
 def os_reason(exc: OSError) -> str:
     """'connection refused', not asyncio's "Connect call failed ('10.0.0.7', 22)"."""
     if isinstance(exc, socket.gaierror):

@@ -13,7 +13,6 @@ import asyncssh
 KEYRING_SERVICE = "nomadlab"
 
 
-
 class KeyStore:
     """Private keys, decrypted once and kept as key objects (never the passphrase).
 
@@ -132,7 +131,6 @@ def agent_hint(key_path: str) -> str:
     return (f"Instead, use an ssh-agent: eval \"$(ssh-agent)\" && {add} in the shell that "
             "starts nomadlab (it uses the agent's keys; then no passphrase is asked), "
             "or forward your laptop's agent (ssh -A).")
-
 
 
 @dataclass(slots=True)

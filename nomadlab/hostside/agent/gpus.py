@@ -28,7 +28,6 @@ class NoGpu(object):
         pass
 
 
-
 GpuBackend = Union[NoGpu, NvmlGpus, SmiGpus]
 
 

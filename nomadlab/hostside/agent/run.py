@@ -35,8 +35,6 @@ def sample_message(gpus: GpuBackend, host: HostStats) -> Message:
     return msg
 
 
-
-
 # --------------------------------------------------------------------------- main loop
 
 

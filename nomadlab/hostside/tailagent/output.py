@@ -17,7 +17,6 @@ class WriteFailed(Exception):
     """stdout is gone: the channel closed."""
 
 
-
 class Output(object):
     """Frames on a binary stream; every failure to write becomes WriteFailed."""
 

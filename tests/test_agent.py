@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import sys
 import time
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -68,6 +69,28 @@ def test_bootstrap_needs_nothing_above_python_38(tmp_path: Path) -> None:
     result = vermin(boot)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "requires" not in result.stdout
+
+
+def shipped(payload: bytes) -> dict[str, Any]:
+    """The bundle a host reads from stdin (after the length line)."""
+    size, body = payload.split(b"\n", 1)
+    assert int(size) == len(body)
+    bundle = json.loads(zlib.decompress(body))
+    assert isinstance(bundle, dict)
+    return bundle
+
+
+def test_the_bundle_ships_every_module_of_the_agent_under_its_own_name() -> None:
+    """Every file of the package (none left behind in a subfolder), under the host-side
+    package name, and ``__main__`` as what the bootstrap execs."""
+    bundle = shipped(bootstrap.payload(1.0))
+    files = sorted(AGENT_DIR.rglob("*.py"))
+    expected = {"nomadlab_agent" + ("" if f.stem == "__init__" else f".{f.stem}")
+                for f in files if f.name != "__main__.py"}
+    assert bundle["package"] == "nomadlab_agent"
+    assert set(bundle["modules"]) == expected
+    assert {"nomadlab_agent.run", "nomadlab_agent.nvml", "nomadlab_agent.smi"} <= expected
+    assert bundle["agent"] == (AGENT_DIR / "__main__.py").read_text(encoding="utf-8")
 
 
 def test_agent_imports_only_the_standard_library() -> None:

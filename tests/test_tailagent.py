@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import os
 import shutil
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 
 import pytest
@@ -541,6 +543,18 @@ def test_needs_nothing_above_python_38() -> None:
         capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "requires" not in result.stdout
+
+
+def test_the_bundle_ships_every_module_of_the_tail_agent() -> None:
+    size, body = bootstrap.tail_payload({"path": "/x.log"}).split(b"\n", 1)
+    assert int(size) == len(body)
+    bundle = json.loads(zlib.decompress(body))
+    expected = {"nomadlab_tailagent" + ("" if f.stem == "__init__" else f".{f.stem}")
+                for f in TAILAGENT_DIR.rglob("*.py") if f.name != "__main__.py"}
+    assert bundle["package"] == "nomadlab_tailagent"
+    assert set(bundle["modules"]) == expected
+    assert bundle["agent"] == (TAILAGENT_DIR / "__main__.py").read_text(encoding="utf-8")
+    assert bundle["args"] == {"path": "/x.log"}
 
 
 def test_imports_only_the_standard_library() -> None:

@@ -98,11 +98,6 @@ def agent_program() -> dict[str, object]:
     return _program(agent, AGENT_PACKAGE)
 
 
-def agent_source() -> str:
-    """What the bootstrap execs for the sampling agent (its ``__main__``)."""
-    return str(agent_program()["agent"])
-
-
 @functools.cache
 def pynvml_source() -> str | None:
     """The installed nvidia-ml-py binding's source, shipped so hosts need no install."""

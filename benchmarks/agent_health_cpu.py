@@ -1,13 +1,14 @@
 """Host CPU per sample of the streaming agent with every health field on, against the
 agent without them (today's agent), in the same run.
 
-Both agents are the real ``nomadlab/remote/agent.py`` run as processes on this machine
-(``python3 agent.py --interval I`` and ``... --no-health``), each against the stand-in
-libnvidia-ml.so.1 (tests/standins) with the 8 x H100 data of the test suite
-(tests/data/nvml/h100x8.conf), started together and read together, so that both see
-the same machine load. CPU is the agent process's own (every thread, the XID event
-thread included): /proc/PID/task/*/schedstat run time, in ns, between the first and
-the last sample of the window, divided by the samples it wrote in that window.
+Both agents are the real ``nomadlab/hostside/agent`` package run as processes on
+this machine (``python3 -m nomadlab.hostside.agent --interval I`` and ``...
+--no-health``), each against the stand-in libnvidia-ml.so.1 (tests/standins) with the
+8 x H100 data of the test suite (tests/data/nvml/h100x8.conf), started together and
+read together, so that both see the same machine load. CPU is the agent process's own
+(every thread, the XID event thread included): /proc/PID/task/*/schedstat run time, in
+ns, between the first and the last sample of the window, divided by the samples it
+wrote in that window.
 
 Health fields read: clock event reasons and the SM clock every sample; the current
 PCIe link every sample while the GPU works and the last reading is below its maximum;
@@ -42,16 +43,17 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from _common import cpu_ns, header  # noqa: E402
 from standins.nvml import build_fake_nvml  # noqa: E402
 
-AGENT = ROOT / "nomadlab" / "remote" / "agent.py"
+AGENT = ["-m", "nomadlab.hostside.agent"]  # the real agent package, as a program
 DATA = ROOT / "tests" / "data" / "nvml" / "h100x8.conf"
 
 
 def start(lib: Path, interval: float, health: bool) -> subprocess.Popen[bytes]:
     env = dict(os.environ, LD_LIBRARY_PATH=str(lib), NOMADLAB_FAKE_NVML=str(DATA))
-    args = [sys.executable, str(AGENT), "--interval", str(interval)]
+    args = [sys.executable, *AGENT, "--interval", str(interval)]
     if not health:
         args.append("--no-health")
-    return subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
+    return subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env,
+                            cwd=ROOT)  # ROOT: for ``-m nomadlab...``
 
 
 def main() -> int:

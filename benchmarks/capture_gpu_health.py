@@ -3,8 +3,9 @@ its driver, to keep as a test fixture (no GPU here: nothing to run).
 
 Writes into OUT_DIR (default ``$OUT`` or ``./gpu-health-capture``):
 
-- ``agent-once.jsonl``: ``agent.py --once`` through the installed NVML binding (hello
-  and one sample with every GPU's ``h`` dict), plus the same with ``--no-health``;
+- ``agent-once.jsonl``: ``python -m nomadlab.hostside.agent --once`` through the
+  installed NVML binding (hello and one sample with every GPU's ``h`` dict), plus the
+  same with ``--no-health``;
 - ``agent-xid-wait.txt``: whether an NVML event set for XID errors could be created
   and registered on each GPU (no root needed), and what a 1 s wait returned;
 - ``nvidia-smi-health.csv``: the agent's nvidia-smi fallback query, with a header;
@@ -23,15 +24,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from nomadlab.remote import agent  # noqa: E402
+from nomadlab.hostside import agent  # noqa: E402
 
-AGENT = ROOT / "nomadlab" / "remote" / "agent.py"
+AGENT = ["-m", "nomadlab.hostside.agent"]  # the real agent package, as a program
 
 
 def run(args: list[str], timeout: float = 60.0) -> str:
     try:
         done = subprocess.run(args, capture_output=True, text=True, timeout=timeout,
-                              check=False)
+                              check=False, cwd=ROOT)  # ROOT: for ``-m nomadlab...``
     except (OSError, subprocess.TimeoutExpired) as exc:
         return f"# {' '.join(args)}: {exc}\n"
     return done.stdout + (f"# stderr: {done.stderr}" if done.stderr.strip() else "")
@@ -70,7 +71,7 @@ def main() -> int:
     out.mkdir(parents=True, exist_ok=True)
     py = sys.executable
     (out / "agent-once.jsonl").write_text(
-        run([py, str(AGENT), "--once"]) + run([py, str(AGENT), "--once", "--no-health"]))
+        run([py, *AGENT, "--once"]) + run([py, *AGENT, "--once", "--no-health"]))
     (out / "agent-xid-wait.txt").write_text(xid_probe())
     fields = ",".join(agent.SMI_HEALTH_FIELDS)
     (out / "nvidia-smi-health.csv").write_text(

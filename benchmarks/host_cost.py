@@ -248,6 +248,8 @@ def compile_cost() -> float:
         started = time.process_time()
         bundle = json.loads(zlib.decompress(body).decode("utf-8"))
         compile(bundle["agent"], "nomadlab_agent.py", "exec")
+        for name, source in bundle.get("modules", {}).items():
+            compile(source, name + ".py", "exec")
         if bundle.get("pynvml"):
             compile(bundle["pynvml"], "pynvml.py", "exec")
         runs.append(time.process_time() - started)

@@ -39,7 +39,7 @@ TARGET_RATIO = 1.5
 
 CHILD = r"""
 import json, sys, time
-from nomadlab.remote import agent
+from nomadlab.hostside import agent
 import pynvml
 gpus = agent.NvmlGpus(pynvml)
 host = agent.HostStats()

@@ -25,7 +25,8 @@ from typing import Any
 
 import ui_data
 
-from nomadlab.core.alerts import Alert, AlertLog
+from nomadlab.core.alert_store import AlertLog
+from nomadlab.core.alerts import Alert
 from nomadlab.core.clock import ManualClock
 from nomadlab.core.config import Config
 from nomadlab.core.focus import FocusService, Purpose

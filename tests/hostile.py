@@ -66,10 +66,11 @@ def _read_bundle() -> dict[str, object]:
 
 
 def _real_agent(bundle: dict[str, object]) -> None:
-    source = bundle["agent"]
-    assert isinstance(source, str)
-    scope = {"__name__": "__nomadlab_remote__", "BUNDLE": bundle}
-    exec(compile(source, "nomadlab_agent.py", "exec"), scope)
+    """What the real bootstrap does once it has read the bundle (its RUN part)."""
+    from nomadlab.remote.bootstrap import RUN
+
+    assert isinstance(bundle["agent"], str)
+    exec(compile(RUN, "nomadlab_boot.py", "exec"), {"b": bundle, "sys": sys})
 
 
 def _event(event: dict[str, object]) -> bytes:

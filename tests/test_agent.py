@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import sys
 import time
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -24,9 +25,10 @@ import pytest
 from conftest import nvml_env
 from standins.smi import fake_smi_env
 
-from nomadlab.remote import agent, bootstrap
+from nomadlab.hostside import agent
+from nomadlab.remote import bootstrap
 
-AGENT_PY = Path(agent.__file__)
+AGENT_DIR = Path(agent.__file__).parent  # the package shipped to hosts
 
 
 # --------------------------------------------------------------------------- Python 3.8
@@ -55,7 +57,7 @@ def test_vermin_flags_what_38_cannot_run(tmp_path: Path) -> None:
 
 
 def test_agent_source_needs_nothing_above_python_38() -> None:
-    result = vermin(AGENT_PY)
+    result = vermin(AGENT_DIR)  # every module of it
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Target versions not met" not in result.stdout
     assert "requires" not in result.stdout  # --violations lists only what breaks 3.8
@@ -69,15 +71,40 @@ def test_bootstrap_needs_nothing_above_python_38(tmp_path: Path) -> None:
     assert "requires" not in result.stdout
 
 
+def shipped(payload: bytes) -> dict[str, Any]:
+    """The bundle a host reads from stdin (after the length line)."""
+    size, body = payload.split(b"\n", 1)
+    assert int(size) == len(body)
+    bundle = json.loads(zlib.decompress(body))
+    assert isinstance(bundle, dict)
+    return bundle
+
+
+def test_the_bundle_ships_every_module_of_the_agent_under_its_own_name() -> None:
+    """Every file of the package (none left behind in a subfolder), under the host-side
+    package name, and ``__main__`` as what the bootstrap execs."""
+    bundle = shipped(bootstrap.payload(1.0))
+    files = sorted(AGENT_DIR.rglob("*.py"))
+    expected = {"nomadlab_agent" + ("" if f.stem == "__init__" else f".{f.stem}")
+                for f in files if f.name != "__main__.py"}
+    assert bundle["package"] == "nomadlab_agent"
+    assert set(bundle["modules"]) == expected
+    assert {"nomadlab_agent.run", "nomadlab_agent.nvml", "nomadlab_agent.smi"} <= expected
+    assert bundle["agent"] == (AGENT_DIR / "__main__.py").read_text(encoding="utf-8")
+
+
 def test_agent_imports_only_the_standard_library() -> None:
     code = (
         "import sys; before = set(sys.modules)\n"
-        f"import runpy; runpy.run_path({str(AGENT_PY)!r}, run_name='not_main')\n"
+        # as on a host: the package alone (no nomadlab above it), under another name
+        f"sys.path.insert(0, {str(AGENT_DIR.parent)!r}); import agent.run\n"
         "import sysconfig\n"
         "std = sysconfig.get_paths()['stdlib']\n"
         "bad = [n for n in set(sys.modules) - before\n"
         "       if getattr(sys.modules[n], '__file__', None)\n"
-        "       and not sys.modules[n].__file__.startswith(std)]\n"
+        "       and not sys.modules[n].__file__.startswith(std)\n"
+        "       and n != 'agent' and not n.startswith('agent.')]\n"
+        "assert 'agent.procs' in sys.modules and 'nomadlab' not in sys.modules\n"
         "print(bad)\n"
     )
     out = subprocess.run([sys.executable, "-I", "-S", "-c", code], capture_output=True,

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
+from nomadlab.core.alert_engine import AlertEngine
+from nomadlab.core.alert_store import AlertLog
 from nomadlab.core.alerts import (
     DEFAULT_RULES,
     LINE_LIMIT,
     Alert,
-    AlertEngine,
-    AlertLog,
     clean_text,
     human_duration,
     rules_for,

@@ -17,11 +17,12 @@ import pytest
 from conftest import config_for, host_for, wait_for
 from sshd import SshServer
 
-from nomadlab.core.alerts import AlertEngine, default_rules
+from nomadlab.core.alert_engine import AlertEngine
+from nomadlab.core.alerts import default_rules
 from nomadlab.core.clock import ManualClock
 from nomadlab.core.config import LogConfig, TailSettings
 from nomadlab.core.logs import LogLine
-from nomadlab.notify import AlertHub
+from nomadlab.notify.hub import AlertHub
 from nomadlab.remote.fleet import Fleet
 from nomadlab.remote.tail import Logs
 

@@ -18,7 +18,7 @@ from nomadlab.core.clock import SYSTEM_CLOCK
 from nomadlab.core.config import LogConfig, TailSettings
 from nomadlab.core.logs import LogState
 from nomadlab.core.store import Store
-from nomadlab.notify import AlertHub
+from nomadlab.notify.hub import AlertHub
 from nomadlab.remote.fleet import Fleet
 from nomadlab.remote.tail import Logs
 

@@ -30,7 +30,7 @@ from nomadlab.core.config import BoardConfig, Config, LogConfig, load_config_tex
 from nomadlab.core.logs import LogLine
 from nomadlab.core.model import GpuProcess, GpuSample, HostSample
 from nomadlab.core.store import Store
-from nomadlab.notify import AlertHub
+from nomadlab.notify.hub import AlertHub
 
 H = 3600.0
 

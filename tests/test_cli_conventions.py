@@ -24,7 +24,8 @@ from sshd import SshServer
 
 from nomadlab import __version__
 from nomadlab.cli import build_parser, main
-from nomadlab.core.alerts import Alert, AlertLog
+from nomadlab.core.alert_store import AlertLog
+from nomadlab.core.alerts import Alert
 from nomadlab.core.config import load_config
 from nomadlab.core.store import Store
 

@@ -13,7 +13,8 @@ from conftest import wait_for
 
 from nomadlab.core.clock import ManualClock
 from nomadlab.core.model import GpuSource, HostSample, HostState, HostStatus
-from nomadlab.remote import agent, bootstrap
+from nomadlab.hostside import agent
+from nomadlab.remote import bootstrap
 from nomadlab.remote.demo import (
     PROFILES,
     DemoFleet,

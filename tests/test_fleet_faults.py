@@ -27,7 +27,7 @@ from tcpproxy import TcpProxy
 from nomadlab.core.clock import ManualClock, WakeDetector
 from nomadlab.core.config import Config, HostConfig
 from nomadlab.core.model import HostState
-from nomadlab.remote.agent import AGENT_VERSION
+from nomadlab.hostside.agent import AGENT_VERSION
 from nomadlab.remote.fleet import Fleet
 from nomadlab.remote.protocol import dumps
 from nomadlab.remote.supervisor import Backoff

@@ -30,7 +30,8 @@ from nomadlab.core.focus import (
     make_service,
 )
 from nomadlab.core.store import Store
-from nomadlab.notify import AlertHub, Notifier
+from nomadlab.notify.hub import AlertHub
+from nomadlab.notify.notifier import Notifier
 
 H = 3600.0
 M = 60.0

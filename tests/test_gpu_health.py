@@ -18,11 +18,11 @@ from standins.smi import fake_smi_env
 from test_cli import host_block, nomadlab, trusted, write_config
 
 from nomadlab.core.health import assess
-from nomadlab.remote import agent
+from nomadlab.hostside import agent
 from nomadlab.remote.fleet import Fleet
 
 pytestmark = pytest.mark.sshd
-AGENT_PY = Path(agent.__file__)
+ROOT = Path(agent.__file__).parents[3]  # the checkout: ``-m nomadlab.hostside.agent`` under -S
 
 H100 = {"name": "NVIDIA H100 80GB HBM3", "mem_total_mib": 81559, "limit_mw": 700000}
 
@@ -163,7 +163,7 @@ async def test_xid_and_throttle_raised_mid_run_reach_the_fleet(
 
 def test_agent_health_off_sends_no_health(fake_nvml_dir: Path, sick_conf: Path) -> None:
     """The benchmark's baseline: NvmlGpus(health=False) is today's agent."""
-    code = ("import pynvml, json; from nomadlab.remote import agent\n"
+    code = ("import pynvml, json; from nomadlab.hostside import agent\n"
             "g = agent.NvmlGpus(pynvml, health=False); print(json.dumps(g.sample()))\n"
             "h = agent.NvmlGpus(pynvml); print(json.dumps(h.sample())); h.close()\n")
     out = subprocess.run([sys.executable, "-c", code], env={
@@ -179,8 +179,9 @@ def test_nvidia_smi_fallback_gives_what_its_query_fields_allow(fake_smi_bin: Pat
     H100 capture) for the health fields it has; XID, energy and MIG instances are null."""
     env = fake_smi_env(fake_smi_bin, "h100", state="load", gpus=2,
                        base={"PATH": "/usr/bin:/bin", "HOME": str(fake_smi_bin)})
-    out = subprocess.run([sys.executable, "-S", str(AGENT_PY), "--once"], env=env,
-                         capture_output=True, text=True, timeout=60, check=True)
+    out = subprocess.run([sys.executable, "-S", "-m", "nomadlab.hostside.agent", "--once"],
+                         env=env, cwd=ROOT, capture_output=True, text=True, timeout=60,
+                         check=True)
     hello, sample = (json.loads(line) for line in out.stdout.splitlines())
     assert hello["source"] == "nvidia-smi"
     h = sample["gpus"][0]["h"]

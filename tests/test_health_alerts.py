@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from nomadlab.core.alerts import AlertEngine, rules_for
+from nomadlab.core.alert_engine import AlertEngine
+from nomadlab.core.alerts import rules_for
 from nomadlab.core.clock import ManualClock
 from nomadlab.core.config import load_config_text
 from nomadlab.core.health import assess

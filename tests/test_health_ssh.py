@@ -10,10 +10,11 @@ from conftest import config_for, host_for, nvml_env, wait_for
 from standins.nvml import write_gpu_file
 from test_cli import trusted
 
-from nomadlab.core.alerts import Alert, AlertLog
+from nomadlab.core.alert_store import AlertLog
+from nomadlab.core.alerts import Alert
 from nomadlab.core.clock import ManualClock
 from nomadlab.core.store import Store
-from nomadlab.notify import AlertHub
+from nomadlab.notify.hub import AlertHub
 from nomadlab.remote.fleet import Fleet
 
 pytestmark = pytest.mark.sshd

@@ -23,7 +23,8 @@ from nomadlab.core.logs import LogLine, LogState, LogStatus
 from nomadlab.core.model import HostState
 from nomadlab.remote.fleet import Fleet
 from nomadlab.remote.session import SAMPLE_BURST
-from nomadlab.remote.tail import TOO_MUCH, Logs
+from nomadlab.remote.tail import Logs
+from nomadlab.remote.tail_wire import TOO_MUCH
 
 pytestmark = pytest.mark.sshd
 

@@ -14,13 +14,14 @@ from sshd import SshServer
 from test_jobs_slurm import cluster_config, login, slurm  # noqa: F401  (fixtures)
 
 from nomadlab.cli.watch import watch
-from nomadlab.core.alerts import Alert, AlertLog
+from nomadlab.core.alert_store import AlertLog
+from nomadlab.core.alerts import Alert
 from nomadlab.core.config import load_config_text
 from nomadlab.core.jobs.alerts import job_alerts, job_rules
 from nomadlab.core.jobs.events import JobEvent, JobTracker
 from nomadlab.core.jobs.model import Job
 from nomadlab.core.store import Store
-from nomadlab.notify import AlertHub
+from nomadlab.notify.hub import AlertHub
 from nomadlab.remote.slurm import make_clients
 from nomadlab.remote.ssh import Connector
 

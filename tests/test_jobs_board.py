@@ -14,7 +14,7 @@ from nomadlab.core.board import BoardService, make_service
 from nomadlab.core.board.model import BoardError
 from nomadlab.core.clock import SYSTEM_CLOCK
 from nomadlab.core.store import Store
-from nomadlab.notify import AlertHub
+from nomadlab.notify.hub import AlertHub
 from nomadlab.remote.fleet import Fleet
 from nomadlab.remote.jobs_service import JobsService
 

@@ -2,7 +2,9 @@
 
 - core/ imports neither remote/, nor notify, nor the UI, nor the CLI, nor Textual;
 - remote/ never imports ui/, the CLI, nor Textual;
-- ui/ holds no SQL (no SQL text, no sqlite3 connections, no cursor calls).
+- ui/ holds no SQL (no SQL text, no sqlite3 connections, no cursor calls);
+- hostside/ (programs run ON the hosts, which have no nomadlab) imports only the
+  standard library, and each program only its own modules.
 
 Imports are read with ``ast`` from every ``.py`` file under ``nomadlab/``: plain and
 ``from`` imports (relative ones resolved), imports inside functions and under
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import ast
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -115,6 +118,88 @@ def violations(package: Path = PACKAGE) -> list[str]:
     return sorted(set(out))
 
 
+HOSTSIDE = "nomadlab.hostside"
+# Optional on a host, imported only inside a ``try``: the NVML binding (the agent
+# normally gets its source in the bundle; one installed on the host is the fallback).
+OPTIONAL_ON_HOST = {"pynvml"}
+
+
+def _in_try(tree: ast.Module) -> set[int]:
+    """ids of the import nodes inside the body of a ``try``."""
+    return {id(inner) for node in ast.walk(tree) if isinstance(node, ast.Try)
+            for stmt in node.body for inner in ast.walk(stmt)}
+
+
+def hostside_violations(package: Path = PACKAGE) -> list[str]:
+    """Imports in hostside/ of anything but the standard library and the program's own
+    modules (a program is ``nomadlab.hostside.<name>``; it is shipped alone)."""
+    out: list[str] = []
+    for path in sorted((package / "hostside").rglob("*.py")):
+        module = module_name(path, package)
+        program = ".".join(module.split(".")[:3])
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        guarded = _in_try(tree)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                names = [(alias.name, False) for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [(node.module or "", bool(node.level))]
+            else:
+                continue
+            for name, relative in names:
+                if relative and isinstance(node, ast.ImportFrom):
+                    base = module.split(".") if path.name == "__init__.py" \
+                        else module.split(".")[:-1]
+                    target = ".".join(base[:len(base) - (node.level - 1)]
+                                      + ([name] if name else []))
+                    if not under(target, program) or program == HOSTSIDE:
+                        out.append(f"{module}:{node.lineno} imports relatively {target} "
+                                   "(a host program imports only its own modules)")
+                elif name.split(".")[0] not in sys.stdlib_module_names and not (
+                        name in OPTIONAL_ON_HOST and id(node) in guarded):
+                    out.append(f"{module}:{node.lineno} imports {name} "
+                               "(hostside imports only the standard library)")
+    return sorted(set(out))
+
+
+def test_hostside_imports_only_the_standard_library() -> None:
+    found = hostside_violations()
+    for line in found:
+        print(line)
+    assert not found, "host-side imports:\n" + "\n".join(found)
+    names = {module_name(p) for p in (PACKAGE / "hostside").rglob("*.py")}
+    assert {"nomadlab.hostside.agent.run", "nomadlab.hostside.tailagent.follow"} <= names
+
+
+def test_the_hostside_check_catches_a_foreign_import(tmp_path: Path) -> None:
+    root = tmp_path / "nomadlab"
+    for part in ("hostside/agent", "hostside/tailagent"):
+        (root / part).mkdir(parents=True)
+        (root / part / "__init__.py").write_text("")
+    (root / "__init__.py").write_text("")
+    (root / "hostside" / "__init__.py").write_text("")
+    (root / "hostside" / "agent" / "bad.py").write_text(
+        "import json, os.path\n"
+        "from . import wire\n"
+        "from .wire import encode\n"
+        "import pynvml\n"
+        "from nomadlab.core import clock\n"
+        "from ..tailagent import follow\n"
+        "try:\n"
+        "    import pynvml\n"
+        "except ImportError:\n"
+        "    pass\n")
+    found = hostside_violations(root)
+    assert found == sorted([
+        "nomadlab.hostside.agent.bad:4 imports pynvml "
+        "(hostside imports only the standard library)",
+        "nomadlab.hostside.agent.bad:5 imports nomadlab.core "
+        "(hostside imports only the standard library)",
+        "nomadlab.hostside.agent.bad:6 imports relatively nomadlab.hostside.tailagent "
+        "(a host program imports only its own modules)",
+    ])
+
+
 def test_every_module_keeps_to_its_layer() -> None:
     found = violations()
     for line in found:
@@ -141,7 +226,8 @@ def test_the_check_catches_a_wrong_import(tmp_path: Path) -> None:
         "    from nomadlab.notify import AlertHub\n"
         "def later():\n"
         "    import textual.app\n"
-        "SERVICES = {'jobs': 'nomadlab.remote.jobs_service:make_service'}\n")
+        "SERVICES = {'jobs': 'nomadlab.remote.jobs_service:make_service'}\n"
+        "from nomadlab.notify.hub import AlertHub\n")
     (root / "remote" / "bad.py").write_text("from nomadlab.ui import render\n")
     (root / "ui" / "bad.py").write_text(
         "def titles(store):\n"
@@ -163,6 +249,10 @@ def test_the_check_catches_a_wrong_import(tmp_path: Path) -> None:
         "nomadlab.core.bad:7 imports textual.app "
         "(core imports neither remote, nor notify, nor the UI/CLI, nor Textual)",
         "nomadlab.core.bad:8 imports nomadlab.remote.jobs_service "
+        "(core imports neither remote, nor notify, nor the UI/CLI, nor Textual)",
+        "nomadlab.core.bad:9 imports nomadlab.notify.hub "
+        "(core imports neither remote, nor notify, nor the UI/CLI, nor Textual)",
+        "nomadlab.core.bad:9 imports nomadlab.notify.hub.AlertHub "
         "(core imports neither remote, nor notify, nor the UI/CLI, nor Textual)",
         "nomadlab.remote.bad:1 imports nomadlab.ui "
         "(remote never imports the UI (nor the CLI))",

@@ -16,18 +16,18 @@ from pathlib import Path
 import pytest
 from conftest import wait_for
 
-from nomadlab.core.alerts import DELIVERY_FAILED, Alert, AlertLog
+from nomadlab.core.alert_store import AlertLog
+from nomadlab.core.alerts import DELIVERY_FAILED, Alert
 from nomadlab.core.clock import ManualClock
 from nomadlab.core.config import AlertRule, NotifySettings, WebhookConfig, load_config_text
 from nomadlab.core.logs import LogLine, LogState, LogStatus
 from nomadlab.core.model import HostState, HostStatus
 from nomadlab.core.store import Store
-from nomadlab.notify import (
-    AlertHub,
-    Notifier,
+from nomadlab.notify.desktop import notify_send, notify_send_available
+from nomadlab.notify.hub import AlertHub
+from nomadlab.notify.notifier import Notifier
+from nomadlab.notify.terminal import (
     bell,
-    notify_send,
-    notify_send_available,
     terminal_notification,
     terminal_sink,
     terminal_style,

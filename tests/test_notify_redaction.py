@@ -23,7 +23,7 @@ import pytest
 from test_watch import Events
 
 from nomadlab.core.alerts import DELIVERY_FAILED
-from nomadlab.notify import redact
+from nomadlab.notify.redaction import redact
 
 TOKEN = "Xq7Zt0kEnS3cr3tV4lu3"  # the secret part of the webhook URL
 

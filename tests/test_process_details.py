@@ -13,7 +13,7 @@ from conftest import Recorder, config_for, host_for, wait_for
 from sshd import SshServer
 
 from nomadlab.core.model import Container
-from nomadlab.remote import agent
+from nomadlab.hostside import agent
 from nomadlab.remote.fleet import Fleet
 from nomadlab.remote.protocol import AgentDecoder
 

@@ -17,7 +17,8 @@ from prom import PromServer, exporters, free_port, prometheus
 from sshd import SshServer
 from standins.dcgm import Gpu, Node, StandinExporters
 
-from nomadlab.core.alerts import Alert, AlertEngine
+from nomadlab.core.alert_engine import AlertEngine
+from nomadlab.core.alerts import Alert
 from nomadlab.core.clock import ManualClock
 from nomadlab.core.config import AlertRule, SourceConfig, load_config_text
 from nomadlab.core.model import HostSample, HostStatus

@@ -20,7 +20,7 @@ from sshd import SshServer, keygen
 from test_cli import host_block, no_traceback, nomadlab, write_config
 
 from nomadlab.core.config import Config
-from nomadlab.remote import agent
+from nomadlab.hostside import agent
 from nomadlab.remote.fleet import Fleet
 from nomadlab.remote.process_actions import (
     ActionRefused,

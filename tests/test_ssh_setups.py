@@ -23,7 +23,9 @@ from sshd import SshServer, keygen
 
 from nomadlab.core.config import HostConfig, SshSettings
 from nomadlab.remote import sshconfig
-from nomadlab.remote.ssh import AuthFailed, Connector, HostKeyProblem, resolve_target
+from nomadlab.remote.ssh import Connector
+from nomadlab.remote.ssh_errors import AuthFailed, HostKeyProblem
+from nomadlab.remote.ssh_target import resolve_target
 
 CLI_TIMEOUT = 60
 

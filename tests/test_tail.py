@@ -25,7 +25,8 @@ from nomadlab.core.config import Config, LogConfig, TailSettings
 from nomadlab.core.logs import LogLine, LogState, LogStatus
 from nomadlab.core.model import HostState
 from nomadlab.remote.fleet import Fleet
-from nomadlab.remote.tail import Logs, LogTail
+from nomadlab.remote.tail import Logs
+from nomadlab.remote.tail_follow import LogTail
 
 # --------------------------------------------------------------------------- helpers
 

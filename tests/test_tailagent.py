@@ -9,19 +9,22 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import os
 import shutil
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 
 import pytest
 from conftest import wait_for
 
-from nomadlab.remote import bootstrap, tailagent
-from nomadlab.remote.tail import DataFrame, FrameDecoder, parse_cuts
+from nomadlab.hostside import tailagent
+from nomadlab.remote import bootstrap
+from nomadlab.remote.tail_wire import DataFrame, FrameDecoder, parse_cuts
 
-TAILAGENT_PY = Path(tailagent.__file__)
+TAILAGENT_DIR = Path(tailagent.__file__).parent  # the package shipped to hosts
 PY38 = Path("/root/.pyenv/versions/3.8.18/bin/python3")
 
 
@@ -536,21 +539,36 @@ def test_needs_nothing_above_python_38() -> None:
         pytest.fail("vermin is not installed (pip install -e '.[test]')", pytrace=False)
     result = subprocess.run(
         [exe, "--target=3.8-", "--violations", "--no-tips", "--eval-annotations",
-         "--no-config-file", str(TAILAGENT_PY)],
+         "--no-config-file", str(TAILAGENT_DIR)],
         capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "requires" not in result.stdout
 
 
+def test_the_bundle_ships_every_module_of_the_tail_agent() -> None:
+    size, body = bootstrap.tail_payload({"path": "/x.log"}).split(b"\n", 1)
+    assert int(size) == len(body)
+    bundle = json.loads(zlib.decompress(body))
+    expected = {"nomadlab_tailagent" + ("" if f.stem == "__init__" else f".{f.stem}")
+                for f in TAILAGENT_DIR.rglob("*.py") if f.name != "__main__.py"}
+    assert bundle["package"] == "nomadlab_tailagent"
+    assert set(bundle["modules"]) == expected
+    assert bundle["agent"] == (TAILAGENT_DIR / "__main__.py").read_text(encoding="utf-8")
+    assert bundle["args"] == {"path": "/x.log"}
+
+
 def test_imports_only_the_standard_library() -> None:
     code = (
         "import sys; before = set(sys.modules)\n"
-        f"import runpy; runpy.run_path({str(TAILAGENT_PY)!r}, run_name='not_main')\n"
+        # as on a host: the package alone (no nomadlab above it), under another name
+        f"sys.path.insert(0, {str(TAILAGENT_DIR.parent)!r}); import tailagent.run\n"
         "import sysconfig\n"
         "std = sysconfig.get_paths()['stdlib']\n"
         "bad = [n for n in set(sys.modules) - before\n"
         "       if getattr(sys.modules[n], '__file__', None)\n"
-        "       and not sys.modules[n].__file__.startswith(std)]\n"
+        "       and not sys.modules[n].__file__.startswith(std)\n"
+        "       and n != 'tailagent' and not n.startswith('tailagent.')]\n"
+        "assert 'tailagent.follow' in sys.modules and 'nomadlab' not in sys.modules\n"
         "print(bad)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

@@ -24,7 +24,7 @@ from textual.widgets import Checkbox, Static
 
 from nomadlab.cli.tui import build_app
 from nomadlab.core.model import HostState
-from nomadlab.remote.ssh import KeyStore
+from nomadlab.remote.ssh_keys import KeyStore
 from nomadlab.ui.screens.modals import Passphrase
 
 pytestmark = pytest.mark.sshd

@@ -15,7 +15,8 @@ from pathlib import Path
 
 from test_watch import Events
 
-from nomadlab.core.alerts import PATTERN_TOO_SLOW, AlertEngine
+from nomadlab.core.alert_engine import AlertEngine
+from nomadlab.core.alerts import PATTERN_TOO_SLOW
 from nomadlab.core.clock import ManualClock
 from nomadlab.core.config import AlertRule, load_config_text
 from nomadlab.core.logs import LogLine

@@ -44,7 +44,7 @@ def _positive(text: str) -> int:
 
 def run(args: argparse.Namespace) -> int:
     from nomadlab.cli.common import config_from, print_json
-    from nomadlab.core.alerts import AlertLog
+    from nomadlab.core.alert_store import AlertLog
     from nomadlab.core.store import Store
 
     config = config_from(args)

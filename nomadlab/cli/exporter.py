@@ -14,7 +14,8 @@ import sys
 from typing import Any
 
 from nomadlab.cli.common import UserError, add_config_option, config_from
-from nomadlab.core.alerts import AlertEngine, rules_for
+from nomadlab.core.alert_engine import AlertEngine
+from nomadlab.core.alerts import rules_for
 from nomadlab.core.config import Config
 from nomadlab.core.model import HostSample, HostStatus
 

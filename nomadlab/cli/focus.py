@@ -63,7 +63,7 @@ def _peers(config: Config, store: Store, clock: Clock) -> tuple[Any, Any]:
     import importlib
 
     from nomadlab.cli.tui import FEATURE_SERVICES
-    from nomadlab.notify import AlertHub
+    from nomadlab.notify.hub import AlertHub
     from nomadlab.remote.fleet import Fleet
     from nomadlab.remote.tail import Logs
 

@@ -31,15 +31,10 @@ from nomadlab.core.config import (
     new_hostname_problem,
 )
 from nomadlab.remote.diagnose import diagnose
-from nomadlab.remote.ssh import (
-    ConnectFailure,
-    Connector,
-    HostKeyProblem,
-    Target,
-    Unreachable,
-    resolve_target,
-    trust_host_key,
-)
+from nomadlab.remote.hostkeys import trust_host_key
+from nomadlab.remote.ssh import Connector
+from nomadlab.remote.ssh_errors import ConnectFailure, HostKeyProblem, Unreachable
+from nomadlab.remote.ssh_target import Target, resolve_target
 from nomadlab.ui import render
 
 

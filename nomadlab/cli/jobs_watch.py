@@ -11,7 +11,7 @@ from nomadlab.core.jobs.alerts import job_alerts, job_rules
 from nomadlab.core.jobs.events import JobEvent
 from nomadlab.core.jobs.model import ClusterSnapshot
 from nomadlab.core.jobs.report import iso, job_json
-from nomadlab.notify import AlertHub
+from nomadlab.notify.hub import AlertHub
 from nomadlab.remote.fleet import Fleet
 from nomadlab.remote.slurm import ClusterWatch, make_clients
 

@@ -12,7 +12,7 @@ from nomadlab.core.clock import SYSTEM_CLOCK, Clock
 from nomadlab.core.config import Config
 from nomadlab.core.model import LOCAL_HOST
 from nomadlab.core.store import Store
-from nomadlab.notify import AlertHub
+from nomadlab.notify.hub import AlertHub
 from nomadlab.remote.fleet import Fleet
 from nomadlab.remote.tail import Logs
 

@@ -25,7 +25,9 @@ from nomadlab.core.logs import LogStatus
 from nomadlab.core.model import HostStatus
 from nomadlab.core.store import Store
 from nomadlab.core.text import json_text
-from nomadlab.notify import AlertHub, iso_time, terminal_sink
+from nomadlab.notify.hub import AlertHub
+from nomadlab.notify.terminal import terminal_sink
+from nomadlab.notify.webhooks import iso_time
 from nomadlab.remote.fleet import Fleet
 from nomadlab.remote.tail import Logs
 

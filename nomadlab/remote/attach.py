@@ -12,7 +12,7 @@ from collections.abc import Mapping
 
 from nomadlab.core.config import HostConfig, SshSettings
 from nomadlab.core.paths import expand
-from nomadlab.remote.ssh import parse_jump, resolve_target
+from nomadlab.remote.ssh_target import parse_jump, resolve_target
 
 SSH = "ssh"
 

@@ -17,15 +17,15 @@ from nomadlab.core.config import Config, HostConfig
 from nomadlab.core.model import AgentInfo
 from nomadlab.remote import bootstrap
 from nomadlab.remote.protocol import AgentDecoder
-from nomadlab.remote.ssh import (
+from nomadlab.remote.ssh import Connector
+from nomadlab.remote.ssh_errors import (
     AuthFailed,
-    Connector,
     HostKeyProblem,
     PassphraseNeeded,
     Unreachable,
-    _os_reason,
-    resolve_target,
+    os_reason,
 )
+from nomadlab.remote.ssh_target import resolve_target
 
 
 @dataclass(slots=True)
@@ -74,7 +74,7 @@ async def diagnose(config: Config, host: HostConfig, connector: Connector | None
         try:
             elapsed = await _tcp(str(address), int(port), settings.connect_timeout)
         except (OSError, TimeoutError) as exc:
-            reason = "timed out" if isinstance(exc, TimeoutError) else _os_reason(exc)
+            reason = "timed out" if isinstance(exc, TimeoutError) else os_reason(exc)
             result.add("tcp", False, f"{address}:{port}: {reason}")
             return result
         result.add("tcp", True, f"{address}:{port} open ({elapsed * 1000:.0f} ms)")

@@ -22,8 +22,10 @@ from nomadlab.core.history import FleetHistory
 from nomadlab.core.model import HostSample, HostState, HostStatus
 from nomadlab.core.source import Points, Source, SourceError, SourceStatus
 from nomadlab.core.store import Store
+from nomadlab.remote.hostkeys import trust_host_key
 from nomadlab.remote.sources import configured_sources
-from nomadlab.remote.ssh import Connector, KeyStore, trust_host_key
+from nomadlab.remote.ssh import Connector
+from nomadlab.remote.ssh_keys import KeyStore
 
 STOP_TIMEOUT = 5.0  # seconds stop() waits for the hosts and sources to let go
 

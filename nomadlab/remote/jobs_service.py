@@ -29,7 +29,7 @@ class JobsService:
                  alerts: Any = None, clock: Clock = SYSTEM_CLOCK) -> None:
         self.config = config
         self.clock = clock
-        self.alerts = alerts  # nomadlab.notify.AlertHub or None
+        self.alerts = alerts  # nomadlab.notify.hub.AlertHub or None
         self.rules = job_rules(config)
         self.history = JobHistory(store) if store is not None else None
 

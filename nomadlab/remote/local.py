@@ -37,7 +37,7 @@ from nomadlab.core.source import (
     SourceStatus,
     one_host_status,
 )
-from nomadlab.remote import agent
+from nomadlab.hostside import agent
 from nomadlab.remote.protocol import AgentDecoder
 
 

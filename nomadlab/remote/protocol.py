@@ -21,7 +21,7 @@ from nomadlab.core.model import (
     HostSample,
     ProcessInfo,
 )
-from nomadlab.remote.agent import NO_PYTHON_MARKER
+from nomadlab.hostside.agent.wire import NO_PYTHON_MARKER
 from nomadlab.remote.health_wire import decode_health, encode_health
 
 MAX_LINE = 1 << 20  # a sample of 8 GPUs is about 1 kB; anything near this is garbage

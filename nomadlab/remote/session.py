@@ -19,7 +19,7 @@ import asyncssh
 from nomadlab.core.clock import Clock
 from nomadlab.core.model import AgentInfo, GpuProcess, GpuSample, GpuSource, HostSample
 from nomadlab.core.source import SourceError
-from nomadlab.remote import agent as wire
+from nomadlab.hostside.agent import smi as wire
 from nomadlab.remote import bootstrap
 from nomadlab.remote.protocol import AgentDecoder, AgentError, AgentReply, NoPython
 

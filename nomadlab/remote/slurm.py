@@ -33,7 +33,8 @@ from nomadlab.core.jobs.parse import (
     parse_squeue_json,
     parse_squeue_text,
 )
-from nomadlab.remote.ssh import ConnectFailure, Connector
+from nomadlab.remote.ssh import Connector
+from nomadlab.remote.ssh_errors import ConnectFailure
 
 log = logging.getLogger(__name__)
 

@@ -28,10 +28,10 @@ from nomadlab.core.source import (
     one_host_status,
 )
 from nomadlab.remote.session import AgentSession, CommandFailed
-from nomadlab.remote.ssh import (
+from nomadlab.remote.ssh import Connector
+from nomadlab.remote.ssh_errors import (
     AuthFailed,
     ConnectFailure,
-    Connector,
     HostKeyProblem,
     PassphraseNeeded,
     Unreachable,

@@ -17,7 +17,7 @@ from textual.screen import Screen
 
 from nomadlab.core.alerts import Alert
 from nomadlab.core.store import describe_error
-from nomadlab.notify import terminal_sink
+from nomadlab.notify.terminal import terminal_sink
 from nomadlab.ui import render
 from nomadlab.ui.screens.alerts import AlertsScreen
 from nomadlab.ui.screens.fleet import FleetScreen

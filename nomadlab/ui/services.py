@@ -20,7 +20,7 @@ from nomadlab.core.store import Store
 from nomadlab.remote.fleet import Fleet
 
 if TYPE_CHECKING:
-    from nomadlab.notify import AlertHub
+    from nomadlab.notify.hub import AlertHub
     from nomadlab.remote.tail import Logs
 
 

@@ -32,7 +32,7 @@ import asyncssh
 
 from nomadlab.core.clock import SYSTEM_CLOCK, Clock
 from nomadlab.core.config import Config, HostConfig, LogConfig, SshSettings
-from nomadlab.remote import agent as _agent_module
+from nomadlab.hostside import agent as _agent_module
 from nomadlab.remote import bootstrap
 from nomadlab.remote.demo.logs import DemoLogs
 from nomadlab.remote.demo.profiles import PROFILES, HostProfile

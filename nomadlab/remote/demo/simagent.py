@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from nomadlab.remote import agent as _agent_module
+from nomadlab.hostside import agent as _agent_module
 from nomadlab.remote.demo.nvml import SimulatedNvml
 from nomadlab.remote.demo.world import SimHost
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from nomadlab.core.clock import SYSTEM_CLOCK, Clock
-from nomadlab.remote import agent as _agent_module
+from nomadlab.hostside import agent as _agent_module
 from nomadlab.remote.demo.noise import clamp, hash01, smooth, smoothstep
 from nomadlab.remote.demo.profiles import PROFILES, HostProfile, JobTemplate
 

@@ -11,7 +11,8 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
-from nomadlab.core.alerts import Alert, clean_text, ends_traceback, traceback_tail
+from nomadlab.core.alert_lines import ends_traceback, traceback_tail
+from nomadlab.core.alerts import Alert, clean_text
 from nomadlab.ui import render
 from nomadlab.ui.services import Services
 from nomadlab.ui.widgets.statusbar import StatusBar

@@ -10,7 +10,7 @@ from textual.widgets import Footer, Input
 from nomadlab.core import fleetview
 from nomadlab.core.config import SORT_KEYS
 from nomadlab.core.model import HostState
-from nomadlab.remote.ssh import agent_hint
+from nomadlab.remote.ssh_keys import agent_hint
 from nomadlab.ui import render
 from nomadlab.ui.screens.fleet_acting import Acting
 from nomadlab.ui.screens.modals import FreeGpusScreen, Passphrase, TrustHostKey

@@ -42,7 +42,7 @@ import logging
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from nomadlab.core.alerts import Alert, clean_text
 from nomadlab.core.board_model import (
@@ -74,6 +74,10 @@ from nomadlab.core.config import BoardConfig, Config
 from nomadlab.core.logs import LogBuffer, LogStatus
 from nomadlab.core.model import LOCAL_HOST, HostSample
 from nomadlab.core.store import Store
+
+if TYPE_CHECKING:
+    from nomadlab.core.features import JobsLookup
+    from nomadlab.core.jobs.model import Job
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +125,13 @@ class AlertsLike(Protocol):
     def subscribe(self, callback: Callable[[Alert], None]) -> Callable[[], None]: ...
 
     def emit(self, alerts: Iterable[Alert]) -> None: ...
+
+
+@runtime_checkable
+class AnnotatingAlerts(AlertsLike, Protocol):
+    """An AlertHub that lets the board name its cards in an alert before it goes out."""
+
+    def add_annotator(self, callback: Callable[[Alert], None]) -> Callable[[], None]: ...
 
 
 # --------------------------------------------------------------------------- rows
@@ -188,14 +199,13 @@ class BoardService:
         self.fleet = fleet
         self.logs = logs
         self.alerts = alerts
-        self.jobs: Any = None  # the jobs service (job=CLUSTER:ID links), set by the app
+        self.jobs: JobsLookup | None = None  # job=CLUSTER:ID links; set by the app
         self.local_changes = 0  # writes by this process (data_version misses those)
         self._task: asyncio.Task[None] | None = None
         self._unhook: Callable[[], None] | None = None
         if alerts is not None:
-            annotate = getattr(alerts, "add_annotator", None)
-            if annotate is not None:
-                self._unhook = annotate(self.on_alert)
+            if isinstance(alerts, AnnotatingAlerts):
+                self._unhook = alerts.add_annotator(self.on_alert)
             else:  # an AlertHub without annotators: act on it, then say so separately
                 self._unhook = alerts.subscribe(self._on_alert_told)
 
@@ -851,7 +861,7 @@ class BoardService:
     def has_run(self, card: Card) -> bool:
         return bool(card.links.get("host") or card.links.get("log") or card.links.get("job"))
 
-    def card_job(self, card: Card) -> Any:
+    def card_job(self, card: Card) -> Job | None:
         """The Slurm job a ``job=CLUSTER:ID`` link names, as the jobs service last saw it."""
         link = card.links.get("job")
         if not link or self.jobs is None:
@@ -862,7 +872,8 @@ class BoardService:
     def _job_log(self, card: Card) -> str | None:
         """``login-host:stdout`` of the card's job (followed like a log link)."""
         job = self.card_job(card)
-        host = self.jobs.login_host(job.cluster) if job is not None else None
+        host = (self.jobs.login_host(job.cluster)
+                if job is not None and self.jobs is not None else None)
         if job is None or host is None or not job.stdout:
             return None
         return f"{host}:{job.stdout}"

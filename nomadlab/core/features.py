@@ -2,10 +2,11 @@
 
 A feature's service runs as long as the app (:class:`FeatureService`). Focus speaks to
 the board and to the paper queue only through :class:`BoardActivity` and
-:class:`PaperActivity`: a title for a purpose ("#42", "paper:7") and "what did you
-do between t0 and t1" for the day summary and the week report. The board's
-``BoardService`` and the papers' ``PaperService`` satisfy them (mypy checks it where
-``nomadlab/features.py`` wires them, and tests/test_features.py at run time).
+:class:`PaperActivity` (a title for a purpose, "#42" or "paper:7", and "what did you
+do between t0 and t1" for the day summary and the week report); the board speaks to
+the jobs service through :class:`JobsLookup`. ``BoardService``, ``PaperService`` and
+``JobsService`` satisfy them: mypy checks it where ``nomadlab/features.py`` wires them,
+tests/test_features.py at run time.
 
 The registry of features itself (services, screens, panes, CLI commands, store
 schema) is ``nomadlab/features.py``: it names UI and remote parts, which core may not.
@@ -14,7 +15,10 @@ schema) is ``nomadlab/features.py``: it names UI and remote parts, which core ma
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from nomadlab.core.jobs.model import Job
 
 
 @runtime_checkable
@@ -55,4 +59,13 @@ class PaperActivity(Protocol):
         ...
 
 
-__all__ = ["BoardActivity", "FeatureService", "PaperActivity"]
+@runtime_checkable
+class JobsLookup(Protocol):
+    """The jobs service, as the board sees it (cards with a ``job=CLUSTER:ID`` link)."""
+
+    def find(self, cluster: str, ident: str) -> Job | None: ...
+
+    def login_host(self, cluster: str) -> str | None: ...
+
+
+__all__ = ["BoardActivity", "FeatureService", "JobsLookup", "PaperActivity"]

@@ -21,6 +21,7 @@ from nomadlab.core.jobs.model import Job
 from nomadlab.core.model import AgentInfo, HostSample
 from nomadlab.remote.slurm import SlurmError
 from nomadlab.ui import render
+from nomadlab.ui.navigate import navigator
 from nomadlab.ui.screens.papers_dialogs import Confirm
 from nomadlab.ui.services import Services
 from nomadlab.ui.widgets.jobs_table import JobsTable, partitions_text
@@ -312,6 +313,6 @@ class JobsScreen(Screen[None]):
             self.notify(render.clean(f"Cannot follow {path}: {exc} (the login node must be a "
                                      "[[hosts]] entry)", 200), severity="error")
             return
-        open_log = getattr(self.app, "open_log", None)
-        if open_log is not None:
-            await open_log(name)
+        nav = navigator(self.app)
+        if nav is not None:
+            await nav.open_log(name)

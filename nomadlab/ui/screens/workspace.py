@@ -16,6 +16,7 @@ from textual.widget import Widget
 from textual.widgets import Footer, Tab, Tabs
 
 from nomadlab.core.config import LAYOUTS
+from nomadlab.ui.navigate import navigator
 from nomadlab.ui.panes import PANES, PaneKind
 from nomadlab.ui.services import Services
 from nomadlab.ui.widgets.fleet_pane import FleetPane
@@ -207,4 +208,6 @@ class WorkspaceScreen(Screen[None]):
         self.app.call_later(self.app.run_action, f"open_mode('{pane.mode}')")
 
     def on_fleet_pane_open(self, event: FleetPane.Open) -> None:
-        self.app.call_later(self.app.open_fleet_host, event.host)  # type: ignore[attr-defined]
+        nav = navigator(self.app)
+        if nav is not None:
+            self.app.call_later(nav.open_fleet_host, event.host)

@@ -302,13 +302,12 @@ APP_COMMANDS = ("demo", "completion")
 
 def install_services(context: FeatureContext, services: Services) -> list[FeatureService]:
     """Make every feature's service into ``services``; then link those that speak to
-    each other (board cards follow their Slurm job; focus names cards and papers)."""
+    each other: board cards follow their Slurm job. (Focus is linked to the board and
+    the papers when its screen or pane first asks for it: ui/widgets/focus_pane.py.)"""
     made = [feature.service.install(context, services)
             for feature in FEATURES if feature.service is not None]
     if services.board is not None:
         services.board.jobs = services.jobs
-    if services.focus is not None:
-        services.focus.link(board=services.board, papers=services.papers)
     return made
 
 

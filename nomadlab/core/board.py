@@ -1093,7 +1093,7 @@ class BoardService:
         }
 
 
-def make_service(*, config: Config, store: Store, clock: Clock, fleet: Any = None,
-                 logs: Any = None, alerts: Any = None) -> BoardService:
-    """The board feature's service (cli/tui.py FEATURE_SERVICES)."""
+def make_service(*, config: Config, store: Store, clock: Clock, fleet: FleetLike | None = None,
+                 logs: LogsLike | None = None, alerts: AlertsLike | None = None) -> BoardService:
+    """The board feature's service (nomadlab/features.py)."""
     return BoardService(config, store, clock, fleet=fleet, logs=logs, alerts=alerts)

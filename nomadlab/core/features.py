@@ -4,7 +4,8 @@ A feature's service runs as long as the app (:class:`FeatureService`). Focus spe
 the board and to the paper queue only through :class:`BoardActivity` and
 :class:`PaperActivity` (a title for a purpose, "#42" or "paper:7", and "what did you
 do between t0 and t1" for the day summary and the week report); the board speaks to
-the jobs service through :class:`JobsLookup`. ``BoardService``, ``PaperService`` and
+the jobs service through :class:`JobsLookup`, the paper queue to the board through
+:class:`CardMaker`. ``BoardService``, ``PaperService`` and
 ``JobsService`` satisfy them: mypy checks it where ``nomadlab/features.py`` wires them,
 tests/test_features.py at run time.
 
@@ -45,6 +46,14 @@ class BoardActivity(Protocol):
 
 
 @runtime_checkable
+class CardMaker(Protocol):
+    """The board, as the paper queue sees it: a paper becomes a Hypothesis card."""
+
+    def add_card(self, title: str, *, column: str | None = None,
+                 links: Mapping[str, str] | None = None) -> int: ...
+
+
+@runtime_checkable
 class PaperActivity(Protocol):
     """The paper queue, as other features see it."""
 
@@ -68,4 +77,4 @@ class JobsLookup(Protocol):
     def login_host(self, cluster: str) -> str | None: ...
 
 
-__all__ = ["BoardActivity", "FeatureService", "JobsLookup", "PaperActivity"]
+__all__ = ["BoardActivity", "CardMaker", "FeatureService", "JobsLookup", "PaperActivity"]

@@ -1074,8 +1074,8 @@ def _complete_due(db: sqlite3.Connection, now: float) -> list[int]:
     return done
 
 
-def make_service(*, config: Config, store: Store, clock: Clock, fleet: Any = None,
-                 logs: Any = None, alerts: AlertOutlet | None = None,
+def make_service(*, config: Config, store: Store, clock: Clock, fleet: object = None,
+                 logs: object = None, alerts: AlertOutlet | None = None,
                  tz: tzinfo | None = None) -> FocusService:
     """The app's focus service; it becomes the alerts' hold policy."""
     service = FocusService(config, store, clock, tz=tz, alerts=alerts)

@@ -1,4 +1,5 @@
-"""The nomadlab TUI: a workspace of panes, and a full screen per pane on 0-5."""
+"""The nomadlab TUI: a workspace of panes, and each feature's full screen on its key
+(the features and their keys: nomadlab/features.py)."""
 
 from __future__ import annotations
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from textual.app import App, SystemCommand
 from textual.binding import Binding
+from textual.dom import DOMNode
 from textual.notifications import SeverityLevel
 from textual.screen import Screen
 
@@ -32,6 +33,8 @@ MODES = ("workspace", *FEATURE_BY_MODE)
 MODE_TITLES = {"workspace": "Workspace", **{f.key: f.title for f in FEATURES}}
 MODE_KEYS = {"workspace": "0", **{f.key: f.mode_key for f in FEATURES}}
 BINDING_KEYS = {"!": "exclamation_mark"}  # a key as Textual names it
+TOAST_SEVERITY: dict[str, SeverityLevel] = {"info": "information", "warning": "warning",
+                                            "error": "error"}
 
 
 def when_composed(screen: Screen[Any], callback: Callable[..., object],
@@ -139,9 +142,9 @@ class NomadApp(App[None]):
 
     def _alert_sink(self, channel: str, alert: Alert) -> None:
         if channel == "toast" and self.services.config.notify.toast:
-            severity = {"info": "information"}.get(alert.severity, alert.severity)
+            severity = TOAST_SEVERITY.get(alert.severity, "information")
             self.notify(render.clean(alert.message, 300), title=render.clean(alert.title, 80),
-                        severity=severity,  # type: ignore[arg-type]
+                        severity=severity,
                         timeout=10 if alert.severity == "error" else 6)
 
     def _write_terminal(self, data: str) -> None:
@@ -174,10 +177,10 @@ class NomadApp(App[None]):
     def _binding_rows(self, screen: Screen[object]) -> list[tuple[str, list[tuple[str, str]]]]:
         sections: list[tuple[str, list[tuple[str, str]]]] = []
         seen: set[str] = set()
-        nodes = [("This screen", screen)]
+        nodes: list[tuple[str, DOMNode]] = [("This screen", screen)]
         focused = screen.focused
         if focused is not None and focused is not screen:
-            nodes.append(("Focused", focused))  # type: ignore[arg-type]
+            nodes.append(("Focused", focused))
         for title, node in nodes:
             rows = []
             for binding in node.BINDINGS:

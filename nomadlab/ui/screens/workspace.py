@@ -11,6 +11,7 @@ from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Container, Horizontal, Vertical
+from textual.dom import DOMNode
 from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import Footer, Tab, Tabs
@@ -133,11 +134,11 @@ class WorkspaceScreen(Screen[None]):
         self.call_after_refresh(self._restore_focus, focused_kind)
 
     def _focused_kind(self) -> str | None:
-        node = self.focused
+        node: DOMNode | None = self.focused
         while node is not None:
             if isinstance(node, PaneFrame):
                 return node.kind.key
-            node = node.parent  # type: ignore[assignment]
+            node = node.parent
         return None
 
     def _restore_focus(self, kind: str | None) -> None:

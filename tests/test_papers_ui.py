@@ -254,6 +254,12 @@ class Board:
     def __init__(self) -> None:
         self.calls: list[tuple[str, dict[str, Any]]] = []
 
+    async def start(self) -> None:  # the app starts and stops every feature's service
+        pass
+
+    async def stop(self) -> None:
+        pass
+
     def add_card(self, title: str, *, column: str | None = None, board: str | None = None,
                  links: dict[str, str] | None = None, tags: list[str] | None = None) -> int:
         self.calls.append((title, {"column": column, "links": links}))

@@ -13,7 +13,8 @@ import argparse
 import json
 import os
 import sys
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from nomadlab.cli.common import UserError, add_config_option, config_from
 from nomadlab.core.clock import SYSTEM_CLOCK, Clock, ManualClock
@@ -31,6 +32,11 @@ from nomadlab.core.focus import (
 )
 from nomadlab.core.store import Store
 
+if TYPE_CHECKING:
+    from nomadlab.core.board import BoardService
+    from nomadlab.core.papers import PaperService
+
+T = TypeVar("T")
 NOW_ENV = "NOMADLAB_NOW"
 
 
@@ -56,37 +62,30 @@ def _service(args: argparse.Namespace, *, peers: bool = False) -> FocusService:
     return service
 
 
-def _peers(config: Config, store: Store, clock: Clock) -> tuple[Any, Any]:
-    """The board and paper services, made by the factories the TUI uses (when those
-    features exist). One that cannot be made is left out, with a warning: the timer
-    and the reports work without it."""
-    import importlib
-
-    from nomadlab.cli.tui import FEATURE_SERVICES
+def _peers(config: Config, store: Store,
+           clock: Clock) -> tuple[BoardService | None, PaperService | None]:
+    """The board and paper services, made by the feature registry as the TUI makes
+    them. One that cannot be made is left out, with a warning: the timer and the
+    reports work without it."""
+    from nomadlab.features import BOARD_SERVICE, PAPERS_SERVICE, FeatureContext
     from nomadlab.notify.hub import AlertHub
     from nomadlab.remote.fleet import Fleet
     from nomadlab.remote.tail import Logs
 
     fleet = Fleet(config, store=store, clock=clock)
-    context: dict[str, Any] = {
-        "config": config, "store": store, "clock": clock, "fleet": fleet,
-        "logs": Logs(config, fleet, clock), "alerts": AlertHub(config, store, clock=clock)}
-    found: list[Any] = []
-    for key in ("board", "papers"):
-        module_name, _, function = FEATURE_SERVICES[key].partition(":")
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name != module_name:
-                print(f"nomadlab: warning: the {key} is not available: {exc}", file=sys.stderr)
-            found.append(None)
-            continue
-        try:
-            found.append(getattr(module, function)(**context))
-        except Exception as exc:  # another feature's failure must not stop the timer
-            print(f"nomadlab: warning: the {key} is not available: {exc}", file=sys.stderr)
-            found.append(None)
-    return found[0], found[1]
+    context = FeatureContext(config=config, store=store, clock=clock, fleet=fleet,
+                             logs=Logs(config, fleet, clock),
+                             alerts=AlertHub(config, store, clock=clock))
+    return (_peer("board", lambda: BOARD_SERVICE.make(context)),
+            _peer("papers", lambda: PAPERS_SERVICE.make(context)))
+
+
+def _peer(name: str, make: Callable[[], T]) -> T | None:
+    try:
+        return make()
+    except Exception as exc:  # another feature's failure must not stop the timer
+        print(f"nomadlab: warning: the {name} is not available: {exc}", file=sys.stderr)
+        return None
 
 
 # --------------------------------------------------------------------------- parsers

@@ -30,7 +30,7 @@ from nomadlab.core.config import (
     new_host_name_problem,
     new_hostname_problem,
 )
-from nomadlab.remote.diagnose import diagnose
+from nomadlab.remote.diagnose import Diagnosis, diagnose
 from nomadlab.remote.hostkeys import trust_host_key
 from nomadlab.remote.ssh import Connector
 from nomadlab.remote.ssh_errors import ConnectFailure, HostKeyProblem, Unreachable
@@ -177,7 +177,7 @@ def check_hosts(args: argparse.Namespace) -> int:
         print("No hosts configured. Add one: nomadlab hosts add NAME HOSTNAME")
         return 0
 
-    async def all_hosts() -> list:  # type: ignore[type-arg]
+    async def all_hosts() -> list[Diagnosis]:
         connector = Connector(config.ssh, config.hosts)
         try:
             return list(await asyncio.gather(*(diagnose(config, h, connector) for h in hosts)))

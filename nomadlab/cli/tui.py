@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from nomadlab.cli.common import UserError, add_config_option, config_from
 from nomadlab.core.clock import SYSTEM_CLOCK, Clock
@@ -31,7 +30,9 @@ def build_app(config: Config, *, clock: Clock = SYSTEM_CLOCK, start_fleet: bool 
               logs: Logs | None = None, alerts: AlertHub | None = None,
               initial_mode: str = "workspace",
               initial_log: tuple[str, str] | None = None) -> NomadApp:
-    """The app with its services (tests and the demo build it the same way)."""
+    """The app with its services (tests and the demo build it the same way); each
+    feature's service is made by the registry, nomadlab/features.py."""
+    from nomadlab.features import FeatureContext, install_services
     from nomadlab.ui.app import NomadApp
     from nomadlab.ui.services import Services
 
@@ -49,38 +50,9 @@ def build_app(config: Config, *, clock: Clock = SYSTEM_CLOCK, start_fleet: bool 
     services = Services(config=config, store=store, fleet=fleet, clock=clock, logs=logs,
                         alerts=alerts, start_fleet=start_fleet, hint=hint,
                         initial_mode=initial_mode, initial_log=initial_log)
-    for key, service in feature_services(config=config, store=store, clock=clock, fleet=fleet,
-                                         logs=logs, alerts=alerts).items():
-        setattr(services, key, service)
-    if services.board is not None and services.jobs is not None:
-        services.board.jobs = services.jobs  # cards with job=CLUSTER:ID follow their job
+    install_services(FeatureContext(config=config, store=store, clock=clock, fleet=fleet,
+                                    logs=logs, alerts=alerts), services)
     return NomadApp(services)
-
-
-# Feature services: "module:function"; the function takes keyword arguments config,
-# store, clock, fleet, logs, alerts and returns the feature's service object (which
-# may have async startup() and shutdown() -- or start()/stop() taking no arguments --
-# called with the app's). Absent modules are skipped.
-FEATURE_SERVICES = {
-    "board": "nomadlab.core.board:make_service",
-    "papers": "nomadlab.remote.papers_api:make_service",
-    "focus": "nomadlab.core.focus:make_service",
-    "jobs": "nomadlab.remote.jobs_service:make_service",
-}
-
-
-def feature_services(**context: Any) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, target in FEATURE_SERVICES.items():
-        module_name, _, function = target.partition(":")
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name != module_name:
-                raise
-            continue
-        out[key] = getattr(module, function)(**context)
-    return out
 
 
 def require_terminal() -> None:

@@ -20,6 +20,7 @@ import json
 import shlex
 import zlib
 from pathlib import Path
+from types import ModuleType
 
 from nomadlab.hostside import agent, tailagent
 from nomadlab.hostside.agent.wire import NO_PYTHON_MARKER
@@ -86,9 +87,9 @@ def package_modules(package: Path, name: str) -> dict[str, str]:
     return modules
 
 
-def _program(module: object, name: str) -> dict[str, object]:
+def _program(module: ModuleType, name: str) -> dict[str, object]:
     """The bundle's program part: its package name, its modules, and its ``__main__``."""
-    package = Path(str(getattr(module, "__file__", ""))).parent
+    package = Path(str(module.__file__)).parent
     return {"package": name, "modules": package_modules(package, name),
             "agent": (package / "__main__.py").read_text(encoding="utf-8")}
 

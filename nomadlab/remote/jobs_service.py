@@ -1,7 +1,8 @@
 """The jobs feature's service for the TUI: clusters polled, snapshots kept, events
 turned into alerts, the user's actions carried out.
 
-Built by ``cli/tui.build_app`` (``make_service``), started and stopped with the app.
+Made by the feature registry (nomadlab/features.py, ``make_service``), started and
+stopped with the app.
 Views subscribe for a poke when a snapshot changes; they read ``snapshots``.
 """
 
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncssh
 
@@ -23,13 +24,16 @@ from nomadlab.core.store import Store
 from nomadlab.remote.fleet import Fleet
 from nomadlab.remote.slurm import ClusterClient, ClusterWatch, SlurmError, make_clients
 
+if TYPE_CHECKING:
+    from nomadlab.notify import AlertHub
+
 
 class JobsService:
     def __init__(self, config: Config, fleet: Fleet, *, store: Store | None = None,
-                 alerts: Any = None, clock: Clock = SYSTEM_CLOCK) -> None:
+                 alerts: AlertHub | None = None, clock: Clock = SYSTEM_CLOCK) -> None:
         self.config = config
         self.clock = clock
-        self.alerts = alerts  # nomadlab.notify.hub.AlertHub or None
+        self.alerts = alerts
         self.rules = job_rules(config)
         self.history = JobHistory(store) if store is not None else None
 
@@ -142,5 +146,5 @@ class JobsService:
 
 
 def make_service(*, config: Config, store: Store, clock: Clock, fleet: Fleet,
-                 alerts: Any = None, **_: Any) -> JobsService:
+                 alerts: AlertHub | None = None) -> JobsService:
     return JobsService(config, fleet, store=store, alerts=alerts, clock=clock)

@@ -249,7 +249,7 @@ class PaperApi:
 
 def make_service(*, config: Config, store: Store, clock: Clock, fleet: object = None,
                  logs: object = None, alerts: object = None) -> PaperService:
-    """The papers feature for the app and the CLI (cli/tui.FEATURE_SERVICES).
+    """The papers feature for the app and the CLI (nomadlab/features.py).
 
     The composition root: the network side is built here (remote/ may import core/,
     never the other way), the service in core/ only knows the MetadataSource protocol."""

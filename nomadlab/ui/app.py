@@ -1,82 +1,40 @@
-"""The nomadlab TUI: a workspace of panes, and a full screen per pane on 0-5."""
+"""The nomadlab TUI: a workspace of panes, and each feature's full screen on its key
+(the features and their keys: nomadlab/features.py)."""
 
 from __future__ import annotations
 
 import gc
-import importlib
-import inspect
 import sqlite3
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Iterable
 from functools import partial
 from typing import Any
 
 from textual.app import App, SystemCommand
 from textual.binding import Binding
+from textual.dom import DOMNode
 from textual.notifications import SeverityLevel
 from textual.screen import Screen
 
 from nomadlab.core.alerts import Alert
 from nomadlab.core.store import describe_error
+from nomadlab.features import FEATURES
 from nomadlab.notify.terminal import terminal_sink
 from nomadlab.ui import render
-from nomadlab.ui.screens.alerts import AlertsScreen
 from nomadlab.ui.screens.fleet import FleetScreen
 from nomadlab.ui.screens.logs import LogsScreen
 from nomadlab.ui.screens.modals import HelpScreen
-from nomadlab.ui.screens.placeholder import PlaceholderScreen
 from nomadlab.ui.screens.workspace import WorkspaceScreen
 from nomadlab.ui.services import Services
 from nomadlab.ui.textual_patches import apply as apply_textual_patches
 
-MODES = ("workspace", "fleet", "logs", "board", "papers", "focus", "alerts", "jobs")
-MODE_TITLES = {
-    "workspace": "Workspace",
-    "fleet": "Fleet",
-    "logs": "Logs",
-    "board": "Board",
-    "papers": "Papers",
-    "focus": "Focus",
-    "alerts": "Alerts",
-    "jobs": "Jobs",
-}
-# The full screens of the board, papers and focus features: "module:Class", each class
-# taking the Services. A feature whose module is not there yet shows a placeholder.
-FEATURE_SCREENS = {
-    "board": "nomadlab.ui.screens.board:BoardScreen",
-    "papers": "nomadlab.ui.screens.papers:PapersScreen",
-    "focus": "nomadlab.ui.screens.focus:FocusScreen",
-    "jobs": "nomadlab.ui.screens.jobs:JobsScreen",
-}
-
-
-def feature_screen(mode: str, services: Services) -> Screen[None] | None:
-    target = FEATURE_SCREENS.get(mode)
-    if target is None:
-        return None
-    module_name, _, class_name = target.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if exc.name != module_name:
-            raise
-        return None
-    screen: Screen[None] = getattr(module, class_name)(services)
-    return screen
-
-
-def lifecycle(service: object, names: tuple[str, ...]) -> Callable[[], Awaitable[None]] | None:
-    """A feature service's async startup/shutdown method: the first of ``names`` that
-    is a coroutine function taking no arguments (a start(paper_id) is not one)."""
-    for name in names:
-        method = getattr(service, name, None)
-        if method is None or not inspect.iscoroutinefunction(method):
-            continue
-        required = [p for p in inspect.signature(method).parameters.values()
-                    if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY,
-                                                           p.POSITIONAL_OR_KEYWORD)]
-        if not required:
-            return method  # type: ignore[no-any-return]
-    return None
+# The modes: home, then each feature's full screen (nomadlab/features.py).
+FEATURE_BY_MODE = {feature.key: feature for feature in FEATURES}
+MODES = ("workspace", *FEATURE_BY_MODE)
+MODE_TITLES = {"workspace": "Workspace", **{f.key: f.title for f in FEATURES}}
+MODE_KEYS = {"workspace": "0", **{f.key: f.mode_key for f in FEATURES}}
+BINDING_KEYS = {"!": "exclamation_mark"}  # a key as Textual names it
+TOAST_SEVERITY: dict[str, SeverityLevel] = {"info": "information", "warning": "warning",
+                                            "error": "error"}
 
 
 def when_composed(screen: Screen[Any], callback: Callable[..., object],
@@ -92,22 +50,13 @@ def when_composed(screen: Screen[Any], callback: Callable[..., object],
     screen.call_later(callback, *args)
 
 
-MODE_KEYS = {"workspace": "0", "fleet": "1", "logs": "2", "board": "3", "papers": "4",
-             "focus": "5", "alerts": "!", "jobs": "6"}
-
-
 class NomadApp(App[None]):
     CSS_PATH = "nomadlab.tcss"
     TITLE = "nomadlab"
     BINDINGS = [
         Binding("0", "open_mode('workspace')", "Home", show=False),
-        Binding("1", "open_mode('fleet')", "Fleet", show=False),
-        Binding("2", "open_mode('logs')", "Logs", show=False),
-        Binding("3", "open_mode('board')", "Board", show=False),
-        Binding("4", "open_mode('papers')", "Papers", show=False),
-        Binding("5", "open_mode('focus')", "Focus", show=False),
-        Binding("exclamation_mark", "open_mode('alerts')", "Alerts", show=False),
-        Binding("6", "open_mode('jobs')", "Jobs", show=False),
+        *(Binding(BINDING_KEYS.get(f.mode_key, f.mode_key), f"open_mode('{f.key}')", f.title,
+                  show=False) for f in FEATURES),
         Binding("question_mark", "help", "Help"),
         Binding("q", "quit", "Quit"),
     ]
@@ -133,25 +82,9 @@ class NomadApp(App[None]):
     # ------------------------------------------------------------------ screens
 
     def _make(self, mode: str) -> Screen[None]:
-        s = self.services
         if mode == "workspace":
-            return WorkspaceScreen(s)
-        if mode == "fleet":
-            return FleetScreen(s)
-        if mode == "logs":
-            return LogsScreen(s)
-        if mode == "alerts":
-            return AlertsScreen(s)
-        screen = feature_screen(mode, s)
-        if screen is not None:
-            return screen
-        texts = {
-            "board": "Board: the model-lifecycle Kanban.",
-            "papers": "Papers: the reading queue and the two-paper rule.",
-            "focus": "Focus: deep-work timers, today's plan, the weekly retro.",
-            "jobs": "Jobs: Slurm jobs of the configured clusters.",
-        }
-        return PlaceholderScreen(s, MODE_TITLES[mode], texts[mode])
+            return WorkspaceScreen(self.services)
+        return FEATURE_BY_MODE[mode].screen(self.services)
 
     def on_mount(self) -> None:
         for mode in MODES:
@@ -178,10 +111,8 @@ class NomadApp(App[None]):
             await s.logs.start()
         if s.alerts is not None:
             await s.alerts.start()
-        for feature in (s.board, s.papers, s.focus, s.jobs):
-            start = lifecycle(feature, ("startup", "start"))
-            if start is not None:
-                await start()
+        for service in s.feature_services():
+            await service.start()
         if s.initial_log is not None and s.logs is not None:
             host, path = s.initial_log
             try:
@@ -193,10 +124,8 @@ class NomadApp(App[None]):
 
     async def on_unmount(self) -> None:
         s = self.services
-        for feature in (s.board, s.papers, s.focus, s.jobs):
-            stop = lifecycle(feature, ("shutdown", "stop"))
-            if stop is not None:
-                await stop()
+        for service in s.feature_services():
+            await service.stop()
         if s.alerts is not None:
             await s.alerts.stop(timeout=2.0)
         if s.logs is not None:
@@ -213,9 +142,9 @@ class NomadApp(App[None]):
 
     def _alert_sink(self, channel: str, alert: Alert) -> None:
         if channel == "toast" and self.services.config.notify.toast:
-            severity = {"info": "information"}.get(alert.severity, alert.severity)
+            severity = TOAST_SEVERITY.get(alert.severity, "information")
             self.notify(render.clean(alert.message, 300), title=render.clean(alert.title, 80),
-                        severity=severity,  # type: ignore[arg-type]
+                        severity=severity,
                         timeout=10 if alert.severity == "error" else 6)
 
     def _write_terminal(self, data: str) -> None:
@@ -248,10 +177,10 @@ class NomadApp(App[None]):
     def _binding_rows(self, screen: Screen[object]) -> list[tuple[str, list[tuple[str, str]]]]:
         sections: list[tuple[str, list[tuple[str, str]]]] = []
         seen: set[str] = set()
-        nodes = [("This screen", screen)]
+        nodes: list[tuple[str, DOMNode]] = [("This screen", screen)]
         focused = screen.focused
         if focused is not None and focused is not screen:
-            nodes.append(("Focused", focused))  # type: ignore[arg-type]
+            nodes.append(("Focused", focused))
         for title, node in nodes:
             rows = []
             for binding in node.BINDINGS:

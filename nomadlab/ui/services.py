@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from nomadlab.core.clock import Clock
 from nomadlab.core.config import Config
@@ -20,7 +20,12 @@ from nomadlab.core.store import Store
 from nomadlab.remote.fleet import Fleet
 
 if TYPE_CHECKING:
+    from nomadlab.core.board import BoardService
+    from nomadlab.core.features import FeatureService
+    from nomadlab.core.focus import FocusService
+    from nomadlab.core.papers import PaperService
     from nomadlab.notify.hub import AlertHub
+    from nomadlab.remote.jobs_service import JobsService
     from nomadlab.remote.tail import Logs
 
 
@@ -110,11 +115,11 @@ class Services:
     clock: Clock
     logs: Logs | None = None
     alerts: AlertHub | None = None
-    # Feature services, set by cli/tui.build_app when the feature exists:
-    board: Any = None  # nomadlab.core.board.BoardService
-    papers: Any = None  # nomadlab.core.papers.PaperService
-    focus: Any = None  # nomadlab.core.focus.FocusService
-    jobs: Any = None  # nomadlab.remote.jobs_service.JobsService
+    # Feature services, made by the registry (nomadlab/features.py) in cli/tui.build_app:
+    board: BoardService | None = None
+    papers: PaperService | None = None
+    focus: FocusService | None = None
+    jobs: JobsService | None = None
     bridge: FleetBridge = field(default_factory=FleetBridge)
     log_bridge: LogBridge = field(default_factory=LogBridge)
     start_fleet: bool = True
@@ -127,3 +132,8 @@ class Services:
         self.fleet.listeners.append(self.bridge)
         if self.logs is not None:
             self.logs.listeners.append(self.log_bridge)
+
+    def feature_services(self) -> list[FeatureService]:
+        """The feature services there are, in the order they start."""
+        found: list[FeatureService | None] = [self.board, self.papers, self.focus, self.jobs]
+        return [service for service in found if service is not None]

@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from nomadlab.core.alerts import Alert
 from nomadlab.core.board.model import (
@@ -18,6 +18,10 @@ from nomadlab.core.board.model import (
 from nomadlab.core.board.records import _SELECT, BoardRecords, _card
 from nomadlab.core.logs import LogBuffer, LogStatus
 from nomadlab.core.model import LOCAL_HOST, HostSample
+
+if TYPE_CHECKING:
+    from nomadlab.core.features import JobsLookup
+    from nomadlab.core.jobs.model import Job
 
 log = logging.getLogger(__name__)
 # --------------------------------------------------------------------------- what it reads
@@ -51,12 +55,19 @@ class AlertsLike(Protocol):
     def emit(self, alerts: Iterable[Alert]) -> None: ...
 
 
+@runtime_checkable
+class AnnotatingAlerts(AlertsLike, Protocol):
+    """An AlertHub that lets the board name its cards in an alert before it goes out."""
+
+    def add_annotator(self, callback: Callable[[Alert], None]) -> Callable[[], None]: ...
+
+
 class BoardRuns(BoardRecords):
     """Cards with a run; the attributes are set by BoardService.__init__."""
 
     fleet: FleetLike | None
     logs: LogsLike | None
-    jobs: Any
+    jobs: JobsLookup | None
 
     # -------------------------------------------------------------- runs
 
@@ -96,7 +107,7 @@ class BoardRuns(BoardRecords):
     def has_run(self, card: Card) -> bool:
         return bool(card.links.get("host") or card.links.get("log") or card.links.get("job"))
 
-    def card_job(self, card: Card) -> Any:
+    def card_job(self, card: Card) -> Job | None:
         """The Slurm job a ``job=CLUSTER:ID`` link names, as the jobs service last saw it."""
         link = card.links.get("job")
         if not link or self.jobs is None:
@@ -107,7 +118,8 @@ class BoardRuns(BoardRecords):
     def _job_log(self, card: Card) -> str | None:
         """``login-host:stdout`` of the card's job (followed like a log link)."""
         job = self.card_job(card)
-        host = self.jobs.login_host(job.cluster) if job is not None else None
+        host = (self.jobs.login_host(job.cluster)
+                if job is not None and self.jobs is not None else None)
         if job is None or host is None or not job.stdout:
             return None
         return f"{host}:{job.stdout}"

@@ -9,7 +9,7 @@ import contextlib
 import logging
 import sqlite3
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nomadlab.core.alerts import Alert, clean_text
 from nomadlab.core.board.edits import BoardEdits
@@ -33,10 +33,13 @@ from nomadlab.core.board.records import (
     KEEP_DELETED_DAYS,
     _card,
 )
-from nomadlab.core.board.runs import AlertsLike, FleetLike, LogsLike
+from nomadlab.core.board.runs import AlertsLike, AnnotatingAlerts, FleetLike, LogsLike
 from nomadlab.core.clock import SYSTEM_CLOCK, Clock
 from nomadlab.core.config import Config
 from nomadlab.core.store import Store
+
+if TYPE_CHECKING:
+    from nomadlab.core.features import JobsLookup
 
 log = logging.getLogger(__name__)
 # --------------------------------------------------------------------------- the service
@@ -52,14 +55,13 @@ class BoardService(BoardEdits):
         self.fleet = fleet
         self.logs = logs
         self.alerts = alerts
-        self.jobs: Any = None  # the jobs service (job=CLUSTER:ID links), set by the app
+        self.jobs: JobsLookup | None = None  # job=CLUSTER:ID links; set by the app
         self.local_changes = 0  # writes by this process (data_version misses those)
         self._task: asyncio.Task[None] | None = None
         self._unhook: Callable[[], None] | None = None
         if alerts is not None:
-            annotate = getattr(alerts, "add_annotator", None)
-            if annotate is not None:
-                self._unhook = annotate(self.on_alert)
+            if isinstance(alerts, AnnotatingAlerts):
+                self._unhook = alerts.add_annotator(self.on_alert)
             else:  # an AlertHub without annotators: act on it, then say so separately
                 self._unhook = alerts.subscribe(self._on_alert_told)
 
@@ -258,7 +260,7 @@ class BoardService(BoardEdits):
         }
 
 
-def make_service(*, config: Config, store: Store, clock: Clock, fleet: Any = None,
-                 logs: Any = None, alerts: Any = None) -> BoardService:
-    """The board feature's service (cli/tui.py FEATURE_SERVICES)."""
+def make_service(*, config: Config, store: Store, clock: Clock, fleet: FleetLike | None = None,
+                 logs: LogsLike | None = None, alerts: AlertsLike | None = None) -> BoardService:
+    """The board feature's service (nomadlab/features.py)."""
     return BoardService(config, store, clock, fleet=fleet, logs=logs, alerts=alerts)

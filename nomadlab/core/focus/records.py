@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 import re
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import date, tzinfo
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +31,8 @@ from nomadlab.core.store import Store
 if TYPE_CHECKING:  # asyncio is imported where used: `focus status --short` is sync
     import asyncio
 
+    from nomadlab.core.features import BoardActivity, PaperActivity
+
 log = logging.getLogger(__name__)
 
 
@@ -39,7 +41,7 @@ class FocusRecords:
 
     def __init__(self, config: Config, store: Store, clock: Clock = SYSTEM_CLOCK, *,
                  tz: tzinfo | None = None, alerts: AlertOutlet | None = None,
-                 board: Any = None, papers: Any = None,
+                 board: BoardActivity | None = None, papers: PaperActivity | None = None,
                  tick_every: float = 1.0) -> None:
         self.config = config
         self.settings = config.focus
@@ -56,7 +58,8 @@ class FocusRecords:
         self._ticker: asyncio.Task[None] | None = None
         self._releasing: asyncio.Task[None] | None = None
 
-    def link(self, *, board: Any = None, papers: Any = None) -> None:
+    def link(self, *, board: BoardActivity | None = None,
+             papers: PaperActivity | None = None) -> None:
         """Fill in the board and paper services (the first ones linked stay)."""
         if self.board is None:
             self.board = board
@@ -112,22 +115,21 @@ class FocusRecords:
         card = re.fullmatch(r"(?:#|card:)?(\d+)", text)
         if card is not None:
             ref = card.group(1)
-            title = self._title(self.board, "card_title", int(ref))
+            title = self._title(self.board.card_title if self.board else None, int(ref))
             if title is None and self.board is not None:
                 raise FocusError(f"there is no card {ref} on the board")
             return Purpose("card", ref, f"#{ref} {title}" if title else f"card #{ref}")
         paper = re.fullmatch(r"paper:#?(\d+)", text, re.IGNORECASE)
         if paper is not None:
             ref = paper.group(1)
-            title = self._title(self.papers, "paper_title", int(ref))
+            title = self._title(self.papers.paper_title if self.papers else None, int(ref))
             if title is None and self.papers is not None:
                 raise FocusError(f"there is no paper {ref} in the queue")
             return Purpose("paper", ref, f"paper {ref}: {title}" if title else f"paper {ref}")
         return Purpose("text", None, text)
 
     @staticmethod
-    def _title(service: Any, method: str, ref: int) -> str | None:
-        function = getattr(service, method, None)
+    def _title(function: Callable[[int], str | None] | None, ref: int) -> str | None:
         if function is None:
             return None
         try:

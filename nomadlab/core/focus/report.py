@@ -4,13 +4,15 @@ Figures come from the focus tables, the alerts history (runs finished and failed
 alerts whose ``outcome`` says so), the per-minute GPU aggregates (GPU hours used and
 idle, with cost where hosts have ``hourly_cost``) and, when those features exist, the
 board (cards moved and finished) and the paper queue (papers started and read against
-the weekly cap), reached duck-typed through the focus service's ``board``/``papers``.
+the weekly cap), reached through the focus service's ``board``/``papers``: typed calls
+of core/features.py's ``BoardActivity`` and ``PaperActivity``.
 """
 
 from __future__ import annotations
 
 import logging
 import sqlite3
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any, TypeVar
@@ -32,16 +34,41 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-def _ask(service: Any, method: str, *args: Any) -> Any:
-    """Call another feature's method if it is there; None when it is not or fails."""
-    function = getattr(service, method, None)
-    if function is None:
-        return None
+def _ask(call: Callable[[], T], what: str) -> T | None:
+    """Another feature's answer; None when it fails (its failure is not the report's)."""
     try:
-        return function(*args)
+        return call()
     except (LookupError, ValueError, TypeError, sqlite3.Error) as exc:
-        log.warning("%s.%s failed: %s", type(service).__name__, method, exc)
+        log.warning("%s failed: %s", what, exc)
         return None
+
+
+def _moves(service: FocusService, start: float,
+           end: float) -> Sequence[Mapping[str, object]] | None:
+    board = service.board
+    if board is None:
+        return None
+    return _ask(lambda: board.moves_between(start, end), "the board's moves")
+
+
+def _finished(service: FocusService, start: float, end: float) -> int | None:
+    board = service.board
+    if board is None:
+        return None
+    return _of_type(_ask(lambda: board.cards_finished_between(start, end),
+                         "the board's finished cards"), int)
+
+
+def _activity(service: FocusService, start: float,
+              end: float) -> Mapping[str, object] | None:
+    papers = service.papers
+    if papers is None:
+        return None
+    return _ask(lambda: papers.activity_between(start, end), "the paper queue's activity")
+
+
+def _titles(value: object, limit: int) -> list[str]:
+    return [clean_text(str(t), limit) for t in value] if isinstance(value, list | tuple) else []
 
 
 def runs_between(service: FocusService, start: float, end: float) -> tuple[int, int]:
@@ -57,7 +84,7 @@ def _plural(n: int, word: str, plural: str | None = None) -> str:
     return f"{n} {word if n == 1 else (plural or word + 's')}"
 
 
-def _of_type(value: Any, kind: type[T]) -> T | None:
+def _of_type(value: object, kind: type[T]) -> T | None:
     return value if isinstance(value, kind) and not isinstance(value, bool) else None
 
 
@@ -107,15 +134,14 @@ def day_summary(service: FocusService, day: date, now: float | None = None) -> D
         sessions=len(service.counted(sessions)),
         interruptions=sum(len(s.interruptions) for s in sessions),
         runs_finished=finished, runs_failed=failed)
-    moves = _ask(service.board, "moves_between", start, end)
-    if isinstance(moves, list):
+    moves = _moves(service, start, end)
+    if moves is not None:
         summary.cards_moved = len(moves)
-        summary.cards_finished = _of_type(_ask(service.board, "cards_finished_between",
-                                               start, end), int)
-    activity = _ask(service.papers, "activity_between", start, end)
-    if isinstance(activity, dict):
+        summary.cards_finished = _finished(service, start, end)
+    activity = _activity(service, start, end)
+    if activity is not None:
         summary.papers_read = _of_type(activity.get("read"), int) or 0
-        summary.read_titles = [clean_text(str(t), 80) for t in activity.get("read_titles") or []]
+        summary.read_titles = _titles(activity.get("read_titles"), 80)
     return summary
 
 
@@ -405,15 +431,13 @@ def _jobs(service: FocusService, start: float, end: float) -> list[dict[str, Any
 
 
 def _board(service: FocusService, start: float, end: float) -> dict[str, Any] | None:
-    moves = _ask(service.board, "moves_between", start, end)
-    if not isinstance(moves, list):
+    moves = _moves(service, start, end)
+    if moves is None:
         return None
     into: dict[str, int] = {}
     out_of: dict[str, int] = {}
     auto = 0
     for move in moves:
-        if not isinstance(move, dict):
-            continue
         if move.get("to"):
             column = clean_text(str(move["to"]), 40)
             into[column] = into.get(column, 0) + 1
@@ -421,25 +445,22 @@ def _board(service: FocusService, start: float, end: float) -> dict[str, Any] | 
             column = clean_text(str(move["from"]), 40)
             out_of[column] = out_of.get(column, 0) + 1
         auto += bool(move.get("auto"))
-    finished = _of_type(_ask(service.board, "cards_finished_between", start, end), int)
+    finished = _finished(service, start, end)
     return {"moves": len(moves), "auto": auto, "into": into, "out_of": out_of,
             "finished": finished}
 
 
 def _papers(service: FocusService, start: float, end: float,
             now: float) -> dict[str, Any] | None:
-    activity = _ask(service.papers, "activity_between", start, end)
-    if not isinstance(activity, dict):
+    papers = service.papers
+    activity = _activity(service, start, end)
+    if papers is None or activity is None:
         return None
-    cap: int | None = None
-    count = _ask(service.papers, "week_count", now)
-    if isinstance(count, tuple | list) and len(count) == 2:
-        cap = _of_type(count[1], int)
-    if cap is None:
-        cap = service.config.papers.weekly_cap
+    count = _ask(lambda: papers.week_count(now), "the paper queue's week")
+    cap = count[1] if count is not None else service.config.papers.weekly_cap
     return {"started": _of_type(activity.get("started"), int) or 0,
             "read": _of_type(activity.get("read"), int) or 0, "cap": cap,
-            "read_titles": [clean_text(str(t), 120) for t in activity.get("read_titles") or []]}
+            "read_titles": _titles(activity.get("read_titles"), 120)}
 
 
 def yesterday(service: FocusService, now: float | None = None) -> DaySummary:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 from datetime import date, tzinfo
-from typing import Any
 
 from nomadlab.core.alerts import clean_text
 from nomadlab.core.clock import Clock
@@ -31,7 +30,8 @@ class FocusService(FocusTimer):
     """Timers, plans, notes and retros over the store; the hold policy for alerts.
 
     ``board`` and ``papers`` are the other features' services when they exist
-    (duck-typed: ``card_title``, ``paper_title``, ...); :meth:`link` sets them.
+    (core/features.py: :class:`BoardActivity`, :class:`PaperActivity`); :meth:`link`
+    sets them.
     """
 
     # ------------------------------------------------------------------ the plan
@@ -197,8 +197,8 @@ class FocusService(FocusTimer):
         return day.weekday() >= weekday and (retro is None or retro.empty)
 
 
-def make_service(*, config: Config, store: Store, clock: Clock, fleet: Any = None,
-                 logs: Any = None, alerts: AlertOutlet | None = None,
+def make_service(*, config: Config, store: Store, clock: Clock, fleet: object = None,
+                 logs: object = None, alerts: AlertOutlet | None = None,
                  tz: tzinfo | None = None) -> FocusService:
     """The app's focus service; it becomes the alerts' hold policy."""
     service = FocusService(config, store, clock, tz=tz, alerts=alerts)

@@ -245,7 +245,7 @@ class FocusTimer(FocusRecords):
     def _after_change(self) -> None:
         """Held alerts go out once nothing holds them (a session ended or paused here
         or in another process)."""
-        notifier = getattr(self.alerts, "notifier", None)
+        notifier = self.alerts.notifier if self.alerts is not None else None
         if notifier is None or not notifier.held or self.holding():
             return
         if self._releasing is not None and not self._releasing.done():

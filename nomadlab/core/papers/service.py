@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from nomadlab.core.features import CardMaker
 from nomadlab.core.papers.formats import (
     PaperMeta,
     clean_space,
@@ -253,7 +254,8 @@ class PaperService(PaperLookups):
         titles = [self._paper(row).label for row in read]
         return {"started": int(started[0]["n"]), "read": len(titles), "read_titles": titles}
 
-    def link_card(self, paper_id: int, board: Any, now: float | None = None) -> int | None:
+    def link_card(self, paper_id: int, board: CardMaker | None,
+                  now: float | None = None) -> int | None:
         """A Hypothesis card on the board linked to this paper; without a board, the wish
         is kept (and :meth:`flush_card_wishes` makes it when there is one)."""
         now = self.clock.time() if now is None else now
@@ -276,7 +278,7 @@ class PaperService(PaperLookups):
         rows = self.store.query("SELECT * FROM papers WHERE card_wanted = 1 ORDER BY id")
         return [self._paper(row) for row in rows]
 
-    def flush_card_wishes(self, board: Any) -> list[tuple[int, int]]:
+    def flush_card_wishes(self, board: CardMaker | None) -> list[tuple[int, int]]:
         """Make the cards that waited for the board: [(paper id, card id)]."""
         if board is None:
             return []

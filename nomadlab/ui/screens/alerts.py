@@ -14,6 +14,7 @@ from textual.widgets import DataTable, Footer, Static
 from nomadlab.core.alert_lines import ends_traceback, traceback_tail
 from nomadlab.core.alerts import Alert, clean_text
 from nomadlab.ui import render
+from nomadlab.ui.navigate import navigator
 from nomadlab.ui.services import Services
 from nomadlab.ui.widgets.statusbar import StatusBar
 
@@ -183,4 +184,6 @@ class AlertsScreen(Screen[None]):
         if alert is None or not alert.log:
             self.notify("This alert has no log.", severity="warning", timeout=2)
             return
-        self.app.call_later(self.app.open_log, alert.log, alert)  # type: ignore[attr-defined]
+        nav = navigator(self.app)
+        if nav is not None:
+            self.app.call_later(nav.open_log, alert.log, alert)

@@ -33,6 +33,7 @@ from nomadlab.core.board.model import (
     value_diff,
 )
 from nomadlab.ui import render
+from nomadlab.ui.navigate import navigator
 from nomadlab.ui.screens.board_dialogs import (
     BoardPicker,
     CardDetail,
@@ -682,7 +683,9 @@ class BoardScreen(Screen[None]):
             else:
                 self.notify(f"The log {render.clean(name)} is not followed", severity="warning")
                 return
-        self.app.call_later(self.app.open_log, name)  # type: ignore[attr-defined]
+        nav = navigator(self.app)
+        if nav is not None:
+            self.app.call_later(nav.open_log, name)
 
     # ------------------------------------------------------------------ filter, boards
 

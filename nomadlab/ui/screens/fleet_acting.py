@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import subprocess
 from dataclasses import dataclass
+from typing import Any
 
+from textual.app import App
 from textual.screen import Screen
 
 from nomadlab.core.model import GpuProcess
@@ -41,7 +43,7 @@ class Acting:
         self.pending: dict[tuple[str, int], Pending] = {}
 
     @property
-    def app(self):  # type: ignore[no-untyped-def]
+    def app(self) -> App[Any]:
         return self.screen.app
 
     def _error(self, text: str) -> None:

@@ -195,8 +195,8 @@ class TodayScreen(Screen[None]):
         service = self.focus_service
         now = self.services.clock.time()
         day = service.today(now)
-        keep = select if select is not None else (
-            self.selected().id if self.selected() is not None else None)  # type: ignore[union-attr]
+        selected = self.selected()
+        keep = select if select is not None else (selected.id if selected is not None else None)
         self.blocks = service.blocks(day)
         done = service.block_sessions(day)
         minute = self._minute(service, now)

@@ -7,7 +7,7 @@ asking, ``h`` / ``r`` hold and release. Only the user's own jobs can be acted on
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual import work
@@ -21,10 +21,14 @@ from nomadlab.core.jobs.model import Job
 from nomadlab.core.model import AgentInfo, HostSample
 from nomadlab.remote.slurm import SlurmError
 from nomadlab.ui import render
+from nomadlab.ui.navigate import navigator
 from nomadlab.ui.screens.papers_dialogs import Confirm
 from nomadlab.ui.services import Services
 from nomadlab.ui.widgets.jobs_table import JobsTable, partitions_text
 from nomadlab.ui.widgets.statusbar import StatusBar
+
+if TYPE_CHECKING:
+    from nomadlab.remote.jobs_service import JobsService
 
 DETAIL_LIMIT = 20_000  # characters of scontrol output shown
 
@@ -58,7 +62,7 @@ class JobGpus(ModalScreen[None]):
 
     BINDINGS = [Binding("escape,q,g", "close", "Close")]
 
-    def __init__(self, service: Any, job: Job) -> None:
+    def __init__(self, service: JobsService, job: Job) -> None:
         super().__init__()
         self.service = service
         self.job = job
@@ -312,6 +316,6 @@ class JobsScreen(Screen[None]):
             self.notify(render.clean(f"Cannot follow {path}: {exc} (the login node must be a "
                                      "[[hosts]] entry)", 200), severity="error")
             return
-        open_log = getattr(self.app, "open_log", None)
-        if open_log is not None:
-            await open_log(name)
+        nav = navigator(self.app)
+        if nav is not None:
+            await nav.open_log(name)

@@ -11,11 +11,13 @@ from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Container, Horizontal, Vertical
+from textual.dom import DOMNode
 from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import Footer, Tab, Tabs
 
 from nomadlab.core.config import LAYOUTS
+from nomadlab.ui.navigate import navigator
 from nomadlab.ui.panes import PANES, PaneKind
 from nomadlab.ui.services import Services
 from nomadlab.ui.widgets.fleet_pane import FleetPane
@@ -132,11 +134,11 @@ class WorkspaceScreen(Screen[None]):
         self.call_after_refresh(self._restore_focus, focused_kind)
 
     def _focused_kind(self) -> str | None:
-        node = self.focused
+        node: DOMNode | None = self.focused
         while node is not None:
             if isinstance(node, PaneFrame):
                 return node.kind.key
-            node = node.parent  # type: ignore[assignment]
+            node = node.parent
         return None
 
     def _restore_focus(self, kind: str | None) -> None:
@@ -207,4 +209,6 @@ class WorkspaceScreen(Screen[None]):
         self.app.call_later(self.app.run_action, f"open_mode('{pane.mode}')")
 
     def on_fleet_pane_open(self, event: FleetPane.Open) -> None:
-        self.app.call_later(self.app.open_fleet_host, event.host)  # type: ignore[attr-defined]
+        nav = navigator(self.app)
+        if nav is not None:
+            self.app.call_later(nav.open_fleet_host, event.host)

@@ -34,7 +34,9 @@ KIND_STYLE = {"deep": "bold magenta", "sprint": "bold cyan", "pomodoro": "bold r
 
 def focus_of(services: Services) -> FocusService:
     """The focus service, linked to the board and papers when they exist."""
-    service: FocusService = services.focus
+    service = services.focus
+    if service is None:  # the registry makes it (nomadlab/features.py): a wiring bug
+        raise RuntimeError("the focus service was not made")
     service.link(board=services.board, papers=services.papers)
     return service
 

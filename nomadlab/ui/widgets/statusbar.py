@@ -93,14 +93,14 @@ class StatusBar(Static):
         left = Text()
         left.append("nomadlab", style="bold")
         left.append(f" · {self.title}", style="")
-        focus_text = getattr(self.services.focus, "status_text", None)
-        if focus_text is not None:
+        focus = self.services.focus
+        if focus is not None:
             # The running timer, e.g. "deep 2:41:07", next to the title: on a narrow
             # terminal the fleet summary is cut before the countdown is.
-            extra = focus_text(now)
+            extra = focus.status_text(now)
             if extra:
                 left.append("  ")
-                left.append(str(extra), style="bold magenta")
+                left.append(extra, style="bold magenta")
         right = self.summary()
         right.append(f"  {clock}", style="bold")
         width = max(0, self.size.width - 2)

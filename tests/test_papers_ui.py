@@ -21,8 +21,9 @@ from textual.widgets import DataTable, Input, Static, TextArea
 
 from nomadlab.core.papers import PaperService
 from nomadlab.remote.papers_api import PaperApi
+from nomadlab.ui.confirm import ConfirmScreen
 from nomadlab.ui.screens.papers import PapersScreen
-from nomadlab.ui.screens.papers_dialogs import AddPaper, Confirm, EditNotes, Takeaway
+from nomadlab.ui.screens.papers_dialogs import AddPaper, EditNotes, Takeaway
 from nomadlab.ui.screens.papers_review import PaperReviewScreen
 from nomadlab.ui.screens.workspace import WorkspaceScreen
 from nomadlab.ui.widgets.papers_pane import PapersPane
@@ -125,7 +126,7 @@ async def test_start_past_the_cap_asks_first(tmp_path: Path) -> None:
         select(screen, ids["hostile"])
         await pilot.press("s")
         await pilot.pause()
-        assert isinstance(app.screen, Confirm)
+        assert isinstance(app.screen, ConfirmScreen)
         await pilot.press("n")
         assert service.require(ids["hostile"]).status == "queued"
         select(screen, ids["hostile"])
@@ -353,7 +354,7 @@ async def test_weekly_review(tmp_path: Path) -> None:
         assert service.require(ids["fret"]).status == "reading"
         await pilot.press("p")  # pending: past the cap -> asks
         await pilot.pause()
-        assert isinstance(app.screen, Confirm)
+        assert isinstance(app.screen, ConfirmScreen)
         await pilot.press("n")
         await pilot.pause()
         assert service.require(ids["pending"]).status == "queued"

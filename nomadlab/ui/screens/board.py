@@ -33,12 +33,12 @@ from nomadlab.core.board_model import (
     value_diff,
 )
 from nomadlab.ui import render
+from nomadlab.ui.confirm import ConfirmScreen
 from nomadlab.ui.screens.board_dialogs import (
     BoardPicker,
     CardDetail,
     CardForm,
     CardFormResult,
-    Confirm,
     form_fields,
 )
 from nomadlab.ui.services import Services
@@ -583,7 +583,7 @@ class BoardScreen(Screen[None]):
                 self.notify(f"Deleted #{card.id} (u undoes)", timeout=3)
             self._after(None)
 
-        self.app.push_screen(Confirm(question), answered)
+        self.app.push_screen(ConfirmScreen("Delete card", question, yes="Delete"), answered)
 
     def action_archive_card(self) -> None:
         picked = self._guard()

@@ -530,30 +530,6 @@ class CardDetail(ModalScreen[str | None]):
 # --------------------------------------------------------------------------- small ones
 
 
-class Confirm(ModalScreen[bool]):
-    BINDINGS = [
-        Binding("y,enter", "answer(True)", "Yes"),
-        Binding("n,escape", "answer(False)", "No"),
-    ]
-
-    def __init__(self, question: Text) -> None:
-        super().__init__()
-        self.question = question
-
-    def compose(self) -> ComposeResult:
-        with Vertical(classes="dialog"):
-            yield Static(self.question, classes="body")
-            with Horizontal(classes="buttons"):
-                yield Button("Yes (y)", id="yes", variant="error")
-                yield Button("No (n)", id="no")
-
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        self.dismiss(event.button.id == "yes")
-
-    def action_answer(self, yes: bool) -> None:
-        self.dismiss(yes)
-
-
 class BoardPicker(ModalScreen[str | None]):
     """The boards (projects): enter switches, esc cancels."""
 
@@ -594,4 +570,4 @@ class BoardPicker(ModalScreen[str | None]):
 
 
 __all__ = ["BoardPicker", "CardDetail", "CardForm", "CardFormResult",
-           "Confirm", "detail_sections", "editor_command", "form_fields", "markdown_source"]
+           "detail_sections", "editor_command", "form_fields", "markdown_source"]

@@ -28,7 +28,8 @@ from nomadlab.core.focus import (
     format_hours,
 )
 from nomadlab.ui import render
-from nomadlab.ui.screens.focus_dialogs import ConfirmDialog, FormDialog
+from nomadlab.ui.confirm import ConfirmScreen
+from nomadlab.ui.screens.focus_dialogs import FormDialog
 from nomadlab.ui.services import Services
 from nomadlab.ui.widgets.focus_pane import (
     KIND_STYLE,
@@ -363,8 +364,8 @@ class FocusScreen(Screen[None]):
                     self.notify(f"{ended.preset} abandoned; its time does not count.",
                                 timeout=4)
 
-        self.app.push_screen(ConfirmDialog(f"Abandon this {session.preset} session?",
-                                           "Its time will not count as focus."), answered)
+        self.app.push_screen(ConfirmScreen(f"Abandon this {session.preset} session?",
+                                             "Its time will not count as focus."), answered)
 
     def action_interrupt(self) -> None:
         try:

@@ -27,7 +27,8 @@ from nomadlab.core.focus import (
 )
 from nomadlab.core.focus_report import day_summary
 from nomadlab.ui import render
-from nomadlab.ui.screens.focus_dialogs import ConfirmDialog, FormDialog
+from nomadlab.ui.confirm import ConfirmScreen
+from nomadlab.ui.screens.focus_dialogs import FormDialog
 from nomadlab.ui.services import Services
 from nomadlab.ui.widgets.focus_pane import KIND_STYLE, focus_of, lead
 from nomadlab.ui.widgets.statusbar import StatusBar
@@ -372,7 +373,7 @@ class TodayScreen(Screen[None]):
                 self.focus_service.delete_block(block.id)
                 self.reload()
 
-        self.app.push_screen(ConfirmDialog(f"Delete {block.label} {block.kind}?"), answered)
+        self.app.push_screen(ConfirmScreen(f"Delete {block.label} {block.kind}?"), answered)
 
     def action_start(self) -> None:
         block = self.selected()

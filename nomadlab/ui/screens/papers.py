@@ -27,7 +27,8 @@ from nomadlab.core import papers as core
 from nomadlab.core.papers import CapReached, FillReport, Paper, PaperError, PaperService
 from nomadlab.core.papers_ids import IdError, classify_many
 from nomadlab.ui import render
-from nomadlab.ui.screens.papers_dialogs import AddPaper, Confirm, EditLine, EditNotes, Takeaway
+from nomadlab.ui.confirm import ConfirmScreen
+from nomadlab.ui.screens.papers_dialogs import AddPaper, EditLine, EditNotes, Takeaway
 from nomadlab.ui.services import Services
 from nomadlab.ui.widgets.statusbar import StatusBar
 
@@ -484,7 +485,8 @@ class PapersScreen(Screen[None]):
                     self.notify(f"Reading #{done.id}: past the weekly cap.", severity="warning",
                                 timeout=4)
 
-            self.app.push_screen(Confirm("Weekly cap reached", body, "Start anyway (y)"), answer)
+            self.app.push_screen(
+                ConfirmScreen("Weekly cap reached", body, yes="Start anyway"), answer)
             return
         except PaperError as exc:
             self.notify(str(exc), severity="warning", timeout=3)

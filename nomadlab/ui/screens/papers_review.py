@@ -15,8 +15,8 @@ from textual.widgets import DataTable, Footer, Static
 
 from nomadlab.core.papers import CapReached, Paper, PaperError, PaperService
 from nomadlab.ui import render
+from nomadlab.ui.confirm import ConfirmScreen
 from nomadlab.ui.screens.papers import age, paper_detail, week_text
-from nomadlab.ui.screens.papers_dialogs import Confirm
 from nomadlab.ui.services import Services
 from nomadlab.ui.widgets.statusbar import StatusBar
 
@@ -180,7 +180,8 @@ class PaperReviewScreen(Screen[None]):
                         return
                     self._decided(paper, "pick")
 
-            self.app.push_screen(Confirm("Weekly cap reached", body, "Pick anyway (y)"), answer)
+            self.app.push_screen(
+                ConfirmScreen("Weekly cap reached", body, yes="Pick anyway"), answer)
             return
         except PaperError as exc:
             self.notify(str(exc), severity="warning", timeout=3)

@@ -5,6 +5,7 @@ source answers nothing (or, in one test, a real HTTP server on 127.0.0.1 answers
 from __future__ import annotations
 
 import asyncio
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -295,7 +296,7 @@ async def test_hypothesis_card_waits_for_the_board(tmp_path: Path) -> None:
                                          "links": {"paper": str(ids["zero"])}})
 
 
-async def test_notes_in_the_app_and_external_editor_fallback(tmp_path: Path) -> None:
+async def test_notes_in_the_app_and_in_the_external_editor(tmp_path: Path) -> None:
     app, service, _clock, ids = build_app(tmp_path)
     async with app.run_test(size=(160, 48)) as pilot:
         screen = await open_papers(app, pilot)
@@ -310,10 +311,19 @@ async def test_notes_in_the_app_and_external_editor_fallback(tmp_path: Path) -> 
         assert service.require(ids["jupiters"]).notes == \
             "Check the [red]rates[/red] against RV surveys.\n"
         assert "Check the [red]rates[/red]" in static_text(screen, "#papers-detail-text")
-        await pilot.press("E")  # no terminal to hand over in a headless test: the dialog
+        # E: the configured editor (a headless test has no terminal to hand over: it just
+        # runs); one that fails leaves the notes as they were
+        script = tmp_path / "editor.py"
+        script.write_text("import sys\nopen(sys.argv[1], 'a').write('From the editor.\\n')\n")
+        app.services.config.board.editor = f"{sys.executable} {script}"
+        await pilot.press("E")
         await pilot.pause()
-        assert isinstance(app.screen, EditNotes)
-        await pilot.press("escape")
+        assert service.require(ids["jupiters"]).notes == \
+            "Check the [red]rates[/red] against RV surveys.\nFrom the editor.\n"
+        app.services.config.board.editor = f"{sys.executable} -c 'raise SystemExit(3)'"
+        await pilot.press("E")
+        await pilot.pause()
+        assert service.require(ids["jupiters"]).notes.endswith("From the editor.\n")
 
 
 async def test_export_marked_papers(tmp_path: Path) -> None:

@@ -15,16 +15,11 @@ weekly review triages what was added since the last one.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import datetime as dt
 import json
-import os
 import re
-import shlex
 import sqlite3
-import subprocess
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -32,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
+from nomadlab.core import editor as _editor
 from nomadlab.core.clock import SYSTEM_CLOCK, Clock
 from nomadlab.core.config import WEEKDAYS, Config
 from nomadlab.core.papers_formats import (
@@ -1060,33 +1056,9 @@ def open_method(environ: Mapping[str, str], platform: str) -> str:
     return "copy"
 
 
-def editor_command(environ: Mapping[str, str], configured: str | None = None) -> list[str]:
-    """The editor for long text: the configured one, $VISUAL, $EDITOR, then vi."""
-    for value in (configured, environ.get("VISUAL"), environ.get("EDITOR")):
-        if value and value.strip():
-            try:
-                parts = shlex.split(value)
-            except ValueError:
-                continue
-            if parts:
-                return parts
-    return ["vi"]
-
-
-def edit_in_editor(text: str, command: Sequence[str], *,
-                   run: Callable[[list[str]], object] | None = None) -> str:
-    """Let the user edit ``text`` in ``command`` (a terminal editor; the caller has
-    given it the terminal) through a private temporary file; the text it left."""
-    runner = run or (lambda argv: subprocess.run(argv, check=False))
-    fd, name = tempfile.mkstemp(prefix="nomadlab-notes-", suffix=".md")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        runner([*command, name])
-        return Path(name).read_text(encoding="utf-8", errors="replace")
-    finally:
-        with contextlib.suppress(OSError):
-            os.unlink(name)
+# The editor for long text is shared with the board: nomadlab.core.editor.
+editor_command = _editor.editor_command
+edit_in_editor = _editor.edit_text
 
 
 def _versionless(arxiv_id: str) -> str:

@@ -1,20 +1,15 @@
-"""The board's dialogs: the card form (new/edit), the card's detail, confirm, boards.
+"""The board's dialogs: the card form (new/edit), the card's detail, boards.
 
 Long text fields (hypothesis, notes, params, metrics) are text areas; ctrl+e opens
-the focused one in ``[board] editor`` / $VISUAL / $EDITOR / vi, the app suspended
-while it runs. Everything shown from a card is ``Text`` (or Markdown for the two
+the focused one in ``[board] editor`` / $VISUAL / $EDITOR / vi (nomadlab.ui.editor),
+the app suspended while it runs. Everything shown from a card is ``Text`` (or Markdown for the two
 Markdown fields): never markup.
 """
 
 from __future__ import annotations
 
-import os
 import re
-import shlex
-import subprocess
-import tempfile
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from rich.text import Text
@@ -55,6 +50,7 @@ from nomadlab.core.board_model import (
     stage_times,
 )
 from nomadlab.ui import render
+from nomadlab.ui.editor import run_editor
 from nomadlab.ui.widgets.board_cards import live_text
 
 _MD_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
@@ -63,11 +59,6 @@ _MD_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 def markdown_source(text: str) -> str:
     """User Markdown with the control characters (ESC, BEL, C1 ...) made spaces."""
     return _MD_CONTROLS.sub(" ", text)
-
-
-def editor_command(configured: str | None) -> list[str]:
-    raw = configured or os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
-    return shlex.split(raw)
 
 
 # --------------------------------------------------------------------------- the form
@@ -270,30 +261,11 @@ class CardForm(ModalScreen[CardFormResult | None]):
             area.focus()
 
     def run_editor(self, text: str, *, suffix: str = ".md") -> str | None:
-        argv = editor_command(self.editor)
-        handle, name = tempfile.mkstemp(prefix="nomadlab-card-", suffix=suffix)
-        path = Path(name)
         try:
-            with os.fdopen(handle, "w", encoding="utf-8") as f:
-                f.write(text)
-            if self.app.is_headless:  # no terminal to hand over (tests): just run it
-                code = subprocess.run([*argv, str(path)], check=False).returncode
-            else:
-                with self.app.suspend():
-                    code = subprocess.run([*argv, str(path)], check=False).returncode
-            if code != 0:
-                self.notify(f"{argv[0]} exited with status {code}; nothing changed",
-                            severity="warning")
-                return None
-            return path.read_text(encoding="utf-8", errors="replace")
+            return run_editor(self.app, text, self.editor, suffix=suffix)
         except SuspendNotSupported:
             self.notify("This terminal cannot hand over to an editor", severity="error")
-        except (OSError, ValueError) as exc:
-            self.notify(f"Cannot run the editor {argv[0] if argv else '?'}: {exc}",
-                        severity="error")
-        finally:
-            path.unlink(missing_ok=True)
-        return None
+            return None
 
 
 _LINK_HINTS = {
@@ -570,4 +542,4 @@ class BoardPicker(ModalScreen[str | None]):
 
 
 __all__ = ["BoardPicker", "CardDetail", "CardForm", "CardFormResult",
-           "detail_sections", "editor_command", "form_fields", "markdown_source"]
+           "detail_sections", "form_fields", "markdown_source"]

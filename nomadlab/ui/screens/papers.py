@@ -28,6 +28,7 @@ from nomadlab.core.papers import CapReached, FillReport, Paper, PaperError, Pape
 from nomadlab.core.papers_ids import IdError, classify_many
 from nomadlab.ui import render
 from nomadlab.ui.confirm import ConfirmScreen
+from nomadlab.ui.editor import run_editor
 from nomadlab.ui.screens.papers_dialogs import AddPaper, EditLine, EditNotes, Takeaway
 from nomadlab.ui.services import Services
 from nomadlab.ui.widgets.statusbar import StatusBar
@@ -557,19 +558,13 @@ class PapersScreen(Screen[None]):
         if need is None:
             return
         service, paper = need
-        command = core.editor_command(os.environ, self.services.config.board.editor)
         try:
-            with self.app.suspend():
-                notes = core.edit_in_editor(paper.notes, command)
-        except SuspendNotSupported:
+            notes = run_editor(self.app, paper.notes, self.services.config.board.editor)
+        except SuspendNotSupported:  # no terminal to hand over: the in-app text field
             self.action_notes()
             return
-        except OSError as exc:
-            self.notify(f"Cannot run {render.clean(' '.join(command))}: {exc}",
-                        severity="error", timeout=6)
-            return
         self.refresh()
-        if notes != paper.notes:
+        if notes is not None and notes != paper.notes:
             service.set_notes(paper.id, notes)
 
     def _open(self, url: str | None) -> None:

@@ -35,7 +35,7 @@ async def test_jobs_screen_rows(tmp_path: Path) -> None:
         partitions = str(app.screen.query_one("#partitions").render())
         assert "della · gpu 2 idle/6 alloc/8 GPUs" in partitions
         llama = row(table, "j\x00della\x004242001")
-        assert "RUNNING" in llama and "00:59:55/1-00:00:00" in llama and "| 4 |" in llama
+        assert "RUNNING" in llama and "59:55/1-00:00:00" in llama and "| 4 |" in llama
         assert "[bold]x" in llama and "\x1b" not in llama and "\x07" not in llama
         sweep = row(table, "j\x00della\x004242002_[0-7%2]")
         assert "QOSMaxGRESPerUser (your QOS GPU limit is reached)" in sweep

@@ -18,8 +18,9 @@ from collections.abc import Callable
 
 from nomadlab.cli.common import UserError, add_config_option, config_from, print_json
 from nomadlab.core.board import BoardError, BoardService
-from nomadlab.core.board_model import ARCHIVE, Card, duration, local_time, parse_assignments
+from nomadlab.core.board_model import ARCHIVE, Card, local_time, parse_assignments
 from nomadlab.core.clock import SYSTEM_CLOCK
+from nomadlab.core.durations import compact
 from nomadlab.core.model import LOCAL_HOST
 from nomadlab.core.store import Store
 
@@ -182,7 +183,7 @@ def _line(card: Card, now: float) -> str:
     if card.metrics:
         shown = list(card.metrics.items())[:3]
         parts.append(" ".join(f"{_plain(k)}={_plain(v)}" for k, v in shown))
-    parts.append(f"({duration(now - card.entered)})")
+    parts.append(f"({compact(now - card.entered)})")
     if card.failed is not None:
         parts.append("FAILED: " + _plain(card.failed)[:80])
     return "  ".join(parts)

@@ -18,6 +18,7 @@ from typing import Any
 from nomadlab.cli.common import UserError, add_config_option, config_from
 from nomadlab.core.clock import SYSTEM_CLOCK, Clock, ManualClock
 from nomadlab.core.config import FOCUS_KINDS, Config
+from nomadlab.core.durations import countdown, total
 from nomadlab.core.focus import (
     RETRO_PROMPTS,
     AlreadyRunning,
@@ -25,8 +26,6 @@ from nomadlab.core.focus import (
     FocusError,
     FocusService,
     Session,
-    format_clock,
-    format_hours,
     minute_text,
 )
 from nomadlab.core.store import Store
@@ -210,7 +209,7 @@ def register_report(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def _line(service: FocusService, session: Session, now: float) -> str:
-    text = f"{session.preset} {format_clock(session.remaining(now))}"
+    text = f"{session.preset} {countdown(session.remaining(now))}"
     if session.state == "paused":
         text += " paused"
     if session.purpose:
@@ -232,7 +231,7 @@ def run_start(args: argparse.Namespace) -> int:
         raise UserError(str(exc)) from None
     now = service.clock.time()
     due = session.due()
-    text = f"Started {session.label}: {format_clock(session.remaining(now))}"
+    text = f"Started {session.label}: {countdown(session.remaining(now))}"
     if session.purpose:
         text += f" for {session.purpose}"
     if due is not None:
@@ -263,7 +262,7 @@ def run_change(args: argparse.Namespace) -> int:
     except FocusError as exc:
         raise UserError(str(exc)) from None
     now = service.clock.time()
-    left = format_clock(session.remaining(now))
+    left = countdown(session.remaining(now))
     if args.action == "pause":
         print(f"Paused {session.preset} with {left} left.")
     elif args.action == "resume":
@@ -273,9 +272,9 @@ def run_change(args: argparse.Namespace) -> int:
     elif args.action == "extend":
         print(f"Extended {session.preset} by {args.minutes:g}m: {left} left.")
     elif session.state == "abandoned":
-        print(f"Abandoned {session.preset} after {format_hours(session.focus_seconds(now))}.")
+        print(f"Abandoned {session.preset} after {total(session.focus_seconds(now))}.")
     else:
-        print(f"Finished {session.preset}: {format_hours(session.focus_seconds(now))} of focus.")
+        print(f"Finished {session.preset}: {total(session.focus_seconds(now))} of focus.")
     return 0
 
 
@@ -293,8 +292,8 @@ def run_status(args: argparse.Namespace) -> int:
     session = service.current(now)
     print(_line(service, session, now) if session is not None else "no focus session")
     day = service.today(now)
-    print(f"today: {format_hours(service.day_focus(day, now))} of "
-          f"{format_hours(service.plan_seconds(day))} planned")
+    print(f"today: {total(service.day_focus(day, now))} of "
+          f"{total(service.plan_seconds(day))} planned")
     return 0
 
 
@@ -363,13 +362,13 @@ def today_text(service: FocusService, now: float) -> str:
             if any(s.open for s in sessions):
                 mark = "  (running)"
             elif sessions:
-                mark = f"  (done: {format_hours(service.focus_seconds(sessions, now))})"
+                mark = f"  (done: {total(service.focus_seconds(sessions, now))})"
             purpose = f"  {block.purpose}" if block.purpose else ""
             out.append(f"  {block.label}  {block.kind:<8}{purpose}{mark}")
     else:
         out.append("  nothing planned: `nomadlab today add 07:00-11:00 deep --for 42`")
-    out.append(f"  focus so far: {format_hours(service.day_focus(day, now))} of "
-               f"{format_hours(service.plan_seconds(day, blocks))} planned")
+    out.append(f"  focus so far: {total(service.day_focus(day, now))} of "
+               f"{total(service.plan_seconds(day, blocks))} planned")
     session = service.current(now)
     if session is not None:
         out.append(f"  now: {_line(service, session, now)}")

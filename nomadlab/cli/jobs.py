@@ -19,8 +19,9 @@ from rich.text import Text
 
 from nomadlab.cli.common import UserError, add_config_option, config_from, run_async
 from nomadlab.core.config import Config
+from nomadlab.core.durations import clock
 from nomadlab.core.jobs.model import ClusterSnapshot
-from nomadlab.core.jobs.report import clock_text, cluster_json, state_words
+from nomadlab.core.jobs.report import cluster_json, state_words
 
 if TYPE_CHECKING:  # imported when a jobs command runs: `nomadlab --help` stays fast
     from nomadlab.remote.slurm import ClusterClient
@@ -91,7 +92,7 @@ def print_table(snaps: list[ClusterSnapshot], now: float) -> None:
             table.add_column(column, no_wrap=column not in ("NAME", "STATE"))
         for job in snap.jobs:
             table.add_row(Text(job.id), Text(job.name), Text(job.user), Text(state_words(job)),
-                          clock_text(job.elapsed_s(now)), clock_text(job.time_limit_s),
+                          clock(job.elapsed_s(now)), clock(job.time_limit_s),
                           Text(job.partition or "-"), Text(job.nodes or "-"),
                           str(job.gpus) if job.gpus is not None else "-")
         console.print(table)

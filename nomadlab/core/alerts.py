@@ -58,6 +58,7 @@ from typing import TYPE_CHECKING, Any
 
 from nomadlab.core.clock import SYSTEM_CLOCK, Clock
 from nomadlab.core.config import AlertRule, Config
+from nomadlab.core.durations import compact as human_duration
 from nomadlab.core.store import Store
 
 if TYPE_CHECKING:
@@ -155,21 +156,6 @@ def clean_text(text: str, limit: int | None = None) -> str:
     if limit is not None and len(text) > limit:
         text = text[: max(0, limit - 1)].rstrip() + "…"
     return text
-
-
-def human_duration(seconds: float) -> str:
-    """'45s', '15m', '1h05m', '2d03h': short enough for a phone's lock screen."""
-    seconds = max(0.0, seconds)
-    if seconds < 60:
-        return f"{seconds:.0f}s"
-    minutes = int(seconds // 60)
-    if minutes < 60:
-        return f"{minutes}m"
-    hours, minutes = divmod(minutes, 60)
-    if hours < 24:
-        return f"{hours}h{minutes:02d}m"
-    days, hours = divmod(hours, 24)
-    return f"{days}d{hours:02d}h"
 
 
 def _gpu_list(indices: Iterable[int]) -> str:

@@ -26,7 +26,6 @@ from __future__ import annotations
 import contextlib
 import itertools
 import logging
-import math
 import re
 import sqlite3
 from collections.abc import Callable, Iterable
@@ -35,9 +34,12 @@ from datetime import date, datetime, timedelta, tzinfo
 from datetime import time as dtime
 from typing import TYPE_CHECKING, Any, Protocol
 
-from nomadlab.core.alerts import Alert, clean_text, human_duration
+from nomadlab.core.alerts import Alert, clean_text
 from nomadlab.core.clock import SYSTEM_CLOCK, Clock
 from nomadlab.core.config import FOCUS_KINDS, Config, FocusPreset, parse_duration
+from nomadlab.core.durations import compact as human_duration
+from nomadlab.core.durations import countdown as format_clock
+from nomadlab.core.durations import total as format_hours
 from nomadlab.core.store import Store
 
 if TYPE_CHECKING:  # asyncio is imported where used: `focus status --short` is sync
@@ -100,25 +102,6 @@ class NoSession(FocusError):
 
 
 # --------------------------------------------------------------------------- time
-
-
-def format_clock(seconds: float) -> str:
-    """A countdown: '2:41:07', '24:59', '0:05' (whole seconds, rounded up)."""
-    total = max(0, math.ceil(seconds - 1e-6))
-    hours, rest = divmod(total, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours}:{minutes:02d}:{secs:02d}"
-    return f"{minutes}:{secs:02d}"
-
-
-def format_hours(seconds: float) -> str:
-    """'3h20m', '45m', '0m' (whole minutes, rounded down)."""
-    minutes = max(0, int(seconds // 60))
-    hours, minutes = divmod(minutes, 60)
-    if hours:
-        return f"{hours}h{minutes:02d}m"
-    return f"{minutes}m"
 
 
 def parse_clock_time(text: str) -> int:

@@ -28,10 +28,10 @@ from nomadlab.core.board_model import (
     BoardError,
     Card,
     LiveState,
-    duration,
     matches,
     value_diff,
 )
+from nomadlab.core.durations import compact
 from nomadlab.ui import render
 from nomadlab.ui.confirm import ConfirmScreen
 from nomadlab.ui.screens.board_dialogs import (
@@ -217,7 +217,7 @@ class BoardScreen(Screen[None]):
             live = service.live(card, service.clock.time())
         key: tuple[object, ...] = (card.id, card.version, width)
         if live is not None:
-            shown_for = duration(live.running_for) if live.running_for is not None else None
+            shown_for = compact(live.running_for) if live.running_for is not None else None
             util = round(live.utilization) if live.utilization is not None else None
             key += (util, live.scope, live.gpus, live.host, live.last_line, shown_for,
                     live.log_state)

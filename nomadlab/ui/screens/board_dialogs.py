@@ -42,13 +42,13 @@ from nomadlab.core.board_model import (
     attempts,
     check_title,
     clean_links,
-    duration,
     format_value_lines,
     local_time,
     parse_tags,
     parse_value_lines,
     stage_times,
 )
+from nomadlab.core.durations import compact
 from nomadlab.ui import render
 from nomadlab.ui.editor import run_editor
 from nomadlab.ui.widgets.board_cards import live_text
@@ -289,7 +289,7 @@ def detail_sections(card: Card, history: CardHistory, live: LiveState | None, *,
     top = Text()
     top.append("Column ", style="dim")
     top.append(card.column, style="bold")
-    top.append(f" since {local_time(card.entered)} ({duration(now - card.entered)})",
+    top.append(f" since {local_time(card.entered)} ({compact(now - card.entered)})",
                style="dim")
     if card.priority:
         top.append("  priority ", style="dim")
@@ -339,7 +339,7 @@ def detail_sections(card: Card, history: CardHistory, live: LiveState | None, *,
         for attempt in tries:
             bottom.append(f"{attempt.number:>3}. {local_time(attempt.started)} ")
             ran = (attempt.ended if attempt.ended is not None else now) - attempt.started
-            bottom.append(f"({duration(ran)}{'' if attempt.ended else ', running'}) ",
+            bottom.append(f"({compact(ran)}{'' if attempt.ended else ', running'}) ",
                           style="dim")
             if attempt.changed:
                 for index, (key, (old, new)) in enumerate(attempt.changed.items()):
@@ -379,7 +379,7 @@ def detail_sections(card: Card, history: CardHistory, live: LiveState | None, *,
         bottom.append("\nTime per column\n", style="bold underline")
         for column, seconds in times.items():
             bottom.append(f"{column:>12} ", style="dim")
-            bottom.append(duration(seconds) + "\n")
+            bottom.append(compact(seconds) + "\n")
     if history.moves:
         bottom.append("\nHistory\n", style="bold underline")
         for move in history.moves[-30:]:

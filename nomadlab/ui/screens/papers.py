@@ -24,6 +24,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Static
 
 from nomadlab.core import papers as core
+from nomadlab.core.durations import compact
 from nomadlab.core.papers import CapReached, FillReport, Paper, PaperError, PaperService
 from nomadlab.core.papers_ids import IdError, classify_many
 from nomadlab.ui import render
@@ -45,19 +46,6 @@ STATUS_GLYPH = {"queued": ("·", "dim"), "reading": ("▶", "bold green"), "read
                 "dropped": ("✗", "red")}
 STACK_BELOW = 120  # columns: below this the detail goes under the list
 CLIPBOARD_LIMIT = 64 * 1024  # OSC 52 payloads much larger than this are often refused
-
-
-def age(seconds: float) -> str:
-    seconds = max(0.0, seconds)
-    if seconds < 3600:
-        return f"{seconds // 60:.0f}m"
-    if seconds < 86400:
-        return f"{seconds // 3600:.0f}h"
-    if seconds < 14 * 86400:
-        return f"{seconds // 86400:.0f}d"
-    if seconds < 60 * 86400:
-        return f"{seconds // (7 * 86400):.0f}w"
-    return f"{seconds // (30 * 86400):.0f}mo"
 
 
 def day(t: float | None) -> str:
@@ -125,7 +113,7 @@ def paper_detail(paper: Paper, services: Services, now: float) -> Text:
         if paper.metadata_error:
             text.append(": " + render.clean(paper.metadata_error, 120))
         if paper.next_attempt:
-            text.append(f" (next try in {age(paper.next_attempt - now)})", style="dim")
+            text.append(f" (next try in {compact(paper.next_attempt - now, parts=1)})", style="dim")
         text.append("\n")
     elif paper.metadata in ("missing", "invalid"):
         text.append(render.clean(paper.metadata_error or paper.metadata, 160) + "\n",
@@ -336,7 +324,7 @@ class PapersScreen(Screen[None]):
                     title,
                     render.safe(paper.short_authors(1), "", 18),
                     Text(str(paper.year or ""), style="dim"),
-                    Text(age(now - paper.added), style="dim"),
+                    Text(compact(now - paper.added, parts=1), style="dim"),
                     key=str(paper.id),
                 )
         if current is not None:

@@ -6,8 +6,9 @@ its run's live state (GPU utilization of its process, last log line, time runnin
 and whether the run failed. Keys are vim-like (see BINDINGS, ``?`` lists them).
 
 Other writers (another TUI, ``nomadlab board ...``, run alerts) are seen within a
-second: the screen polls :meth:`BoardService.change_token` (SQLite's data_version
-plus this process's own writes) twice a second and reloads when it moved. Every
+second: the screen hears the store's change broadcast (nomadlab.ui.store_watch) and
+reloads when :meth:`BoardService.change_token` (SQLite's data_version plus this
+process's own writes) moved. Every
 change goes through the service, which rereads the card inside its transaction.
 """
 
@@ -42,6 +43,7 @@ from nomadlab.ui.screens.board_dialogs import (
     form_fields,
 )
 from nomadlab.ui.services import Services
+from nomadlab.ui.store_watch import watch_store
 from nomadlab.ui.widgets.board_cards import (
     BoardColumn,
     BoardColumns,
@@ -149,7 +151,7 @@ class BoardScreen(Screen[None]):
         if self.service is None:
             return
         await self.rebuild()
-        self.set_interval(0.5, self.poll)
+        watch_store(self, self.services.store, self.poll, "board")
         self.set_interval(1.0, self.tick)
 
     def on_screen_resume(self) -> None:
@@ -271,7 +273,8 @@ class BoardScreen(Screen[None]):
             self.focus_current()
 
     def poll(self) -> None:
-        """Another writer (a second TUI, the CLI, an alert) changed the board?"""
+        """The store changed: did another writer (a second TUI, the CLI, an alert)
+        change the board?"""
         if self.service is None or not self.is_current:
             return
         if self.service.change_token() != self._token:

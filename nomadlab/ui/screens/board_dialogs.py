@@ -51,6 +51,7 @@ from nomadlab.core.board_model import (
 from nomadlab.core.durations import compact
 from nomadlab.ui import render
 from nomadlab.ui.editor import run_editor
+from nomadlab.ui.store_watch import watch_store
 from nomadlab.ui.widgets.board_cards import live_text
 
 _MD_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
@@ -437,6 +438,7 @@ class CardDetail(ModalScreen[str | None]):
         self.card_id = card_id
         self._token: tuple[int, int] | None = None
         self._shown: tuple[str, str, str, str] | None = None
+        self._loaded: tuple[Card, CardHistory, bool] | None = None
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="board-dialog card-detail"):
@@ -453,19 +455,29 @@ class CardDetail(ModalScreen[str | None]):
 
     def on_mount(self) -> None:
         self.refresh_detail()
-        self.set_interval(1.0, self.refresh_detail)
+        watch_store(self, self.service.store, self.refresh_detail, "board")
+        self.set_interval(1.0, self.show_detail)  # the run's live state and times move
         self.query_one("#d-body").focus()
 
     def refresh_detail(self) -> None:
+        """(Re)read the card from the store, then show it."""
         card = self.service.card(self.card_id)
         if card is None:
             self.notify(f"Card #{self.card_id} is gone (deleted elsewhere)", severity="warning")
             self.dismiss(None)
             return
-        now = self.service.clock.time()
         history = self.service.history(card.id)
         has_run = self.service.has_run(card) or card.column == self.service.run_column(
             card.board)
+        self._loaded = (card, history, has_run)
+        self.show_detail()
+
+    def show_detail(self) -> None:
+        """The card as last read, with its run's state and times as of now."""
+        if self._loaded is None:
+            return
+        card, history, has_run = self._loaded
+        now = self.service.clock.time()
         live = self.service.live(card, now) if has_run else None
         top, bottom = detail_sections(card, history, live, now=now,
                                       run_col=self.service.run_column(card.board),

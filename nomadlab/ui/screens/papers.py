@@ -32,6 +32,7 @@ from nomadlab.ui.confirm import ConfirmScreen
 from nomadlab.ui.editor import run_editor
 from nomadlab.ui.screens.papers_dialogs import AddPaper, EditLine, EditNotes, Takeaway
 from nomadlab.ui.services import Services
+from nomadlab.ui.store_watch import watch_store
 from nomadlab.ui.widgets.statusbar import StatusBar
 
 VIEWS: dict[str, tuple[str, ...] | None] = {
@@ -201,7 +202,7 @@ class PapersScreen(Screen[None]):
         self.query_text = ""
         self.marked: set[int] = set()
         self.shown: list[Paper] = []
-        self._seen: tuple[int, int, str] = (-1, -1, "")
+        self._week = ""  # the week shown: a new one starts at the configured day
         self._unsubscribe: Callable[[], None] | None = None
         self._pending_reload = False
 
@@ -233,7 +234,8 @@ class PapersScreen(Screen[None]):
                 self._flush_cards()
         self.reload()
         table.focus()
-        self.set_interval(1.0, self._poll)
+        watch_store(self, self.services.store, self._store_changed, "papers")
+        self.set_interval(60.0, self._new_week)
         self.retry_pending(force=True)
         # The status bar lays its line out to its width: again once it has one.
         self.call_after_refresh(self.query_one(StatusBar).update_text)
@@ -264,13 +266,15 @@ class PapersScreen(Screen[None]):
             self._pending_reload = True
             self.call_later(self.reload)
 
-    def _poll(self) -> None:
+    def _store_changed(self) -> None:
+        if self.is_current:  # else on_screen_resume reloads
+            self._poke()
+
+    def _new_week(self) -> None:
         service = self.service
         if service is None or not self.is_current:
             return
-        now = self.services.clock.time()
-        seen = (self.services.store.data_version(), service.version, service.week(now).label)
-        if seen != self._seen:
+        if service.week(self.services.clock.time()).label != self._week:
             self.reload()
 
     def _title_width(self) -> int:
@@ -288,8 +292,7 @@ class PapersScreen(Screen[None]):
                 Text("The papers service is not available.", style="bold red"))
             return
         now = self.services.clock.time()
-        self._seen = (self.services.store.data_version(), service.version,
-                      service.week(now).label)
+        self._week = service.week(now).label
         table = self.table
         current = self.selected()
         self.shown = service.papers(status=VIEWS[self.view], query=self.query_text or None)

@@ -9,15 +9,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import sys
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from nomadlab.cli.common import UserError, add_config_option, config_from, run_async
+from nomadlab.cli.common import (
+    UserError,
+    add_config_option,
+    config_from,
+    print_json,
+    run_async,
+    user_errors,
+)
 from nomadlab.core.config import Config
 from nomadlab.core.durations import clock
 from nomadlab.core.jobs.model import ClusterSnapshot
@@ -105,17 +110,10 @@ def run_list(args: argparse.Namespace) -> int:
 
     now = time.time()
     if args.json:
-        out: dict[str, Any] = {"clusters": [cluster_json(s, now) for s in snaps]}
-        text = json.dumps(out, ensure_ascii=False, indent=2)
-        sys.stdout.write(_escape_c1(text) + "\n")
+        print_json({"clusters": [cluster_json(s, now) for s in snaps]})
     else:
         print_table(snaps, now)
     return 0 if all(s.ok for s in snaps) else 1
-
-
-def _escape_c1(text: str) -> str:
-    """json.dumps leaves U+0080-U+009F raw; escape them."""
-    return "".join(f"\\u{ord(c):04x}" if 0x80 <= ord(c) <= 0x9F else c for c in text)
 
 
 def parse_job_ref(text: str) -> tuple[str, str]:
@@ -137,10 +135,8 @@ async def act(config: Config, action: str, ref: str) -> str:
         snap, _ = await client.poll()
         if not snap.ok:
             raise UserError(f"cluster {cluster} did not answer: {snap.error}")
-        try:
+        with user_errors(SlurmError):
             job = await client.act(action, ident)
-        except SlurmError as exc:
-            raise UserError(str(exc)) from None
         return f"{action}: {cluster}:{job.id} ({job.name})"
     finally:
         await client.runner.close()

@@ -149,7 +149,7 @@ class HostStatus:
             return f"stale {compact(now - ref)}"
         if self.state is HostState.RECONNECTING and self.retry_at is not None:
             wait = max(0.0, self.retry_at - now)
-            return f"reconnecting in {wait:.0f}s"
+            return f"reconnecting in {compact(round(wait))}"
         return str(self.state)
 
 

@@ -62,5 +62,7 @@ async def test_widgets_hear_the_changes_they_care_about(tmp_path: Path) -> None:
         store.set_state("theme", "light", now=2.0)
         await pilot.pause()
         assert anything.calls == 4 and board.calls == 2
+    store.set_state("theme", "dark", now=3.0)  # the app has ended: the write goes on
+    assert store.get_state("theme") == "dark"
     store.close()
     other.close()

@@ -10,7 +10,8 @@ named: any change). What is heard:
 - writes of other processes (another TUI, the CLI, cron), found by one timer per app
   that asks SQLite's ``PRAGMA data_version`` every `CHECK_EVERY` seconds.
 
-It is a Textual `Signal`: a widget or screen that is removed stops hearing it. Timers
+It is a Textual `Signal` owned by the app: a widget or screen that is removed stops
+hearing it. Timers
 about time itself (clocks, countdowns, "running for 3m") stay with their widgets.
 """
 
@@ -18,9 +19,9 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import weakref
 from collections.abc import Callable
 from typing import Any
-from weakref import WeakKeyDictionary
 
 from textual.app import App
 from textual.dom import DOMNode
@@ -42,7 +43,7 @@ class StoreWatch:
         self._lock = threading.Lock()
         self._pending: set[str] = set()
         self._scheduled = False
-        self._unsubscribe = store.subscribe(self._heard)
+        self._unsubscribe = _subscribe_weakly(self, store)
         self.timer = app.set_interval(every, self.check, name="store-watch")
 
     def _heard(self, features: frozenset[str]) -> None:
@@ -74,12 +75,30 @@ class StoreWatch:
         self._unsubscribe()
 
 
-_WATCHES: WeakKeyDictionary[App[Any], dict[int, StoreWatch]] = WeakKeyDictionary()
+def _subscribe_weakly(watch: StoreWatch, store: Store) -> Callable[[], None]:
+    """The store outlives an app in tests (and a store keeps its listeners): it holds
+    the watch weakly, and the first change after the watch is gone unsubscribes it."""
+    ref = weakref.ref(watch)
+    unsubscribed: list[Callable[[], None]] = []
+
+    def heard(features: frozenset[str]) -> None:
+        alive = ref()
+        if alive is not None:
+            alive._heard(features)
+        elif unsubscribed:
+            unsubscribed.pop()()
+
+    unsubscribe = store.subscribe(heard)
+    unsubscribed.append(unsubscribe)
+    return unsubscribe
+
+
+_ATTRIBUTE = "_nomadlab_store_watches"  # on the app: the watches live and die with it
 
 
 def store_watch(app: App[Any], store: Store) -> StoreWatch:
     """The app's watch of ``store``, started on first use."""
-    watches = _WATCHES.setdefault(app, {})
+    watches: dict[int, StoreWatch] = app.__dict__.setdefault(_ATTRIBUTE, {})
     watch = watches.get(id(store))
     if watch is None or watch.store is not store:
         watch = watches[id(store)] = StoreWatch(app, store)

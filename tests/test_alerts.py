@@ -13,7 +13,6 @@ from nomadlab.core.alerts import (
     LINE_LIMIT,
     Alert,
     clean_text,
-    human_duration,
     rules_for,
 )
 from nomadlab.core.clock import ManualClock
@@ -369,11 +368,6 @@ def test_temperature_above_limit_for_duration() -> None:
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def test_human_duration() -> None:
-    assert [human_duration(s) for s in (0, 59, 60, 899, 3600, 3900, 86400 + 7200)] == [
-        "0s", "59s", "1m", "14m", "1h00m", "1h05m", "1d02h"]
 
 
 # --------------------------------------------------------------------------- the alert log

@@ -14,8 +14,9 @@ from textual.widgets import Input, TextArea
 
 from nomadlab.core.board import BoardService
 from nomadlab.core.logs import LogLine
+from nomadlab.ui.confirm import ConfirmScreen
 from nomadlab.ui.screens.board import BoardScreen
-from nomadlab.ui.screens.board_dialogs import BoardPicker, CardDetail, CardForm, Confirm
+from nomadlab.ui.screens.board_dialogs import BoardPicker, CardDetail, CardForm
 from nomadlab.ui.screens.workspace import WorkspaceScreen
 from nomadlab.ui.widgets.board_pane import BoardPane
 
@@ -250,7 +251,7 @@ async def test_delete_asks_archive_hides_and_both_undo(tmp_path: Path) -> None:
         await open_board(pilot)
         await pilot.press("d")
         await pilot.pause()
-        assert isinstance(app.screen, Confirm)
+        assert isinstance(app.screen, ConfirmScreen)
         await pilot.press("n")
         assert service(app).card(SMOOTH) is not None
         await pilot.press("d")

@@ -15,7 +15,6 @@ from nomadlab.core.config import (
     ConfigError,
     HostConfig,
     config_path,
-    format_duration,
     load_config,
     load_config_text,
     parse_duration,
@@ -117,10 +116,6 @@ def test_parse_duration(text: str | float, seconds: float) -> None:
 def test_parse_duration_refuses(bad: object) -> None:
     with pytest.raises(ValueError, match="duration"):
         parse_duration(bad)
-
-
-def test_format_duration() -> None:
-    assert [format_duration(s) for s in (7200, 900, 90, 0.5)] == ["2h", "15m", "90s", "0.5s"]
 
 
 # --------------------------------------------------------------------------- problems

@@ -26,7 +26,6 @@ from nomadlab.core.focus import (
     FocusService,
     NoSession,
     Purpose,
-    format_clock,
     make_service,
 )
 from nomadlab.core.store import Store
@@ -59,13 +58,6 @@ def service(cfg: Config, clock: ManualClock, tz: ZoneInfo | None = UTC,
 
 
 # --------------------------------------------------------------------------- days
-
-
-def test_format_clock() -> None:
-    assert format_clock(2 * H + 41 * M + 7) == "2:41:07"
-    assert format_clock(25 * M) == "25:00"
-    assert format_clock(0.2) == "0:01"  # counts down to 0:00 only at the end
-    assert format_clock(0) == "0:00"
 
 
 def test_a_session_at_one_in_the_morning_belongs_to_the_day_before() -> None:

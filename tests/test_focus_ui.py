@@ -14,8 +14,9 @@ from focus_seed import M
 from textual.widgets import DataTable, Digits, Input, Static
 
 from nomadlab.core.focus import FocusService
+from nomadlab.ui.confirm import ConfirmScreen
 from nomadlab.ui.screens.focus import FocusScreen
-from nomadlab.ui.screens.focus_dialogs import ConfirmDialog, FormDialog
+from nomadlab.ui.screens.focus_dialogs import FormDialog
 from nomadlab.ui.screens.focus_today import Timeline, TodayScreen
 from nomadlab.ui.screens.focus_week import WeekScreen
 from nomadlab.ui.screens.modals import HelpScreen
@@ -92,7 +93,7 @@ async def test_start_pause_interrupt_extend_finish_and_abandon_with_keys(tmp_pat
         await fill(pilot, app, "", "25")
         assert service.current().preset == "custom"  # type: ignore[union-attr]
         await pilot.press("a")
-        assert isinstance(app.screen, ConfirmDialog)
+        assert isinstance(app.screen, ConfirmScreen)
         await pilot.press("y")
         await pilot.pause()
         assert service.current() is None
@@ -199,7 +200,7 @@ async def test_today_add_move_resize_start_and_note(tmp_path: Path) -> None:
         assert plain(screen, "#today-note") == "Note: finish the eval"
         table.move_cursor(row=1)
         await pilot.press("d")
-        assert isinstance(app.screen, ConfirmDialog)
+        assert isinstance(app.screen, ConfirmScreen)
         await pilot.press("y")
         await pilot.pause()
         assert len(service.blocks(day)) == 1

@@ -7,8 +7,8 @@ from pathlib import Path
 import jobs_ui_data
 import pytest
 
+from nomadlab.ui.confirm import ConfirmScreen
 from nomadlab.ui.screens.jobs import JobsScreen
-from nomadlab.ui.screens.papers_dialogs import Confirm
 from nomadlab.ui.widgets.jobs_pane import JobsPane
 from nomadlab.ui.widgets.jobs_table import JobsTable, cluster_key
 
@@ -35,7 +35,7 @@ async def test_jobs_screen_rows(tmp_path: Path) -> None:
         partitions = str(app.screen.query_one("#partitions").render())
         assert "della · gpu 2 idle/6 alloc/8 GPUs" in partitions
         llama = row(table, "j\x00della\x004242001")
-        assert "RUNNING" in llama and "00:59:55/1-00:00:00" in llama and "| 4 |" in llama
+        assert "RUNNING" in llama and "59:55/1-00:00:00" in llama and "| 4 |" in llama
         assert "[bold]x" in llama and "\x1b" not in llama and "\x07" not in llama
         sweep = row(table, "j\x00della\x004242002_[0-7%2]")
         assert "QOSMaxGRESPerUser (your QOS GPU limit is reached)" in sweep
@@ -52,12 +52,12 @@ async def test_actions_only_on_my_jobs_and_cancel_asks(tmp_path: Path) -> None:
         select(table, "della", "4241800")  # bob's
         await pilot.press("c")
         await pilot.pause()
-        assert not isinstance(app.screen, Confirm)
+        assert not isinstance(app.screen, ConfirmScreen)
         assert any("belongs to bob, not to you" in n.message for n in app._notifications)
         select(table, "della", "4242001")
         await pilot.press("c")
         await pilot.pause()
-        assert isinstance(app.screen, Confirm)
+        assert isinstance(app.screen, ConfirmScreen)
         assert "della:4242001" in app.screen.body.plain
         await pilot.press("n")
         await pilot.pause()

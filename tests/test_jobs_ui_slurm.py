@@ -11,8 +11,8 @@ from sshd import SshServer
 from test_jobs_slurm import cluster_config, login, slurm  # noqa: F401  (fixtures)
 
 from nomadlab.cli.tui import build_app
+from nomadlab.ui.confirm import ConfirmScreen
 from nomadlab.ui.screens.jobs import JobsScreen
-from nomadlab.ui.screens.papers_dialogs import Confirm
 from nomadlab.ui.widgets.jobs_table import JobsTable
 
 pytestmark = [pytest.mark.sshd, pytest.mark.slurm]
@@ -35,7 +35,7 @@ async def test_cancel_from_the_jobs_screen(slurm: SlurmCluster, login: SshServer
                            "the job on the Jobs screen")
             table.move_cursor(row=table.get_row_index(key))
             await pilot.press("c")
-            await wait_for(lambda: isinstance(app.screen, Confirm), 5, "the question")
+            await wait_for(lambda: isinstance(app.screen, ConfirmScreen), 5, "the question")
             assert f"tiny:{job} (cancel-me)" in app.screen.body.plain  # type: ignore[attr-defined]
             await pilot.press("y")
             await wait_for(lambda: any("cancel: tiny:" in n.message

@@ -499,22 +499,6 @@ def test_open_method() -> None:
     assert open_method({}, "linux") == "copy"
 
 
-def test_edit_in_editor_uses_a_private_file() -> None:
-    from nomadlab.core.papers import edit_in_editor, editor_command
-
-    seen: list[list[str]] = []
-
-    def fake_editor(argv: list[str]) -> None:
-        seen.append(argv)
-        Path(argv[-1]).write_text(Path(argv[-1]).read_text() + "more\n")
-
-    assert edit_in_editor("notes\n", ["myedit", "-w"], run=fake_editor) == "notes\nmore\n"
-    assert seen[0][:2] == ["myedit", "-w"] and not Path(seen[0][-1]).exists()
-    assert editor_command({"EDITOR": "nano -R"}) == ["nano", "-R"]
-    assert editor_command({"EDITOR": "nano"}, "code --wait") == ["code", "--wait"]
-    assert editor_command({}) == ["vi"]
-
-
 def test_core_papers_does_not_import_textual() -> None:
     code = (
         "import sys\n"

@@ -5,6 +5,7 @@ source answers nothing (or, in one test, a real HTTP server on 127.0.0.1 answers
 from __future__ import annotations
 
 import asyncio
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +22,9 @@ from textual.widgets import DataTable, Input, Static, TextArea
 
 from nomadlab.core.papers import PaperService
 from nomadlab.remote.papers_api import PaperApi
+from nomadlab.ui.confirm import ConfirmScreen
 from nomadlab.ui.screens.papers import PapersScreen
-from nomadlab.ui.screens.papers_dialogs import AddPaper, Confirm, EditNotes, Takeaway
+from nomadlab.ui.screens.papers_dialogs import AddPaper, EditNotes, Takeaway
 from nomadlab.ui.screens.papers_review import PaperReviewScreen
 from nomadlab.ui.screens.workspace import WorkspaceScreen
 from nomadlab.ui.widgets.papers_pane import PapersPane
@@ -125,7 +127,7 @@ async def test_start_past_the_cap_asks_first(tmp_path: Path) -> None:
         select(screen, ids["hostile"])
         await pilot.press("s")
         await pilot.pause()
-        assert isinstance(app.screen, Confirm)
+        assert isinstance(app.screen, ConfirmScreen)
         await pilot.press("n")
         assert service.require(ids["hostile"]).status == "queued"
         select(screen, ids["hostile"])
@@ -300,7 +302,7 @@ async def test_hypothesis_card_waits_for_the_board(tmp_path: Path) -> None:
                                          "links": {"paper": str(ids["zero"])}})
 
 
-async def test_notes_in_the_app_and_external_editor_fallback(tmp_path: Path) -> None:
+async def test_notes_in_the_app_and_in_the_external_editor(tmp_path: Path) -> None:
     app, service, _clock, ids = build_app(tmp_path)
     async with app.run_test(size=(160, 48)) as pilot:
         screen = await open_papers(app, pilot)
@@ -315,10 +317,19 @@ async def test_notes_in_the_app_and_external_editor_fallback(tmp_path: Path) -> 
         assert service.require(ids["jupiters"]).notes == \
             "Check the [red]rates[/red] against RV surveys.\n"
         assert "Check the [red]rates[/red]" in static_text(screen, "#papers-detail-text")
-        await pilot.press("E")  # no terminal to hand over in a headless test: the dialog
+        # E: the configured editor (a headless test has no terminal to hand over: it just
+        # runs); one that fails leaves the notes as they were
+        script = tmp_path / "editor.py"
+        script.write_text("import sys\nopen(sys.argv[1], 'a').write('From the editor.\\n')\n")
+        app.services.config.board.editor = f"{sys.executable} {script}"
+        await pilot.press("E")
         await pilot.pause()
-        assert isinstance(app.screen, EditNotes)
-        await pilot.press("escape")
+        assert service.require(ids["jupiters"]).notes == \
+            "Check the [red]rates[/red] against RV surveys.\nFrom the editor.\n"
+        app.services.config.board.editor = f"{sys.executable} -c 'raise SystemExit(3)'"
+        await pilot.press("E")
+        await pilot.pause()
+        assert service.require(ids["jupiters"]).notes.endswith("From the editor.\n")
 
 
 async def test_export_marked_papers(tmp_path: Path) -> None:
@@ -359,7 +370,7 @@ async def test_weekly_review(tmp_path: Path) -> None:
         assert service.require(ids["fret"]).status == "reading"
         await pilot.press("p")  # pending: past the cap -> asks
         await pilot.pause()
-        assert isinstance(app.screen, Confirm)
+        assert isinstance(app.screen, ConfirmScreen)
         await pilot.press("n")
         await pilot.pause()
         assert service.require(ids["pending"]).status == "queued"

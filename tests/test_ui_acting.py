@@ -19,7 +19,8 @@ from textual.widgets import DataTable, Static
 from nomadlab.core.clock import ManualClock
 from nomadlab.core.config import Config
 from nomadlab.remote.fleet import Fleet
-from nomadlab.ui.screens.acting import ConfirmSignal, SessionName, TmuxSessions
+from nomadlab.ui.confirm import ConfirmScreen
+from nomadlab.ui.screens.acting import SessionName, TmuxSessions
 from nomadlab.ui.screens.fleet import FleetScreen
 from nomadlab.ui.widgets.fleet_table import FleetTable, gpu_key, host_key
 from nomadlab.ui.widgets.processes import ProcessTable
@@ -115,7 +116,7 @@ async def test_k_asks_then_terms_then_offers_kill(host: SshServer, tmp_path: Pat
         row = " ".join(c.plain for c in procs.get_row_at(0))
         assert "--run=llama" in row and "%" in row  # command and CPU %
         await pilot.press("k")
-        await until(pilot, lambda: isinstance(app.screen, ConfirmSignal), "the confirmation")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), "the confirmation")
         body = " ".join(str(w.render()) for w in app.screen.query(Static))
         assert "gpu1" in body and str(victim.pid) in body and "--run=llama" in body
         assert "SIGTERM" in body
@@ -125,7 +126,7 @@ async def test_k_asks_then_terms_then_offers_kill(host: SshServer, tmp_path: Pat
         await until(pilot, lambda: screen.acting.pending, "SIGTERM sent")
         assert victim.poll() is None  # it ignores SIGTERM
         clock.advance(11)  # 10 s later, it still runs: SIGKILL is offered
-        await until(pilot, lambda: isinstance(app.screen, ConfirmSignal), "the SIGKILL offer")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), "the SIGKILL offer")
         body = " ".join(str(w.render()) for w in app.screen.query(Static))
         assert "SIGKILL" in body and "Still running 10 s after SIGTERM" in body
         await pilot.press("y")

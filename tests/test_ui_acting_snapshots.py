@@ -76,7 +76,7 @@ async def test_signal_prompt_shows_hostile_text_as_text(tmp_path: Path) -> None:
     """A command line with markup and escape sequences is shown as the text it is."""
     from textual.widgets import Static
 
-    from nomadlab.ui.screens.acting import ConfirmSignal
+    from nomadlab.ui.confirm import ConfirmScreen
     from nomadlab.ui.screens.fleet import FleetScreen
 
     app, _fleet, _clock = ui_data.build(tmp_path)
@@ -89,7 +89,7 @@ async def test_signal_prompt_shows_hostile_text_as_text(tmp_path: Path) -> None:
         app.screen.query_one(ProcessTable).focus()
         await pilot.press("k")
         await pilot.pause()
-        assert isinstance(app.screen, ConfirmSignal)
+        assert isinstance(app.screen, ConfirmScreen)
         body = " ".join(str(w.render()) for w in app.screen.query(Static))
         assert "[bold]x[/]" in body and "[@click=app.quit]q[/]" in body
         assert "\x1b" not in body and "\x07" not in body

@@ -69,7 +69,7 @@ async def test_health_column_worst_reason_first(tmp_path: Path) -> None:
         table = app.screen.query_one(FleetTable)
         assert table.columns_spec is not None and table.columns_spec.titles()[-2] == "Health"
         assert "FAIL XID 79: fell off the bus" in cells(table, gpu_key(HOST, 0))
-        assert "warn HW thermal slowdown 40 s" in cells(table, gpu_key(HOST, 1))
+        assert "warn HW thermal slowdown 40s" in cells(table, gpu_key(HOST, 1))
         assert "ok" in cells(table, gpu_key(HOST, 2))
         assert "1 FAIL" in cells(table, host_key(HOST))
         # A host whose agent sends no health fields: unknown, not "ok".

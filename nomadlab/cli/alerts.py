@@ -43,12 +43,10 @@ def _positive(text: str) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from nomadlab.cli.common import config_from, print_json
+    from nomadlab.cli.common import config_from, open_store, print_json
     from nomadlab.core.alert_store import AlertLog
-    from nomadlab.core.store import Store
 
-    config = config_from(args)
-    store = Store(config.database)
+    store = open_store(config_from(args))
     try:
         limit = -1 if args.all else (args.limit or DEFAULT_LIMIT)  # SQLite: -1, no limit
         alerts = AlertLog(store).recent(limit, unacknowledged=args.unacknowledged)

@@ -16,12 +16,11 @@ import os
 import sys
 from collections.abc import Callable
 
-from nomadlab.cli.common import UserError, add_config_option, config_from, print_json
-from nomadlab.core.board import BoardError, BoardService
-from nomadlab.core.board.model import ARCHIVE, Card, duration, local_time, parse_assignments
-from nomadlab.core.clock import SYSTEM_CLOCK
+from nomadlab.cli.common import UserError, add_config_option, print_json, warn, with_service
+from nomadlab.core.board import BoardError, BoardService, make_service
+from nomadlab.core.board.model import ARCHIVE, Card, local_time, parse_assignments
+from nomadlab.core.durations import compact
 from nomadlab.core.model import LOCAL_HOST
-from nomadlab.core.store import Store
 
 ORIGIN = "cli"
 
@@ -96,22 +95,7 @@ def _usage(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace], in
     return run
 
 
-def _service(args: argparse.Namespace) -> BoardService:
-    config = config_from(args)
-    return BoardService(config, Store(config.database), SYSTEM_CLOCK)
-
-
-def _closing(run: Callable[[argparse.Namespace, BoardService], int]
-             ) -> Callable[[argparse.Namespace], int]:
-    """The command with a service whose database is closed when it is done."""
-    def wrapped(args: argparse.Namespace) -> int:
-        service = _service(args)
-        try:
-            return run(args, service)
-        finally:
-            service.store.close()
-
-    return wrapped
+_closing = with_service(make_service, BoardError)  # a command given the board service
 
 
 def card_id(text: str) -> int:
@@ -182,7 +166,7 @@ def _line(card: Card, now: float) -> str:
     if card.metrics:
         shown = list(card.metrics.items())[:3]
         parts.append(" ".join(f"{_plain(k)}={_plain(v)}" for k, v in shown))
-    parts.append(f"({duration(now - card.entered)})")
+    parts.append(f"({compact(now - card.entered)})")
     if card.failed is not None:
         parts.append("FAILED: " + _plain(card.failed)[:80])
     return "  ".join(parts)
@@ -223,21 +207,18 @@ def _when(t: float) -> str:
 
 @_closing
 def run_add(args: argparse.Namespace, service: BoardService) -> int:
-    try:
-        params = parse_assignments(args.param)
-        metrics = parse_assignments(args.metric)
-        links = parse_assignments(args.link)
-        board = args.board or service.default_board()
-        new_id = service.add_card(
-            args.title, column=args.column, board=board, tags=args.tag,
-            links={k: v for k, v in links.items() if v is not None},
-            params={k: v for k, v in params.items() if v is not None},
-            metrics={k: v for k, v in metrics.items() if v is not None},
-            priority=args.priority, hypothesis=args.hypothesis, origin=ORIGIN)
-    except BoardError as exc:
-        raise UserError(str(exc)) from None
+    params = parse_assignments(args.param)
+    metrics = parse_assignments(args.metric)
+    links = parse_assignments(args.link)
+    board = args.board or service.default_board()
+    new_id = service.add_card(
+        args.title, column=args.column, board=board, tags=args.tag,
+        links={k: v for k, v in links.items() if v is not None},
+        params={k: v for k, v in params.items() if v is not None},
+        metrics={k: v for k, v in metrics.items() if v is not None},
+        priority=args.priority, hypothesis=args.hypothesis, origin=ORIGIN)
     for warning in home_warnings(links, os.environ.get("HOME", "")):
-        print(f"nomadlab: warning: {warning}", file=sys.stderr)
+        warn(warning)
     print(new_id)
     return 0
 
@@ -267,11 +248,8 @@ def home_warnings(links: dict[str, str | None], home: str) -> list[str]:
 @_closing
 def run_move(args: argparse.Namespace, service: BoardService) -> int:
     card = _card(service, args.id)
-    try:
-        column = service.resolve_column(card.board, args.column)
-        moved = service.move(card.id, column, origin=ORIGIN)
-    except BoardError as exc:
-        raise UserError(str(exc)) from None
+    column = service.resolve_column(card.board, args.column)
+    moved = service.move(card.id, column, origin=ORIGIN)
     if not moved:
         print(f"#{card.id} is already in {column}", file=sys.stderr)
     return 0
@@ -280,11 +258,8 @@ def run_move(args: argparse.Namespace, service: BoardService) -> int:
 @_closing
 def run_values(args: argparse.Namespace, service: BoardService) -> int:
     card = _card(service, args.id)
-    try:
-        values = parse_assignments(args.values)
-        service.set_values(card.id, args.kind, values, origin=ORIGIN)
-    except BoardError as exc:
-        raise UserError(str(exc)) from None
+    values = parse_assignments(args.values)
+    service.set_values(card.id, args.kind, values, origin=ORIGIN)
     return 0
 
 

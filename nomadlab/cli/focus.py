@@ -3,22 +3,28 @@
 The timer lives in the store, so these work next to an open TUI (or two): starting a
 session while one is open ends with status 1 and names the open one.
 
-``NOMADLAB_NOW`` (epoch seconds), when set, is the CLI's "now": for tests and for
-scripts that replay a day. It is not a user setting and is not in ``--help``.
+``NOMADLAB_NOW`` (epoch seconds), when set, is the CLI's "now" (cli/common.py cli_clock,
+for every command): for tests and for scripts that replay a day. It is not a user
+setting and is not in ``--help``.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from nomadlab.cli.common import UserError, add_config_option, config_from
-from nomadlab.core.clock import SYSTEM_CLOCK, Clock, ManualClock
+from nomadlab.cli.common import (
+    UserError,
+    add_config_option,
+    error,
+    print_json,
+    warn,
+    with_service,
+)
+from nomadlab.core.clock import Clock
 from nomadlab.core.config import FOCUS_KINDS, Config
+from nomadlab.core.durations import countdown, total
 from nomadlab.core.focus import (
     RETRO_PROMPTS,
     AlreadyRunning,
@@ -26,8 +32,7 @@ from nomadlab.core.focus import (
     FocusError,
     FocusService,
     Session,
-    format_clock,
-    format_hours,
+    make_service,
     minute_text,
 )
 from nomadlab.core.store import Store
@@ -37,29 +42,13 @@ if TYPE_CHECKING:
     from nomadlab.core.papers import PaperService
 
 T = TypeVar("T")
-NOW_ENV = "NOMADLAB_NOW"
+_command = with_service(make_service, FocusError)  # a command given the focus service
 
 
-def cli_clock() -> Clock:
-    """The system clock, or a fixed one at $NOMADLAB_NOW (epoch seconds)."""
-    value = os.environ.get(NOW_ENV)
-    if not value:
-        return SYSTEM_CLOCK
-    try:
-        return ManualClock(float(value))
-    except ValueError:
-        raise UserError(f"{NOW_ENV} must be epoch seconds, got {value!r}") from None
-
-
-def _service(args: argparse.Namespace, *, peers: bool = False) -> FocusService:
-    config = config_from(args)
-    clock = cli_clock()
-    store = Store(config.database)
-    service = FocusService(config, store, clock)
-    if peers:
-        board, papers = _peers(config, store, clock)
-        service.link(board=board, papers=papers)
-    return service
+def _link_peers(service: FocusService) -> None:
+    """The board and papers, for what a session or a block is for (``--for 42``)."""
+    board, papers = _peers(service.config, service.store, service.clock)
+    service.link(board=board, papers=papers)
 
 
 def _peers(config: Config, store: Store,
@@ -84,7 +73,7 @@ def _peer(name: str, make: Callable[[], T]) -> T | None:
     try:
         return make()
     except Exception as exc:  # another feature's failure must not stop the timer
-        print(f"nomadlab: warning: the {name} is not available: {exc}", file=sys.stderr)
+        warn(f"the {name} is not available: {exc}")
         return None
 
 
@@ -209,7 +198,7 @@ def register_report(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def _line(service: FocusService, session: Session, now: float) -> str:
-    text = f"{session.preset} {format_clock(session.remaining(now))}"
+    text = f"{session.preset} {countdown(session.remaining(now))}"
     if session.state == "paused":
         text += " paused"
     if session.purpose:
@@ -220,18 +209,18 @@ def _line(service: FocusService, session: Session, now: float) -> str:
     return text
 
 
-def run_start(args: argparse.Namespace) -> int:
-    service = _service(args, peers=bool(args.purpose))
+@_command
+def run_start(args: argparse.Namespace, service: FocusService) -> int:
+    if args.purpose:
+        _link_peers(service)
     try:
         session = service.start_session(args.what, args.purpose, kind=args.kind)
     except AlreadyRunning as exc:
-        print(f"nomadlab: {exc}", file=sys.stderr)
+        error(str(exc))
         return 1
-    except FocusError as exc:
-        raise UserError(str(exc)) from None
     now = service.clock.time()
     due = session.due()
-    text = f"Started {session.label}: {format_clock(session.remaining(now))}"
+    text = f"Started {session.label}: {countdown(session.remaining(now))}"
     if session.purpose:
         text += f" for {session.purpose}"
     if due is not None:
@@ -240,29 +229,26 @@ def run_start(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_change(args: argparse.Namespace) -> int:
-    service = _service(args)
-    try:
-        if args.action == "interrupt":
-            service.interrupt(" ".join(args.note))
-            session = service.current()
-            count = len(session.interruptions) if session is not None else 0
-            print(f"Interruption {count} logged; the timer goes on.")
-            return 0
-        if args.action == "pause":
-            session = service.pause()
-        elif args.action == "resume":
-            session = service.resume()
-        elif args.action == "extend":
-            session = service.extend(args.minutes)
-        elif args.abandon:
-            session = service.abandon()
-        else:
-            session = service.finish()
-    except FocusError as exc:
-        raise UserError(str(exc)) from None
+@_command
+def run_change(args: argparse.Namespace, service: FocusService) -> int:
+    if args.action == "interrupt":
+        service.interrupt(" ".join(args.note))
+        session = service.current()
+        count = len(session.interruptions) if session is not None else 0
+        print(f"Interruption {count} logged; the timer goes on.")
+        return 0
+    if args.action == "pause":
+        session = service.pause()
+    elif args.action == "resume":
+        session = service.resume()
+    elif args.action == "extend":
+        session = service.extend(args.minutes)
+    elif args.abandon:
+        session = service.abandon()
+    else:
+        session = service.finish()
     now = service.clock.time()
-    left = format_clock(session.remaining(now))
+    left = countdown(session.remaining(now))
     if args.action == "pause":
         print(f"Paused {session.preset} with {left} left.")
     elif args.action == "resume":
@@ -272,17 +258,17 @@ def run_change(args: argparse.Namespace) -> int:
     elif args.action == "extend":
         print(f"Extended {session.preset} by {args.minutes:g}m: {left} left.")
     elif session.state == "abandoned":
-        print(f"Abandoned {session.preset} after {format_hours(session.focus_seconds(now))}.")
+        print(f"Abandoned {session.preset} after {total(session.focus_seconds(now))}.")
     else:
-        print(f"Finished {session.preset}: {format_hours(session.focus_seconds(now))} of focus.")
+        print(f"Finished {session.preset}: {total(session.focus_seconds(now))} of focus.")
     return 0
 
 
-def run_status(args: argparse.Namespace) -> int:
-    service = _service(args)
+@_command
+def run_status(args: argparse.Namespace, service: FocusService) -> int:
     now = service.clock.time()
     if args.json:
-        print(json.dumps(service.status(now), indent=2))
+        print_json(service.status(now))
         return 0
     if args.short:
         text = service.status_text(now)
@@ -292,20 +278,19 @@ def run_status(args: argparse.Namespace) -> int:
     session = service.current(now)
     print(_line(service, session, now) if session is not None else "no focus session")
     day = service.today(now)
-    print(f"today: {format_hours(service.day_focus(day, now))} of "
-          f"{format_hours(service.plan_seconds(day))} planned")
+    print(f"today: {total(service.day_focus(day, now))} of "
+          f"{total(service.plan_seconds(day))} planned")
     return 0
 
 
 # --------------------------------------------------------------------------- today
 
 
-def run_today(args: argparse.Namespace) -> int:
-    service = _service(args, peers=True)
+@_command
+def run_today(args: argparse.Namespace, service: FocusService) -> int:
+    _link_peers(service)
     now = service.clock.time()
     if getattr(args, "json", False):
-        from nomadlab.cli.common import print_json
-
         print_json(today_json(service, now))
         return 0
     print(today_text(service, now), end="")
@@ -362,13 +347,13 @@ def today_text(service: FocusService, now: float) -> str:
             if any(s.open for s in sessions):
                 mark = "  (running)"
             elif sessions:
-                mark = f"  (done: {format_hours(service.focus_seconds(sessions, now))})"
+                mark = f"  (done: {total(service.focus_seconds(sessions, now))})"
             purpose = f"  {block.purpose}" if block.purpose else ""
             out.append(f"  {block.label}  {block.kind:<8}{purpose}{mark}")
     else:
         out.append("  nothing planned: `nomadlab today add 07:00-11:00 deep --for 42`")
-    out.append(f"  focus so far: {format_hours(service.day_focus(day, now))} of "
-               f"{format_hours(service.plan_seconds(day, blocks))} planned")
+    out.append(f"  focus so far: {total(service.day_focus(day, now))} of "
+               f"{total(service.plan_seconds(day, blocks))} planned")
     session = service.current(now)
     if session is not None:
         out.append(f"  now: {_line(service, session, now)}")
@@ -387,20 +372,19 @@ def today_text(service: FocusService, now: float) -> str:
     return "\n".join(out) + "\n"
 
 
-def run_today_add(args: argparse.Namespace) -> int:
-    service = _service(args, peers=bool(args.purpose))
-    try:
-        start, minutes = service.parse_span(args.span)
-        block = service.add_block(service.today(), start, minutes, args.kind, args.purpose)
-    except FocusError as exc:
-        raise UserError(str(exc)) from None
+@_command
+def run_today_add(args: argparse.Namespace, service: FocusService) -> int:
+    if args.purpose:
+        _link_peers(service)
+    start, minutes = service.parse_span(args.span)
+    block = service.add_block(service.today(), start, minutes, args.kind, args.purpose)
     purpose = f" for {block.purpose}" if block.purpose else ""
     print(f"Planned {block.label} {block.kind}{purpose}.")
     return 0
 
 
-def run_today_note(args: argparse.Namespace) -> int:
-    service = _service(args)
+@_command
+def run_today_note(args: argparse.Namespace, service: FocusService) -> int:
     service.set_note(service.today(), " ".join(args.text))
     print("Note saved.")
     return 0
@@ -412,21 +396,19 @@ def run_today_note(args: argparse.Namespace) -> int:
 def _week(service: FocusService, text: str | None) -> str:
     if text is None:
         return service.week_of()
-    try:
-        year, number = Days.parse_week(text)
-    except FocusError as exc:
-        raise UserError(str(exc)) from None
+    year, number = Days.parse_week(text)
     return f"{year}-W{number:02d}"
 
 
-def run_week(args: argparse.Namespace) -> int:
-    service = _service(args, peers=True)
+@_command
+def run_week(args: argparse.Namespace, service: FocusService) -> int:
+    _link_peers(service)
     week = _week(service, args.week)
     from nomadlab.core.focus.report import week_report
 
     report = week_report(service, week)
     if args.json:
-        print(json.dumps(report.to_dict(), indent=2, default=str))
+        print_json(report.to_dict(), default=str)
     elif args.markdown:
         print(report.markdown(), end="")
     else:
@@ -434,8 +416,8 @@ def run_week(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_retro(args: argparse.Namespace) -> int:
-    service = _service(args)
+@_command
+def run_retro(args: argparse.Namespace, service: FocusService) -> int:
     week = _week(service, args.week)
     if not (args.worked or args.didnt or args.change):
         raise UserError("say at least one of --worked, --didnt, --change")

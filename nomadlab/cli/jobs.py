@@ -9,18 +9,24 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import sys
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from nomadlab.cli.common import UserError, add_config_option, config_from, run_async
+from nomadlab.cli.common import (
+    UserError,
+    add_config_option,
+    config_from,
+    print_json,
+    run_async,
+    user_errors,
+)
 from nomadlab.core.config import Config
+from nomadlab.core.durations import clock
 from nomadlab.core.jobs.model import ClusterSnapshot
-from nomadlab.core.jobs.report import clock_text, cluster_json, state_words
+from nomadlab.core.jobs.report import cluster_json, state_words
 
 if TYPE_CHECKING:  # imported when a jobs command runs: `nomadlab --help` stays fast
     from nomadlab.remote.slurm import ClusterClient
@@ -91,7 +97,7 @@ def print_table(snaps: list[ClusterSnapshot], now: float) -> None:
             table.add_column(column, no_wrap=column not in ("NAME", "STATE"))
         for job in snap.jobs:
             table.add_row(Text(job.id), Text(job.name), Text(job.user), Text(state_words(job)),
-                          clock_text(job.elapsed_s(now)), clock_text(job.time_limit_s),
+                          clock(job.elapsed_s(now)), clock(job.time_limit_s),
                           Text(job.partition or "-"), Text(job.nodes or "-"),
                           str(job.gpus) if job.gpus is not None else "-")
         console.print(table)
@@ -104,17 +110,10 @@ def run_list(args: argparse.Namespace) -> int:
 
     now = time.time()
     if args.json:
-        out: dict[str, Any] = {"clusters": [cluster_json(s, now) for s in snaps]}
-        text = json.dumps(out, ensure_ascii=False, indent=2)
-        sys.stdout.write(_escape_c1(text) + "\n")
+        print_json({"clusters": [cluster_json(s, now) for s in snaps]})
     else:
         print_table(snaps, now)
     return 0 if all(s.ok for s in snaps) else 1
-
-
-def _escape_c1(text: str) -> str:
-    """json.dumps leaves U+0080-U+009F raw; escape them."""
-    return "".join(f"\\u{ord(c):04x}" if 0x80 <= ord(c) <= 0x9F else c for c in text)
 
 
 def parse_job_ref(text: str) -> tuple[str, str]:
@@ -136,10 +135,8 @@ async def act(config: Config, action: str, ref: str) -> str:
         snap, _ = await client.poll()
         if not snap.ok:
             raise UserError(f"cluster {cluster} did not answer: {snap.error}")
-        try:
+        with user_errors(SlurmError):
             job = await client.act(action, ident)
-        except SlurmError as exc:
-            raise UserError(str(exc)) from None
         return f"{action}: {cluster}:{job.id} ({job.name})"
     finally:
         await client.runner.close()

@@ -19,11 +19,11 @@ from rich.text import Text
 from nomadlab.cli.common import (
     UserError,
     add_config_option,
-    config_from,
+    error,
     interactive,
     print_json,
+    with_service,
 )
-from nomadlab.core.clock import SYSTEM_CLOCK
 from nomadlab.core.papers import (
     STATUSES,
     Added,
@@ -34,7 +34,6 @@ from nomadlab.core.papers import (
     PaperService,
 )
 from nomadlab.core.papers.ids import IdError, Source, classify
-from nomadlab.core.store import Store
 from nomadlab.core.text import visible
 from nomadlab.remote.papers_api import make_service
 from nomadlab.ui import render
@@ -126,9 +125,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 # ---------------------------------------------------------------------------- helpers
 
 
-def _service(args: argparse.Namespace) -> PaperService:
-    config = config_from(args)
-    return make_service(config=config, store=Store(config.database), clock=SYSTEM_CLOCK)
+_command = with_service(make_service, PaperError)  # a command given the papers service
 
 
 def _report(report: FillReport) -> None:
@@ -147,10 +144,7 @@ def _catch_up(service: PaperService) -> None:
 
 
 def _resolve(service: PaperService, text: str) -> Paper:
-    try:
-        return service.find(text)
-    except PaperError as exc:
-        raise UserError(str(exc)) from None
+    return service.find(text)  # a PaperError is the user's: see _command
 
 
 def _week_line(service: PaperService) -> str:
@@ -184,11 +178,11 @@ def _describe(paper: Paper) -> str:
 # ---------------------------------------------------------------------------- add
 
 
-def add_papers(args: argparse.Namespace) -> int:
+@_command
+def add_papers(args: argparse.Namespace, service: PaperService) -> int:
     items: list[str] = list(args.items)
     if not items and not args.title:
         raise UserError("nothing to add: give arXiv ids, DOIs, URLs, BibTeX files or --title")
-    service = _service(args)
     errors: list[str] = []
     added: list[Added] = []
     for item in items:
@@ -199,7 +193,7 @@ def add_papers(args: argparse.Namespace) -> int:
                 entries, problems = service.import_bibtex(text, tags=args.tags)
                 added += entries
                 for problem in problems:
-                    print(f"nomadlab: {item}: skipped {problem}", file=sys.stderr)
+                    error(f"{item}: skipped {problem}")
             else:
                 added += service.add_source(source, tags=args.tags, priority=args.priority)
         except (IdError, PaperError) as exc:
@@ -239,26 +233,26 @@ def add_papers(args: argparse.Namespace) -> int:
             print(f"#{paper.id} already in the queue (merged): {_describe(paper)}")
     if args.json:
         print_json(out)
-    for error in errors:
-        print(f"nomadlab: {error}", file=sys.stderr)
+    for problem in errors:
+        error(problem)
     return 2 if errors else 0
 
 
-def import_files(args: argparse.Namespace) -> int:
-    service = _service(args)
+@_command
+def import_files(args: argparse.Namespace, service: PaperService) -> int:
     errors = 0
     for name in args.files:
         path = Path(name).expanduser()
         try:
             text = path.read_text(encoding="utf-8", errors="replace")
         except OSError as exc:
-            print(f"nomadlab: cannot read {name}: {exc.strerror or exc}", file=sys.stderr)
+            error(f"cannot read {name}: {exc.strerror or exc}")
             errors += 1
             continue
         try:
             added, problems = service.import_bibtex(text, tags=args.tags)
         except IdError as exc:
-            print(f"nomadlab: {name}: {exc}", file=sys.stderr)
+            error(f"{name}: {exc}")
             errors += 1
             continue
         new = sum(1 for a in added if a.created)
@@ -267,7 +261,7 @@ def import_files(args: argparse.Namespace) -> int:
             verb = "added" if item.created else "merged"
             print(f"#{item.paper.id} {verb}: {_describe(item.paper)}")
         for problem in problems:
-            print(f"nomadlab: {name}: skipped {problem}", file=sys.stderr)
+            error(f"{name}: skipped {problem}")
     _catch_up(service)
     return 2 if errors else 0
 
@@ -275,8 +269,8 @@ def import_files(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------- list & show
 
 
-def list_papers(args: argparse.Namespace) -> int:
-    service = _service(args)
+@_command
+def list_papers(args: argparse.Namespace, service: PaperService) -> int:
     _catch_up(service)
     papers = _select(service, args.status, args.tag)
     if args.json:
@@ -306,8 +300,8 @@ def list_papers(args: argparse.Namespace) -> int:
     return 0
 
 
-def show_paper(args: argparse.Namespace) -> int:
-    service = _service(args)
+@_command
+def show_paper(args: argparse.Namespace, service: PaperService) -> int:
     _catch_up(service)
     paper = _resolve(service, args.paper)
     if args.json:
@@ -338,8 +332,8 @@ def show_paper(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------- state
 
 
-def start_paper(args: argparse.Namespace) -> int:
-    service = _service(args)
+@_command
+def start_paper(args: argparse.Namespace, service: PaperService) -> int:
     _catch_up(service)
     paper = _resolve(service, args.paper)
     try:
@@ -348,16 +342,14 @@ def start_paper(args: argparse.Namespace) -> int:
         print(f"nomadlab: {exc} To start #{paper.id} anyway: nomadlab paper start "
               f"{paper.id} --anyway", file=sys.stderr)
         return 1
-    except PaperError as exc:
-        raise UserError(str(exc)) from None
     started, cap = service.week_count()
     note = " — past the weekly cap" if paper.over_cap else ""
     print(f"#{paper.id} reading: {_describe(paper)} ({started} of {cap} this week{note})")
     return 0
 
 
-def read_paper(args: argparse.Namespace) -> int:
-    service = _service(args)
+@_command
+def read_paper(args: argparse.Namespace, service: PaperService) -> int:
     _catch_up(service)
     paper = _resolve(service, args.paper)
     takeaway = args.takeaway
@@ -366,22 +358,16 @@ def read_paper(args: argparse.Namespace) -> int:
             raise UserError(f'a one-line takeaway is needed: nomadlab paper read {paper.id} '
                             '--takeaway "..."')
         takeaway = input(f"#{paper.id} {render.clean(paper.label, 60)}\nOne-line takeaway: ")
-    try:
-        paper = service.mark_read(paper.id, takeaway, rating=args.rating)
-    except PaperError as exc:
-        raise UserError(str(exc)) from None
+    paper = service.mark_read(paper.id, takeaway, rating=args.rating)
     print(f"#{paper.id} read: {_describe(paper)}\n  takeaway: {render.clean(paper.takeaway or '')}")
     return 0
 
 
-def drop_paper(args: argparse.Namespace) -> int:
-    service = _service(args)
+@_command
+def drop_paper(args: argparse.Namespace, service: PaperService) -> int:
     _catch_up(service)
     paper = _resolve(service, args.paper)
-    try:
-        paper = service.drop(paper.id)
-    except PaperError as exc:
-        raise UserError(str(exc)) from None
+    paper = service.drop(paper.id)
     print(f"#{paper.id} dropped: {_describe(paper)}")
     return 0
 
@@ -389,8 +375,8 @@ def drop_paper(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------- export
 
 
-def export_papers(args: argparse.Namespace) -> int:
-    service = _service(args)
+@_command
+def export_papers(args: argparse.Namespace, service: PaperService) -> int:
     _catch_up(service)
     papers: Sequence[Paper]
     if args.papers:

@@ -11,7 +11,7 @@ import argparse
 import getpass
 import sys
 
-from nomadlab.cli.common import UserError, add_config_option, config_from
+from nomadlab.cli.common import UserError, add_config_option, config_from, user_errors
 from nomadlab.core.secrets import (
     KEYRING_SERVICE,
     SecretError,
@@ -54,10 +54,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def _name(args: argparse.Namespace) -> str:
     name = str(args.name)
-    try:
+    with user_errors(SecretError):
         check_name(name)
-    except SecretError as exc:
-        raise UserError(str(exc)) from None
     return name
 
 
@@ -79,10 +77,8 @@ def set_command(args: argparse.Namespace) -> int:
     value = value.strip()
     if not value:
         raise UserError(f"no value given: nothing stored for {name!r}")
-    try:
+    with user_errors(SecretError):
         set_secret(name, value)
-    except SecretError as exc:
-        raise UserError(str(exc)) from None
     print(f"Stored {name!r} in the keyring (service {KEYRING_SERVICE!r}).")
     _env_note(name)
     return 0
@@ -90,10 +86,8 @@ def set_command(args: argparse.Namespace) -> int:
 
 def delete_command(args: argparse.Namespace) -> int:
     name = _name(args)
-    try:
+    with user_errors(SecretError):
         removed = delete_secret(name)
-    except SecretError as exc:
-        raise UserError(str(exc)) from None
     if removed:
         print(f"Deleted {name!r} from the keyring.")
     else:

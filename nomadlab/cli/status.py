@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import Any
 
@@ -11,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from nomadlab.cli.common import UserError, add_config_option, config_from, run_async
+from nomadlab.cli.common import UserError, add_config_option, config_from, print_json, run_async
 from nomadlab.core import health
 from nomadlab.core.config import Thresholds
 from nomadlab.core.model import LOCAL_HOST, HostState
@@ -125,9 +124,8 @@ def run(args: argparse.Namespace) -> int:
     sources: list[SourceStatus] = []
     reports = run_async(sample_once(config, names, timeout=args.timeout, sources=sources))
     if args.json:
-        json.dump({"hosts": [report_json(r) for r in reports],
-                   "sources": [source_json(s) for s in sources]}, sys.stdout, indent=2)
-        sys.stdout.write("\n")
+        print_json({"hosts": [report_json(r) for r in reports],
+                    "sources": [source_json(s) for s in sources]})
     else:
         print_table(reports, config.fleet.thresholds)
         for report in reports:

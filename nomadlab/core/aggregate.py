@@ -86,7 +86,7 @@ class MinuteAggregator:
             self._open.clear()
         if self.store is None or not rows:
             return 0
-        with self.store.transaction() as db:
+        with self.store.transaction("fleet") as db:
             db.executemany(
                 "INSERT INTO gpu_minutes (host, gpu_uuid, gpu_index, gpu_name, minute, samples,"
                 " util_avg, memory_avg_mib, memory_total_mib, power_avg_w, busy, hourly_cost,"

@@ -17,11 +17,11 @@ from nomadlab.core.alerts import (
     LINE_LIMIT,
     Alert,
     clean_text,
-    human_duration,
     severity_at_least,
 )
 from nomadlab.core.clock import SYSTEM_CLOCK, Clock
 from nomadlab.core.config import AlertRule
+from nomadlab.core.durations import compact as human_duration
 
 if TYPE_CHECKING:
     # The engine's parts (the regex module, the GPU model, health) are imported where

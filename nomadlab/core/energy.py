@@ -47,7 +47,7 @@ class EnergyRecorder:
             rows.append((sample.host, key[1], minute, gpu.health.energy_mj,
                          self.prices.get(sample.host)))
         if rows:
-            with self.store.transaction() as db:
+            with self.store.transaction("energy") as db:
                 db.executemany(
                     "INSERT INTO gpu_energy (host, gpu_uuid, minute, energy_mj, kwh_price)"
                     " VALUES (?,?,?,?,?) ON CONFLICT(host, gpu_uuid, minute) DO UPDATE SET"

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from nomadlab.core.durations import compact
 from nomadlab.core.model import GpuHealth, GpuSample
 from nomadlab.core.xid import xid_info
 
@@ -79,14 +80,6 @@ def _pcie_text(gen: int | None, width: int | None) -> str:
     return f"Gen{gen if gen is not None else '?'} x{width if width is not None else '?'}"
 
 
-def _seconds(value: float) -> str:
-    if value < 120:
-        return f"{value:.0f} s"
-    if value < 7200:
-        return f"{value / 60:.0f} min"
-    return f"{value / 3600:.0f} h"
-
-
 def _plural(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
@@ -118,7 +111,7 @@ def assess(gpu: GpuSample) -> Assessment | None:
     for bit in (*HW_REASONS, SW_THERMAL):
         if mask & bit:
             held = h.throttle_seconds.get(bit)
-            text = THROTTLE_NAMES[bit] + (f" {_seconds(held)}" if held is not None else "")
+            text = THROTTLE_NAMES[bit] + (f" {compact(held)}" if held is not None else "")
             found.append((_RANK[WARN], text))
     if pcie_downgraded(gpu):
         found.append((_RANK[WARN], f"PCIe {_pcie_text(h.pcie_gen, h.pcie_width)} of "

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from nomadlab.core.durations import compact
 from nomadlab.core.health import (
     FAIL,
     HW_REASONS,
@@ -131,7 +132,7 @@ class HealthWatch:
             if held >= duration and problem not in track.fired:
                 track.fired.add(problem)
                 out.append(Finding(finding.gpu, finding.problem, finding.level,
-                                   f"{finding.text} for {held:.0f} s", finding.advice))
+                                   f"{finding.text} for {compact(held)}", finding.advice))
         for problem in list(track.fired):
             if problem not in now_holding and problem not in timed:
                 track.fired.discard(problem)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
+from nomadlab.core.durations import compact
+
 
 @dataclass(slots=True, frozen=True)
 class GpuProcess:
@@ -144,22 +146,11 @@ class HostStatus:
             return "live · no GPU"
         if self.state is HostState.STALE:
             ref = self.last_sample if self.last_sample is not None else self.since
-            return f"stale {format_age(now - ref)}"
+            return f"stale {compact(now - ref)}"
         if self.state is HostState.RECONNECTING and self.retry_at is not None:
             wait = max(0.0, self.retry_at - now)
-            return f"reconnecting in {wait:.0f}s"
+            return f"reconnecting in {compact(round(wait))}"
         return str(self.state)
-
-
-def format_age(seconds: float) -> str:
-    seconds = max(0.0, seconds)
-    if seconds < 60:
-        return f"{seconds:.0f}s"
-    if seconds < 3600:
-        return f"{seconds // 60:.0f}m{seconds % 60:02.0f}s"
-    if seconds < 86400:
-        return f"{seconds // 3600:.0f}h{(seconds % 3600) // 60:02.0f}m"
-    return f"{seconds // 86400:.0f}d{(seconds % 86400) // 3600:02.0f}h"
 
 
 LOCAL_HOST = "local"

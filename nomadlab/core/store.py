@@ -5,16 +5,23 @@ Each component (fleet, alerts, board, ...) owns a numbered list of migrations; t
 or a migration never renumbers another's. Writers use ``transaction()`` (BEGIN
 IMMEDIATE), so a second process (another TUI, the CLI) waits its turn instead of
 losing an update, and ``data_version()`` tells a reader that someone else wrote.
+
+Change broadcast: ``subscribe()`` a listener and it hears, after each commit of this
+process, which features wrote (``transaction("fleet")``; ``ALL`` when the writer did
+not say), and, from ``check_changes()`` (one timer in the TUI), that another process
+wrote (``PRAGMA data_version``) or a write went past ``transaction()``.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shlex
 import shutil
 import sqlite3
-from collections.abc import Iterator, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -285,6 +292,13 @@ MIGRATIONS: dict[str, list[str]] = {
 }
 
 
+_log = logging.getLogger(__name__)
+
+ALL = "*"  # a change to any feature's tables (the writer did not say, or another process)
+
+ChangeListener = Callable[[frozenset[str]], None]
+
+
 class StoreError(Exception):
     """The database cannot be opened or is not ours."""
 
@@ -344,6 +358,9 @@ def describe_error(exc: sqlite3.Error, path: Path | str | None) -> str:
 
 class Store:
     def __init__(self, path: Path | str, *, timeout: float = 10.0) -> None:
+        self._listeners: list[ChangeListener] = []
+        self._listeners_lock = threading.Lock()
+        self._touched: set[str] = set()  # features written in the open transaction
         self.path = Path(path) if str(path) != ":memory:" else None
         if self.path is not None:
             try:
@@ -375,6 +392,8 @@ class Store:
                 os.chmod(self.path, 0o600)
             except OSError:
                 pass
+        self._seen_version = self.data_version()
+        self._seen_changes = self.db.total_changes
 
     # ------------------------------------------------------------------ schema
 
@@ -414,19 +433,27 @@ class Store:
     # ------------------------------------------------------------------ access
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction; nested uses join the outer one."""
+    def transaction(self, *features: str) -> Iterator[sqlite3.Connection]:
+        """One write transaction; nested uses join the outer one. After the commit the
+        listeners hear ``features`` (the components written; none said: ``ALL``)."""
         if self.db.in_transaction:
+            self._touched.update(features or (ALL,))
             yield self.db
             return
         self.db.execute("BEGIN IMMEDIATE")
+        self._touched = set(features or (ALL,))
         try:
             yield self.db
         except BaseException:
             self.db.execute("ROLLBACK")
+            self._touched = set()
+            self._seen_changes = self.db.total_changes  # counted, but nothing changed
             raise
         else:
             self.db.execute("COMMIT")
+            touched, self._touched = frozenset(self._touched), set()
+            self._seen_changes = self.db.total_changes
+            self._announce(touched)
 
     def query(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[sqlite3.Row]:
         return self.db.execute(sql, params).fetchall()
@@ -434,6 +461,40 @@ class Store:
     def data_version(self) -> int:
         """Changes when another connection commits (PRAGMA data_version)."""
         return int(self.db.execute("PRAGMA data_version").fetchone()[0])
+
+    # ------------------------------------------------------------------ changes
+
+    def subscribe(self, listener: ChangeListener) -> Callable[[], None]:
+        """Call ``listener(features)`` after every change (in the writing thread);
+        returns the function that unsubscribes it."""
+        with self._listeners_lock:
+            self._listeners.append(listener)
+
+        def unsubscribe() -> None:
+            with self._listeners_lock:
+                if listener in self._listeners:
+                    self._listeners.remove(listener)
+
+        return unsubscribe
+
+    def check_changes(self) -> bool:
+        """Did another process commit (data_version), or this connection write outside
+        ``transaction()``, since the last look? Then the listeners hear ``ALL``."""
+        version, changes = self.data_version(), self.db.total_changes
+        if (version, changes) == (self._seen_version, self._seen_changes):
+            return False
+        self._seen_version, self._seen_changes = version, changes
+        self._announce(frozenset((ALL,)))
+        return True
+
+    def _announce(self, features: frozenset[str]) -> None:
+        with self._listeners_lock:
+            listeners = list(self._listeners)
+        for listener in listeners:
+            try:
+                listener(features)
+            except Exception:  # the write is committed: a listener's failure is its own
+                _log.exception("a store change listener failed")
 
     # ------------------------------------------------------------------ small state
 

@@ -17,6 +17,7 @@ import asyncssh
 
 from nomadlab.core.clock import Clock
 from nomadlab.core.config import HostConfig, SshSettings
+from nomadlab.core.durations import compact
 from nomadlab.core.model import AgentInfo, HostSample, HostState, HostStatus
 from nomadlab.core.source import (
     UNHEARD,
@@ -264,7 +265,7 @@ class HostSupervisor(Source):
             now = self.clock.monotonic()
             last = self._last_sample_mono if self._last_sample_mono is not None else started
             if now - last > self.stale_after and self.status.state is HostState.LIVE:
-                self._set(HostState.STALE, error=f"no sample for {now - last:.0f}s")
+                self._set(HostState.STALE, error=f"no sample for {compact(now - last)}")
             if self._probe_deadline is not None and now > self._probe_deadline:
                 self._probe_deadline = None
                 self.backoff.reset()

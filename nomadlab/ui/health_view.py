@@ -10,6 +10,7 @@ import time
 from rich.text import Text
 
 from nomadlab.core import health
+from nomadlab.core.durations import compact
 from nomadlab.core.model import GpuHealth, GpuSample, HostSample
 from nomadlab.core.xid import xid_info
 from nomadlab.ui import render
@@ -123,7 +124,7 @@ def _throttle(out: Text, h: GpuHealth) -> None:
             parts.append(", ")
         held = h.throttle_seconds.get(bit)
         style = "yellow" if bit in (*health.HW_REASONS, health.SW_THERMAL) else ""
-        parts.append(name + (f" ({held:.0f} s)" if held is not None else ""), style=style)
+        parts.append(name + (f" ({compact(held)})" if held is not None else ""), style=style)
     _row(out, "Throttle", parts)
 
 

@@ -65,7 +65,6 @@ from nomadlab.core.board.model import (
     card_markdown,
     check_title,
     clean_links,
-    duration,
     finished_column,
     format_value_lines,
     gpu_utilization,

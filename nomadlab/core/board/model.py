@@ -13,8 +13,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from nomadlab.core.alerts import human_duration
 from nomadlab.core.config import DEFAULT_COLUMNS, BoardConfig
+from nomadlab.core.durations import compact
 from nomadlab.core.model import GpuProcess, HostSample
 
 ARCHIVE = "Archive"
@@ -136,9 +136,6 @@ class LiveState:
 
 
 # --------------------------------------------------------------------------- columns
-
-
-duration = human_duration  # the one duration format ('45s', '12m', '3h05m', '2d04h')
 
 
 def board_columns(config: BoardConfig | None) -> list[str]:
@@ -417,7 +414,7 @@ def card_markdown(card: Card, history: CardHistory | None = None, *, now: float,
     """The card as Markdown (copy with c, ``nomadlab board show``, export)."""
     h = "#" * level
     lines = [f"{h} #{card.id} {_md_inline(card.title)}", ""]
-    since = duration(now - card.entered)
+    since = compact(now - card.entered)
     lines.append(f"- **Column:** {card.column} (since {local_time(card.entered)}, {since})")
     if card.priority:
         lines.append(f"- **Priority:** {PRIORITY_NAMES[card.priority]}")
@@ -454,7 +451,7 @@ def card_markdown(card: Card, history: CardHistory | None = None, *, now: float,
         times = stage_times(card, history.moves, now)
         if times:
             lines += ["", f"{h}# Time per column", ""]
-            lines += [f"- {col}: {duration(sec)}" for col, sec in times.items()]
+            lines += [f"- {col}: {compact(sec)}" for col, sec in times.items()]
     if card.notes.strip():
         lines += ["", f"{h}# Notes", "", _md_block(card.notes)]
     return "\n".join(lines) + "\n"

@@ -30,7 +30,6 @@ from nomadlab.core.config.reader import (
     MAX_NUMBER,
     ConfigError,
     Table,
-    format_duration,
     parse_duration,
 )
 from nomadlab.core.config.schema import (
@@ -71,6 +70,7 @@ from nomadlab.core.config.schema import (
 from nomadlab.core.config.sections import (
     host_problems,
 )
+from nomadlab.core.durations import config_text as format_duration
 
 __all__ = [
     "ALERT_KINDS",

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from nomadlab.core import tomlpos
+from nomadlab.core.durations import config_text as format_duration
 
 T = TypeVar("T")
 class ConfigError(Exception):
@@ -50,17 +51,6 @@ def parse_duration(value: object) -> float:
             d, h, m, s, ms = (float(g) if g else 0.0 for g in match.groups())
             return d * 86400 + h * 3600 + m * 60 + s + ms / 1000
     raise ValueError(f"expected a duration such as \"15m\" or \"90s\", got {value!r}")
-
-
-def format_duration(seconds: float) -> str:
-    seconds = float(seconds)
-    if seconds and seconds % 86400 == 0:
-        return f"{seconds / 86400:g}d"
-    if seconds and seconds % 3600 == 0:
-        return f"{seconds / 3600:g}h"
-    if seconds and seconds % 60 == 0:
-        return f"{seconds / 60:g}m"
-    return f"{seconds:g}s"
 
 
 # --------------------------------------------------------------------------- reader

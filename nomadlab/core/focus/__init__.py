@@ -29,6 +29,8 @@ that ``nomadlab focus status --short`` stays quick). Public names are re-exporte
 
 from __future__ import annotations
 
+from nomadlab.core.durations import countdown as format_clock
+from nomadlab.core.durations import total as format_hours
 from nomadlab.core.focus.days import (
     Days,
 )
@@ -54,8 +56,6 @@ from nomadlab.core.focus.model import (
     Purpose,
     Retro,
     Session,
-    format_clock,
-    format_hours,
     minute_text,
     parse_clock_time,
 )

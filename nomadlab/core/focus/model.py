@@ -4,7 +4,6 @@ retros), its errors and texts, and what focus needs from the alerts. No I/O."""
 from __future__ import annotations
 
 import itertools
-import math
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -12,6 +11,7 @@ from datetime import date
 from typing import Protocol
 
 from nomadlab.core.alerts import Alert
+from nomadlab.core.durations import countdown as format_clock
 
 
 class HeldAlerts(Protocol):
@@ -68,25 +68,6 @@ class NoSession(FocusError):
 
 
 # --------------------------------------------------------------------------- time
-
-
-def format_clock(seconds: float) -> str:
-    """A countdown: '2:41:07', '24:59', '0:05' (whole seconds, rounded up)."""
-    total = max(0, math.ceil(seconds - 1e-6))
-    hours, rest = divmod(total, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours}:{minutes:02d}:{secs:02d}"
-    return f"{minutes}:{secs:02d}"
-
-
-def format_hours(seconds: float) -> str:
-    """'3h20m', '45m', '0m' (whole minutes, rounded down)."""
-    minutes = max(0, int(seconds // 60))
-    hours, minutes = divmod(minutes, 60)
-    if hours:
-        return f"{hours}h{minutes:02d}m"
-    return f"{minutes}m"
 
 
 def parse_clock_time(text: str) -> int:

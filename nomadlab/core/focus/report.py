@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 from nomadlab.core.aggregate import gpu_hours
 from nomadlab.core.alerts import clean_text
+from nomadlab.core.durations import total
 from nomadlab.core.energy import HostEnergy, energy_by_host
 from nomadlab.core.focus import (
     RETRO_PROMPTS,
@@ -26,7 +27,6 @@ from nomadlab.core.focus import (
     FocusService,
     Retro,
     Session,
-    format_hours,
 )
 
 log = logging.getLogger(__name__)
@@ -106,8 +106,8 @@ class DaySummary:
     read_titles: list[str] = field(default_factory=list)
 
     def lines(self) -> list[str]:
-        head = (f"{self.day:%a %d %b}: {format_hours(self.focus)} focus of "
-                f"{format_hours(self.plan)} planned, {_plural(self.sessions, 'session')}, "
+        head = (f"{self.day:%a %d %b}: {total(self.focus)} focus of "
+                f"{total(self.plan)} planned, {_plural(self.sessions, 'session')}, "
                 f"{_plural(self.interruptions, 'interruption')}")
         parts = []
         if self.cards_moved is not None:
@@ -234,9 +234,9 @@ class WeekReport:
 
     def stat_lines(self) -> list[tuple[str, str]]:
         rows: list[tuple[str, str]] = []
-        rows.append(("Focus", f"{format_hours(self.focus)} of {format_hours(self.plan)} planned"
+        rows.append(("Focus", f"{total(self.focus)} of {total(self.plan)} planned"
                               + (f" ({100 * self.focus / self.plan:.0f}%)" if self.plan else "")))
-        kinds = ", ".join(f"{kind} {format_hours(s)}" for kind, s in self.by_kind.items() if s)
+        kinds = ", ".join(f"{kind} {total(s)}" for kind, s in self.by_kind.items() if s)
         if kinds:
             rows.append(("By kind", kinds))
         ended = [f"{self.completed} completed"]
@@ -246,7 +246,7 @@ class WeekReport:
         rows.append(("Sessions", f"{self.sessions} ({', '.join(ended)}{dropped}), "
                                  f"{_plural(self.interruptions, 'interruption')}"))
         if self.longest_day is not None:
-            text = f"{format_hours(self.longest)} on {self.longest_day:%a}"
+            text = f"{total(self.longest)} on {self.longest_day:%a}"
             if self.longest_purpose:
                 text += f", {self.longest_purpose}"
             rows.append(("Longest block", text))
@@ -290,8 +290,8 @@ class WeekReport:
         for d in self.days:
             filled = round(20 * d.focus / width)
             bar = "█" * filled + "·" * (20 - filled)
-            out.append(f"  {d.day:%a %d}  {bar}  {format_hours(d.focus):>6} / "
-                       f"{format_hours(d.plan):<6} {_plural(d.sessions, 'session')}, "
+            out.append(f"  {d.day:%a %d}  {bar}  {total(d.focus):>6} / "
+                       f"{total(d.plan):<6} {_plural(d.sessions, 'session')}, "
                        f"{_plural(d.interruptions, 'interruption')}")
         out.append("")
         for label, value in self.stat_lines():
@@ -319,9 +319,9 @@ class WeekReport:
         out = [f"# {self.title}", "", "| Day | Focus | Plan | Sessions | Interruptions |",
                "|---|---:|---:|---:|---:|"]
         for d in self.days:
-            out.append(f"| {d.day:%a %d %b} | {format_hours(d.focus)} | {format_hours(d.plan)} |"
+            out.append(f"| {d.day:%a %d %b} | {total(d.focus)} | {total(d.plan)} |"
                        f" {d.sessions} | {d.interruptions} |")
-        out.append(f"| **Total** | **{format_hours(self.focus)}** | **{format_hours(self.plan)}**"
+        out.append(f"| **Total** | **{total(self.focus)}** | **{total(self.plan)}**"
                    f" | **{self.sessions}** | **{self.interruptions}** |")
         out.append("")
         for label, value in self.stat_lines():

@@ -8,7 +8,9 @@ import logging
 import sqlite3
 from typing import TYPE_CHECKING, Any
 
-from nomadlab.core.alerts import Alert, clean_text, human_duration
+from nomadlab.core.alerts import Alert, clean_text
+from nomadlab.core.durations import compact as human_duration
+from nomadlab.core.durations import countdown as format_clock
 from nomadlab.core.focus.model import (
     FOCUS_RULE,
     KIND_LABELS,
@@ -22,7 +24,6 @@ from nomadlab.core.focus.model import (
     NoSession,
     Purpose,
     Session,
-    format_clock,
 )
 from nomadlab.core.focus.records import FocusRecords, _close_pauses, _complete_due
 

@@ -42,7 +42,7 @@ class JobHistory:
             rows.append(j)
         if not rows:
             return
-        with self.store.transaction() as db:
+        with self.store.transaction("jobs") as db:
             db.executemany(
                 "INSERT INTO job_runs(cluster, job, name, user, state, gpus, start_time,"
                 " end_time, seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"

@@ -37,18 +37,6 @@ def cluster_json(snap: ClusterSnapshot, now: float) -> dict[str, Any]:
     }
 
 
-def clock_text(seconds: float | None) -> str:
-    """``1-02:03:04`` / ``02:03:04`` like Slurm; ``-`` when unknown."""
-    if seconds is None:
-        return "-"
-    s = int(seconds)
-    days, s = divmod(s, 86400)
-    hours, s = divmod(s, 3600)
-    minutes, s = divmod(s, 60)
-    text = f"{hours:02d}:{minutes:02d}:{s:02d}"
-    return f"{days}-{text}" if days else text
-
-
 def state_words(job: Job) -> str:
     """``PENDING Resources (waiting for free resources)``, ``FAILED exit 1``..."""
     if job.pending:

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
-import shlex
-import subprocess
-import tempfile
-from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
+from collections.abc import Mapping
+
+from nomadlab.core import editor as _editor
 
 
 def open_method(environ: Mapping[str, str], platform: str) -> str:
@@ -22,30 +18,6 @@ def open_method(environ: Mapping[str, str], platform: str) -> str:
     return "copy"
 
 
-def editor_command(environ: Mapping[str, str], configured: str | None = None) -> list[str]:
-    """The editor for long text: the configured one, $VISUAL, $EDITOR, then vi."""
-    for value in (configured, environ.get("VISUAL"), environ.get("EDITOR")):
-        if value and value.strip():
-            try:
-                parts = shlex.split(value)
-            except ValueError:
-                continue
-            if parts:
-                return parts
-    return ["vi"]
-
-
-def edit_in_editor(text: str, command: Sequence[str], *,
-                   run: Callable[[list[str]], object] | None = None) -> str:
-    """Let the user edit ``text`` in ``command`` (a terminal editor; the caller has
-    given it the terminal) through a private temporary file; the text it left."""
-    runner = run or (lambda argv: subprocess.run(argv, check=False))
-    fd, name = tempfile.mkstemp(prefix="nomadlab-notes-", suffix=".md")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        runner([*command, name])
-        return Path(name).read_text(encoding="utf-8", errors="replace")
-    finally:
-        with contextlib.suppress(OSError):
-            os.unlink(name)
+# The editor for long text is shared with the board: nomadlab.core.editor.
+editor_command = _editor.editor_command
+edit_in_editor = _editor.edit_text

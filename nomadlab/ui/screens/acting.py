@@ -1,4 +1,4 @@
-"""Dialogs for acting on the fleet: confirm a signal, a host's tmux sessions."""
+"""Dialogs for acting on the fleet: the question before a signal, a host's tmux sessions."""
 
 from __future__ import annotations
 
@@ -8,52 +8,29 @@ from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Button, DataTable, Input, Label, Static
+from textual.widgets import DataTable, Input, Label, Static
 
 from nomadlab.ui import render
+from nomadlab.ui.confirm import ConfirmScreen
 from nomadlab.ui.services import Services
 
 
-class ConfirmSignal(ModalScreen[bool]):
+def confirm_signal(host: str, pid: int, user: str, command: str, *, signal: str = "TERM",
+                   note: str | None = None) -> ConfirmScreen:
     """Ask before a signal: host, pid, user and command, as the user saw them."""
-
-    BINDINGS = [
-        Binding("y", "answer(True)", "Send"),
-        Binding("n,escape", "answer(False)", "Cancel"),
-    ]
-
-    def __init__(self, host: str, pid: int, user: str, command: str, *, signal: str = "TERM",
-                 note: str | None = None) -> None:
-        super().__init__()
-        self.host, self.pid, self.user, self.command = host, pid, user, command
-        self.signal = signal
-        self.note = note
-
-    def compose(self) -> ComposeResult:
-        danger = " danger" if self.signal == "KILL" else ""
-        with Vertical(classes="dialog" + danger, id="confirm-signal"):
-            yield Label(Text(f"Send SIG{self.signal}?", style="bold"), classes="title")
-            body = Text()
-            if self.note:
-                body.append(self.note + "\n\n", style="bold yellow")
-            body.append("Host:    ")
-            body.append_text(render.safe(self.host, "bold"))
-            body.append(f"\nPID:     {self.pid}\nUser:    ")
-            body.append_text(render.safe(self.user, "cyan"))
-            body.append("\nCommand: ")
-            body.append_text(render.safe(self.command, "", 200))
-            yield Static(body, classes="body")
-            with Horizontal(classes="buttons"):
-                yield Button(f"SIG{self.signal} (y)", id="yes", variant="error")
-                yield Button("Cancel (n)", id="no")
-
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        self.dismiss(event.button.id == "yes")
-
-    def action_answer(self, yes: bool) -> None:
-        self.dismiss(yes)
+    body = Text()
+    if note:
+        body.append(note + "\n\n", style="bold yellow")
+    body.append("Host:    ")
+    body.append_text(render.safe(host, "bold"))
+    body.append(f"\nPID:     {pid}\nUser:    ")
+    body.append_text(render.safe(user, "cyan"))
+    body.append("\nCommand: ")
+    body.append_text(render.safe(command, "", 200))
+    return ConfirmScreen(f"Send SIG{signal}?", body, yes=f"SIG{signal}", no="Cancel",
+                         danger=signal == "KILL", dialog_id="confirm-signal")
 
 
 class SessionName(ModalScreen[str | None]):

@@ -6,8 +6,9 @@ its run's live state (GPU utilization of its process, last log line, time runnin
 and whether the run failed. Keys are vim-like (see BINDINGS, ``?`` lists them).
 
 Other writers (another TUI, ``nomadlab board ...``, run alerts) are seen within a
-second: the screen polls :meth:`BoardService.change_token` (SQLite's data_version
-plus this process's own writes) twice a second and reloads when it moved. Every
+second: the screen hears the store's change broadcast (nomadlab.ui.store_watch) and
+reloads when :meth:`BoardService.change_token` (SQLite's data_version plus this
+process's own writes) moved. Every
 change goes through the service, which rereads the card inside its transaction.
 """
 
@@ -28,21 +29,22 @@ from nomadlab.core.board.model import (
     BoardError,
     Card,
     LiveState,
-    duration,
     matches,
     value_diff,
 )
+from nomadlab.core.durations import compact
 from nomadlab.ui import render
+from nomadlab.ui.confirm import ConfirmScreen
 from nomadlab.ui.navigate import navigator
 from nomadlab.ui.screens.board_dialogs import (
     BoardPicker,
     CardDetail,
     CardForm,
     CardFormResult,
-    Confirm,
     form_fields,
 )
 from nomadlab.ui.services import Services
+from nomadlab.ui.store_watch import watch_store
 from nomadlab.ui.widgets.board_cards import (
     BoardColumn,
     BoardColumns,
@@ -150,7 +152,7 @@ class BoardScreen(Screen[None]):
         if self.service is None:
             return
         await self.rebuild()
-        self.set_interval(0.5, self.poll)
+        watch_store(self, self.services.store, self.poll, "board")
         self.set_interval(1.0, self.tick)
 
     def on_screen_resume(self) -> None:
@@ -218,7 +220,7 @@ class BoardScreen(Screen[None]):
             live = service.live(card, service.clock.time())
         key: tuple[object, ...] = (card.id, card.version, width)
         if live is not None:
-            shown_for = duration(live.running_for) if live.running_for is not None else None
+            shown_for = compact(live.running_for) if live.running_for is not None else None
             util = round(live.utilization) if live.utilization is not None else None
             key += (util, live.scope, live.gpus, live.host, live.last_line, shown_for,
                     live.log_state)
@@ -272,7 +274,8 @@ class BoardScreen(Screen[None]):
             self.focus_current()
 
     def poll(self) -> None:
-        """Another writer (a second TUI, the CLI, an alert) changed the board?"""
+        """The store changed: did another writer (a second TUI, the CLI, an alert)
+        change the board?"""
         if self.service is None or not self.is_current:
             return
         if self.service.change_token() != self._token:
@@ -584,7 +587,7 @@ class BoardScreen(Screen[None]):
                 self.notify(f"Deleted #{card.id} (u undoes)", timeout=3)
             self._after(None)
 
-        self.app.push_screen(Confirm(question), answered)
+        self.app.push_screen(ConfirmScreen("Delete card", question, yes="Delete"), answered)
 
     def action_archive_card(self) -> None:
         picked = self._guard()

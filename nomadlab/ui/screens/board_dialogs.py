@@ -1,20 +1,15 @@
-"""The board's dialogs: the card form (new/edit), the card's detail, confirm, boards.
+"""The board's dialogs: the card form (new/edit), the card's detail, boards.
 
 Long text fields (hypothesis, notes, params, metrics) are text areas; ctrl+e opens
-the focused one in ``[board] editor`` / $VISUAL / $EDITOR / vi, the app suspended
-while it runs. Everything shown from a card is ``Text`` (or Markdown for the two
+the focused one in ``[board] editor`` / $VISUAL / $EDITOR / vi (nomadlab.ui.editor),
+the app suspended while it runs. Everything shown from a card is ``Text`` (or Markdown for the two
 Markdown fields): never markup.
 """
 
 from __future__ import annotations
 
-import os
 import re
-import shlex
-import subprocess
-import tempfile
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from rich.text import Text
@@ -47,14 +42,16 @@ from nomadlab.core.board.model import (
     attempts,
     check_title,
     clean_links,
-    duration,
     format_value_lines,
     local_time,
     parse_tags,
     parse_value_lines,
     stage_times,
 )
+from nomadlab.core.durations import compact
 from nomadlab.ui import render
+from nomadlab.ui.editor import run_editor
+from nomadlab.ui.store_watch import watch_store
 from nomadlab.ui.widgets.board_cards import live_text
 
 _MD_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
@@ -63,11 +60,6 @@ _MD_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 def markdown_source(text: str) -> str:
     """User Markdown with the control characters (ESC, BEL, C1 ...) made spaces."""
     return _MD_CONTROLS.sub(" ", text)
-
-
-def editor_command(configured: str | None) -> list[str]:
-    raw = configured or os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
-    return shlex.split(raw)
 
 
 # --------------------------------------------------------------------------- the form
@@ -270,30 +262,11 @@ class CardForm(ModalScreen[CardFormResult | None]):
             area.focus()
 
     def run_editor(self, text: str, *, suffix: str = ".md") -> str | None:
-        argv = editor_command(self.editor)
-        handle, name = tempfile.mkstemp(prefix="nomadlab-card-", suffix=suffix)
-        path = Path(name)
         try:
-            with os.fdopen(handle, "w", encoding="utf-8") as f:
-                f.write(text)
-            if self.app.is_headless:  # no terminal to hand over (tests): just run it
-                code = subprocess.run([*argv, str(path)], check=False).returncode
-            else:
-                with self.app.suspend():
-                    code = subprocess.run([*argv, str(path)], check=False).returncode
-            if code != 0:
-                self.notify(f"{argv[0]} exited with status {code}; nothing changed",
-                            severity="warning")
-                return None
-            return path.read_text(encoding="utf-8", errors="replace")
+            return run_editor(self.app, text, self.editor, suffix=suffix)
         except SuspendNotSupported:
             self.notify("This terminal cannot hand over to an editor", severity="error")
-        except (OSError, ValueError) as exc:
-            self.notify(f"Cannot run the editor {argv[0] if argv else '?'}: {exc}",
-                        severity="error")
-        finally:
-            path.unlink(missing_ok=True)
-        return None
+            return None
 
 
 _LINK_HINTS = {
@@ -317,7 +290,7 @@ def detail_sections(card: Card, history: CardHistory, live: LiveState | None, *,
     top = Text()
     top.append("Column ", style="dim")
     top.append(card.column, style="bold")
-    top.append(f" since {local_time(card.entered)} ({duration(now - card.entered)})",
+    top.append(f" since {local_time(card.entered)} ({compact(now - card.entered)})",
                style="dim")
     if card.priority:
         top.append("  priority ", style="dim")
@@ -367,7 +340,7 @@ def detail_sections(card: Card, history: CardHistory, live: LiveState | None, *,
         for attempt in tries:
             bottom.append(f"{attempt.number:>3}. {local_time(attempt.started)} ")
             ran = (attempt.ended if attempt.ended is not None else now) - attempt.started
-            bottom.append(f"({duration(ran)}{'' if attempt.ended else ', running'}) ",
+            bottom.append(f"({compact(ran)}{'' if attempt.ended else ', running'}) ",
                           style="dim")
             if attempt.changed:
                 for index, (key, (old, new)) in enumerate(attempt.changed.items()):
@@ -407,7 +380,7 @@ def detail_sections(card: Card, history: CardHistory, live: LiveState | None, *,
         bottom.append("\nTime per column\n", style="bold underline")
         for column, seconds in times.items():
             bottom.append(f"{column:>12} ", style="dim")
-            bottom.append(duration(seconds) + "\n")
+            bottom.append(compact(seconds) + "\n")
     if history.moves:
         bottom.append("\nHistory\n", style="bold underline")
         for move in history.moves[-30:]:
@@ -465,6 +438,7 @@ class CardDetail(ModalScreen[str | None]):
         self.card_id = card_id
         self._token: tuple[int, int] | None = None
         self._shown: tuple[str, str, str, str] | None = None
+        self._loaded: tuple[Card, CardHistory, bool] | None = None
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="board-dialog card-detail"):
@@ -481,19 +455,29 @@ class CardDetail(ModalScreen[str | None]):
 
     def on_mount(self) -> None:
         self.refresh_detail()
-        self.set_interval(1.0, self.refresh_detail)
+        watch_store(self, self.service.store, self.refresh_detail, "board")
+        self.set_interval(1.0, self.show_detail)  # the run's live state and times move
         self.query_one("#d-body").focus()
 
     def refresh_detail(self) -> None:
+        """(Re)read the card from the store, then show it."""
         card = self.service.card(self.card_id)
         if card is None:
             self.notify(f"Card #{self.card_id} is gone (deleted elsewhere)", severity="warning")
             self.dismiss(None)
             return
-        now = self.service.clock.time()
         history = self.service.history(card.id)
         has_run = self.service.has_run(card) or card.column == self.service.run_column(
             card.board)
+        self._loaded = (card, history, has_run)
+        self.show_detail()
+
+    def show_detail(self) -> None:
+        """The card as last read, with its run's state and times as of now."""
+        if self._loaded is None:
+            return
+        card, history, has_run = self._loaded
+        now = self.service.clock.time()
         live = self.service.live(card, now) if has_run else None
         top, bottom = detail_sections(card, history, live, now=now,
                                       run_col=self.service.run_column(card.board),
@@ -528,30 +512,6 @@ class CardDetail(ModalScreen[str | None]):
 
 
 # --------------------------------------------------------------------------- small ones
-
-
-class Confirm(ModalScreen[bool]):
-    BINDINGS = [
-        Binding("y,enter", "answer(True)", "Yes"),
-        Binding("n,escape", "answer(False)", "No"),
-    ]
-
-    def __init__(self, question: Text) -> None:
-        super().__init__()
-        self.question = question
-
-    def compose(self) -> ComposeResult:
-        with Vertical(classes="dialog"):
-            yield Static(self.question, classes="body")
-            with Horizontal(classes="buttons"):
-                yield Button("Yes (y)", id="yes", variant="error")
-                yield Button("No (n)", id="no")
-
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        self.dismiss(event.button.id == "yes")
-
-    def action_answer(self, yes: bool) -> None:
-        self.dismiss(yes)
 
 
 class BoardPicker(ModalScreen[str | None]):
@@ -594,4 +554,4 @@ class BoardPicker(ModalScreen[str | None]):
 
 
 __all__ = ["BoardPicker", "CardDetail", "CardForm", "CardFormResult",
-           "Confirm", "detail_sections", "editor_command", "form_fields", "markdown_source"]
+           "detail_sections", "form_fields", "markdown_source"]

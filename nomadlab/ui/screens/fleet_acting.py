@@ -23,7 +23,7 @@ from nomadlab.remote.process_actions import (
     send_signal,
 )
 from nomadlab.ui import render
-from nomadlab.ui.screens.acting import ConfirmSignal, TmuxSessions
+from nomadlab.ui.screens.acting import TmuxSessions, confirm_signal
 from nomadlab.ui.services import Services
 
 READ_ONLY = "read-only: [fleet] read_only = true turns actions off"
@@ -60,7 +60,7 @@ class Acting:
             if yes:
                 self.screen.run_worker(self._term(host, process), group="signal")
 
-        self.app.push_screen(ConfirmSignal(host, process.pid, process.user, process.command),
+        self.app.push_screen(confirm_signal(host, process.pid, process.user, process.command),
                              answered)
 
     async def _term(self, host: str, process: GpuProcess) -> None:
@@ -99,7 +99,7 @@ class Acting:
             if yes:
                 self.screen.run_worker(self._kill(ref), group="signal")
 
-        self.app.push_screen(ConfirmSignal(
+        self.app.push_screen(confirm_signal(
             ref.host, ref.pid, ref.user, ref.command, signal="KILL",
             note=f"Still running {KILL_OFFER_AFTER:.0f} s after SIGTERM."), answered)
 

@@ -18,17 +18,17 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import DataTable, Digits, Footer, Static
 
+from nomadlab.core.durations import countdown, total
 from nomadlab.core.focus import (
     KIND_LABELS,
     AlreadyRunning,
     FocusError,
     FocusService,
     Session,
-    format_clock,
-    format_hours,
 )
 from nomadlab.ui import render
-from nomadlab.ui.screens.focus_dialogs import ConfirmDialog, FormDialog
+from nomadlab.ui.confirm import ConfirmScreen
+from nomadlab.ui.screens.focus_dialogs import FormDialog
 from nomadlab.ui.services import Services
 from nomadlab.ui.widgets.focus_pane import (
     KIND_STYLE,
@@ -119,7 +119,7 @@ class FocusScreen(Screen[None]):
             name = render.safe(preset.name, KIND_STYLE.get(preset.kind, "bold"), 16)
             if preset.kind != preset.name:
                 name.append(f" {preset.kind}", style="dim")
-            table.add_row(name, Text(format_hours(preset.minutes * 60)), key=preset.name)
+            table.add_row(name, Text(total(preset.minutes * 60)), key=preset.name)
         table.focus()
         self.set_interval(1.0, self.refresh_view)
         self.refresh_view()
@@ -155,7 +155,7 @@ class FocusScreen(Screen[None]):
             name = self._selected_preset()
             preset = service.preset(name) if name else None
             state.update(Text("No session running", style="bold"))
-            digits.update(format_clock(preset.minutes * 60) if preset else "0:00")
+            digits.update(countdown(preset.minutes * 60) if preset else "0:00")
             digits.set_class(True, "idle")
             progress.update(render.bar(0.0, width, "grey50"))
             self.query_one("#focus-purpose", Static).update(Text(
@@ -174,7 +174,7 @@ class FocusScreen(Screen[None]):
         if session.kind == "deep" and session.state == "running":
             head.append(" · informational alerts held", style="dim")
         state.update(head)
-        digits.update(format_clock(session.remaining(now)))
+        digits.update(countdown(session.remaining(now)))
         digits.set_class(session.state == "paused", "idle")
         done = session.focus_seconds(now) / session.length if session.length else 0.0
         progress.update(render.bar(done, width, KIND_STYLE.get(session.kind, "cyan")
@@ -189,10 +189,10 @@ class FocusScreen(Screen[None]):
         if due is not None:
             meta.append(f"ends {days.clock_text(due)}")
         if session.extended:
-            meta.append(f"+{format_hours(session.extended)}")
+            meta.append(f"+{total(session.extended)}")
         paused = session.paused_seconds(now)
         if paused:
-            meta.append(f"paused {format_hours(paused)}")
+            meta.append(f"paused {total(paused)}")
         count = len(session.interruptions)
         meta.append(f"{count} interruption{'s' if count != 1 else ''}")
         self.query_one("#focus-meta", Static).update(Text(" · ".join(meta)))
@@ -212,7 +212,7 @@ class FocusScreen(Screen[None]):
         if last is None or last.ended is None:
             return Text("")
         text = Text(f"last: {last.preset} {last.state} at {service.days.clock_text(last.ended)}"
-                    f", {format_hours(last.focus_seconds(last.ended))}")
+                    f", {total(last.focus_seconds(last.ended))}")
         if last.purpose:
             text.append(" for ")
             text.append_text(render.safe(last.purpose, "", 50))
@@ -231,7 +231,7 @@ class FocusScreen(Screen[None]):
             text.append(f"{session.preset:<9}", style=KIND_STYLE.get(session.kind, ""))
             state_style = {"running": "green", "paused": "yellow", "abandoned": "dim"}
             text.append(f"{session.state:<10}", style=state_style.get(session.state, ""))
-            text.append(f"{format_hours(session.focus_seconds(now)):>6}")
+            text.append(f"{total(session.focus_seconds(now)):>6}")
             if session.interruptions:
                 text.append(f"  {len(session.interruptions)}×", style="yellow")
             if session.purpose:
@@ -308,7 +308,7 @@ class FocusScreen(Screen[None]):
             self.notify(str(AlreadyRunning(running, now)), title="Already running",
                         severity="warning", timeout=6)
             return
-        names = ", ".join(f"{p.name} ({format_hours(p.minutes * 60)})" for p in service.presets)
+        names = ", ".join(f"{p.name} ({total(p.minutes * 60)})" for p in service.presets)
         # What it is for first: the cursor starts there and tab goes on to the preset
         # (already filled in from the highlighted row), so a card number typed at once
         # never lands in the minutes.
@@ -330,7 +330,7 @@ class FocusScreen(Screen[None]):
         except FocusError as exc:
             self.notify(str(exc), severity="error", timeout=6)
             return
-        self.notify(f"{session.preset}: {format_clock(session.length)} started.", timeout=3)
+        self.notify(f"{session.preset}: {countdown(session.length)} started.", timeout=3)
         self.refresh_view()
 
     def action_pause(self) -> None:
@@ -347,7 +347,7 @@ class FocusScreen(Screen[None]):
         session = self._run("finish")
         if session is not None and session.ended is not None:
             self.notify(f"{session.preset} finished: "
-                        f"{format_hours(session.focus_seconds(session.ended))} of focus.",
+                        f"{total(session.focus_seconds(session.ended))} of focus.",
                         timeout=4)
 
     def action_abandon(self) -> None:
@@ -363,8 +363,8 @@ class FocusScreen(Screen[None]):
                     self.notify(f"{ended.preset} abandoned; its time does not count.",
                                 timeout=4)
 
-        self.app.push_screen(ConfirmDialog(f"Abandon this {session.preset} session?",
-                                           "Its time will not count as focus."), answered)
+        self.app.push_screen(ConfirmScreen(f"Abandon this {session.preset} session?",
+                                             "Its time will not count as focus."), answered)
 
     def action_interrupt(self) -> None:
         try:

@@ -14,6 +14,7 @@ from textual.widget import Widget
 from textual.widgets import DataTable, Footer, Static
 
 from nomadlab.core.config import FOCUS_KINDS
+from nomadlab.core.durations import countdown, total
 from nomadlab.core.focus import (
     STEP_MINUTES,
     AlreadyRunning,
@@ -21,13 +22,12 @@ from nomadlab.core.focus import (
     Days,
     FocusError,
     FocusService,
-    format_clock,
-    format_hours,
     minute_text,
 )
 from nomadlab.core.focus.report import day_summary
 from nomadlab.ui import render
-from nomadlab.ui.screens.focus_dialogs import ConfirmDialog, FormDialog
+from nomadlab.ui.confirm import ConfirmScreen
+from nomadlab.ui.screens.focus_dialogs import FormDialog
 from nomadlab.ui.services import Services
 from nomadlab.ui.widgets.focus_pane import KIND_STYLE, focus_of, lead
 from nomadlab.ui.widgets.statusbar import StatusBar
@@ -207,7 +207,7 @@ class TodayScreen(Screen[None]):
             if any(s.open for s in sessions):
                 state = Text("running", style="bold green")
             elif sessions:
-                state = Text(f"done {format_hours(service.focus_seconds(sessions, now))}",
+                state = Text(f"done {total(service.focus_seconds(sessions, now))}",
                              style="green")
             elif block.start <= minute < block.end:
                 state = Text("now", style="bold yellow")
@@ -232,19 +232,19 @@ class TodayScreen(Screen[None]):
             table.border_subtitle = "a: add a block (e.g. 07:00-11:00 deep)"
         else:
             table.border_subtitle = f"{len(self.blocks)} planned · " \
-                f"{format_hours(service.plan_seconds(day, self.blocks))}"
+                f"{total(service.plan_seconds(day, self.blocks))}"
         chosen = self.selected()
         self.query_one(Timeline).show(self.blocks, minute, chosen.id if chosen else None,
                                       service.days.starts)
         head = Text()
         head.append(f"{day:%A %d %B %Y}", style="bold")
         head.append("  focus ", style="dim")
-        head.append(format_hours(service.day_focus(day, now)), style="bold")
-        head.append(f" of {format_hours(service.plan_seconds(day, self.blocks))} planned")
+        head.append(total(service.day_focus(day, now)), style="bold")
+        head.append(f" of {total(service.plan_seconds(day, self.blocks))} planned")
         session = service.current(now)
         if session is not None:
             head.append("  ·  ", style="dim")
-            head.append(f"{session.preset} {format_clock(session.remaining(now))}",
+            head.append(f"{session.preset} {countdown(session.remaining(now))}",
                         style="bold magenta")
             if session.state == "paused":
                 head.append(" paused", style="yellow")
@@ -372,7 +372,7 @@ class TodayScreen(Screen[None]):
                 self.focus_service.delete_block(block.id)
                 self.reload()
 
-        self.app.push_screen(ConfirmDialog(f"Delete {block.label} {block.kind}?"), answered)
+        self.app.push_screen(ConfirmScreen(f"Delete {block.label} {block.kind}?"), answered)
 
     def action_start(self) -> None:
         block = self.selected()
@@ -387,7 +387,7 @@ class TodayScreen(Screen[None]):
         except FocusError as exc:
             self.notify(str(exc), severity="error", timeout=5)
             return
-        self.notify(f"{session.preset} started: {format_clock(session.length)}"
+        self.notify(f"{session.preset} started: {countdown(session.length)}"
                     + (f" for {render.clean(session.purpose, 60)}" if session.purpose else ""),
                     timeout=3)
         self.reload(select=block.id)

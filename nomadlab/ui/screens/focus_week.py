@@ -13,7 +13,8 @@ from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import Footer, Static
 
-from nomadlab.core.focus import RETRO_PROMPTS, Days, FocusService, format_hours
+from nomadlab.core.durations import total
+from nomadlab.core.focus import RETRO_PROMPTS, Days, FocusService
 from nomadlab.core.focus.report import DayRow, WeekReport, energy_line, week_report
 from nomadlab.ui import render
 from nomadlab.ui.screens.focus_dialogs import FormDialog
@@ -62,7 +63,7 @@ class WeekChart(Widget):
             if plan_at is not None and plan_at >= int(filled):
                 bar = bar[:plan_at] + Text("│", style="yellow") + bar[plan_at + 1:]
             out.append_text(bar)
-            out.append(f" {format_hours(row.focus):>6}/{format_hours(row.plan):<6}",
+            out.append(f" {total(row.focus):>6}/{total(row.plan):<6}",
                        style=style)
         return out
 
@@ -70,7 +71,7 @@ class WeekChart(Widget):
 def stats_text(report: WeekReport) -> Text:
     """The week's figures, one short line each (cut, never wrapped)."""
     rows: list[tuple[str, str]] = []
-    kinds = " · ".join(f"{k} {format_hours(v)}" for k, v in report.by_kind.items() if v)
+    kinds = " · ".join(f"{k} {total(v)}" for k, v in report.by_kind.items() if v)
     rows.append(("Kinds", kinds or "-"))
     ended = [f"{report.completed} done"]
     if report.finished_early:
@@ -79,7 +80,7 @@ def stats_text(report: WeekReport) -> Text:
     rows.append(("Sessions", f"{report.sessions}: {', '.join(ended)}{dropped}"))
     rows.append(("Interrupted", f"{report.interruptions} times"))
     if report.longest_day is not None:
-        longest = f"{format_hours(report.longest)} {report.longest_day:%a}"
+        longest = f"{total(report.longest)} {report.longest_day:%a}"
         if report.longest_purpose:
             longest += f" · {report.longest_purpose}"
         rows.append(("Longest", longest))
@@ -190,7 +191,7 @@ class WeekScreen(Screen[None]):
         report = week_report(service, self.week, now)
         self.report = report
         head = lead(report.title, "bold")
-        head.append(f"  {format_hours(report.focus)} focus of {format_hours(report.plan)} "
+        head.append(f"  {total(report.focus)} focus of {total(report.plan)} "
                     "planned")
         if self.week == service.week_of(now):
             head.append("  (this week)", style="dim")

@@ -21,8 +21,8 @@ from nomadlab.core.jobs.model import Job
 from nomadlab.core.model import AgentInfo, HostSample
 from nomadlab.remote.slurm import SlurmError
 from nomadlab.ui import render
+from nomadlab.ui.confirm import ConfirmScreen
 from nomadlab.ui.navigate import navigator
-from nomadlab.ui.screens.papers_dialogs import Confirm
 from nomadlab.ui.services import Services
 from nomadlab.ui.widgets.jobs_table import JobsTable, partitions_text
 from nomadlab.ui.widgets.statusbar import StatusBar
@@ -259,7 +259,7 @@ class JobsScreen(Screen[None]):
             if yes:
                 self._act("cancel", job)
 
-        self.app.push_screen(Confirm("Cancel job", body, yes="Cancel it (y)"), answered)
+        self.app.push_screen(ConfirmScreen("Cancel job", body, yes="Cancel it"), answered)
 
     def action_hold(self) -> None:
         job = self._mine("hold")

@@ -24,11 +24,15 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Static
 
 from nomadlab.core import papers as core
+from nomadlab.core.durations import compact
 from nomadlab.core.papers import CapReached, FillReport, Paper, PaperError, PaperService
 from nomadlab.core.papers.ids import IdError, classify_many
 from nomadlab.ui import render
-from nomadlab.ui.screens.papers_dialogs import AddPaper, Confirm, EditLine, EditNotes, Takeaway
+from nomadlab.ui.confirm import ConfirmScreen
+from nomadlab.ui.editor import run_editor
+from nomadlab.ui.screens.papers_dialogs import AddPaper, EditLine, EditNotes, Takeaway
 from nomadlab.ui.services import Services
+from nomadlab.ui.store_watch import watch_store
 from nomadlab.ui.widgets.statusbar import StatusBar
 
 VIEWS: dict[str, tuple[str, ...] | None] = {
@@ -43,19 +47,6 @@ STATUS_GLYPH = {"queued": ("·", "dim"), "reading": ("▶", "bold green"), "read
                 "dropped": ("✗", "red")}
 STACK_BELOW = 120  # columns: below this the detail goes under the list
 CLIPBOARD_LIMIT = 64 * 1024  # OSC 52 payloads much larger than this are often refused
-
-
-def age(seconds: float) -> str:
-    seconds = max(0.0, seconds)
-    if seconds < 3600:
-        return f"{seconds // 60:.0f}m"
-    if seconds < 86400:
-        return f"{seconds // 3600:.0f}h"
-    if seconds < 14 * 86400:
-        return f"{seconds // 86400:.0f}d"
-    if seconds < 60 * 86400:
-        return f"{seconds // (7 * 86400):.0f}w"
-    return f"{seconds // (30 * 86400):.0f}mo"
 
 
 def day(t: float | None) -> str:
@@ -123,7 +114,7 @@ def paper_detail(paper: Paper, services: Services, now: float) -> Text:
         if paper.metadata_error:
             text.append(": " + render.clean(paper.metadata_error, 120))
         if paper.next_attempt:
-            text.append(f" (next try in {age(paper.next_attempt - now)})", style="dim")
+            text.append(f" (next try in {compact(paper.next_attempt - now, parts=1)})", style="dim")
         text.append("\n")
     elif paper.metadata in ("missing", "invalid"):
         text.append(render.clean(paper.metadata_error or paper.metadata, 160) + "\n",
@@ -211,7 +202,7 @@ class PapersScreen(Screen[None]):
         self.query_text = ""
         self.marked: set[int] = set()
         self.shown: list[Paper] = []
-        self._seen: tuple[int, int, str] = (-1, -1, "")
+        self._week = ""  # the week shown: a new one starts at the configured day
         self._unsubscribe: Callable[[], None] | None = None
         self._pending_reload = False
 
@@ -243,7 +234,8 @@ class PapersScreen(Screen[None]):
                 self._flush_cards()
         self.reload()
         table.focus()
-        self.set_interval(1.0, self._poll)
+        watch_store(self, self.services.store, self._store_changed, "papers")
+        self.set_interval(60.0, self._new_week)
         self.retry_pending(force=True)
         # The status bar lays its line out to its width: again once it has one.
         self.call_after_refresh(self.query_one(StatusBar).update_text)
@@ -274,13 +266,15 @@ class PapersScreen(Screen[None]):
             self._pending_reload = True
             self.call_later(self.reload)
 
-    def _poll(self) -> None:
+    def _store_changed(self) -> None:
+        if self.is_current:  # else on_screen_resume reloads
+            self._poke()
+
+    def _new_week(self) -> None:
         service = self.service
         if service is None or not self.is_current:
             return
-        now = self.services.clock.time()
-        seen = (self.services.store.data_version(), service.version, service.week(now).label)
-        if seen != self._seen:
+        if service.week(self.services.clock.time()).label != self._week:
             self.reload()
 
     def _title_width(self) -> int:
@@ -298,8 +292,7 @@ class PapersScreen(Screen[None]):
                 Text("The papers service is not available.", style="bold red"))
             return
         now = self.services.clock.time()
-        self._seen = (self.services.store.data_version(), service.version,
-                      service.week(now).label)
+        self._week = service.week(now).label
         table = self.table
         current = self.selected()
         self.shown = service.papers(status=VIEWS[self.view], query=self.query_text or None)
@@ -334,7 +327,7 @@ class PapersScreen(Screen[None]):
                     title,
                     render.safe(paper.short_authors(1), "", 18),
                     Text(str(paper.year or ""), style="dim"),
-                    Text(age(now - paper.added), style="dim"),
+                    Text(compact(now - paper.added, parts=1), style="dim"),
                     key=str(paper.id),
                 )
         if current is not None:
@@ -484,7 +477,8 @@ class PapersScreen(Screen[None]):
                     self.notify(f"Reading #{done.id}: past the weekly cap.", severity="warning",
                                 timeout=4)
 
-            self.app.push_screen(Confirm("Weekly cap reached", body, "Start anyway (y)"), answer)
+            self.app.push_screen(
+                ConfirmScreen("Weekly cap reached", body, yes="Start anyway"), answer)
             return
         except PaperError as exc:
             self.notify(str(exc), severity="warning", timeout=3)
@@ -555,19 +549,13 @@ class PapersScreen(Screen[None]):
         if need is None:
             return
         service, paper = need
-        command = core.editor_command(os.environ, self.services.config.board.editor)
         try:
-            with self.app.suspend():
-                notes = core.edit_in_editor(paper.notes, command)
-        except SuspendNotSupported:
+            notes = run_editor(self.app, paper.notes, self.services.config.board.editor)
+        except SuspendNotSupported:  # no terminal to hand over: the in-app text field
             self.action_notes()
             return
-        except OSError as exc:
-            self.notify(f"Cannot run {render.clean(' '.join(command))}: {exc}",
-                        severity="error", timeout=6)
-            return
         self.refresh()
-        if notes != paper.notes:
+        if notes is not None and notes != paper.notes:
             service.set_notes(paper.id, notes)
 
     def _open(self, url: str | None) -> None:

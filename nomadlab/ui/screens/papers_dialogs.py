@@ -113,38 +113,6 @@ class Takeaway(_FormDialog[tuple[str, int | None] | None]):
         self.dismiss((takeaway, int(rating_text) if rating_text else None))
 
 
-class Confirm(ModalScreen[bool]):
-    """Yes or no, with y / n."""
-
-    BINDINGS = [
-        Binding("y", "answer(True)", "Yes"),
-        Binding("n,escape", "answer(False)", "No"),
-    ]
-
-    def __init__(self, title: str, body: Text, yes: str = "Yes (y)") -> None:
-        super().__init__()
-        self.title_text = title
-        self.body = body
-        self.yes = yes
-
-    def compose(self) -> ComposeResult:
-        with Vertical(classes="dialog"):
-            yield Label(Text(self.title_text, style="bold"), classes="title")
-            yield Static(self.body, classes="body")
-            with Horizontal(classes="buttons"):
-                yield Button(self.yes, id="yes", variant="warning")
-                yield Button("No (n)", id="no", variant="primary")
-
-    def on_mount(self) -> None:
-        self.query_one("#no", Button).focus()
-
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        self.dismiss(event.button.id == "yes")
-
-    def action_answer(self, yes: bool) -> None:
-        self.dismiss(yes)
-
-
 class EditNotes(ModalScreen[str | None]):
     """Notes (Markdown) in a text area; ctrl+s keeps them, escape leaves them as they were.
     For long notes, E opens $EDITOR instead."""

@@ -13,10 +13,11 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
+from nomadlab.core.durations import compact
 from nomadlab.core.papers import CapReached, Paper, PaperError, PaperService
 from nomadlab.ui import render
-from nomadlab.ui.screens.papers import age, paper_detail, week_text
-from nomadlab.ui.screens.papers_dialogs import Confirm
+from nomadlab.ui.confirm import ConfirmScreen
+from nomadlab.ui.screens.papers import paper_detail, week_text
 from nomadlab.ui.services import Services
 from nomadlab.ui.widgets.statusbar import StatusBar
 
@@ -101,7 +102,7 @@ class PaperReviewScreen(Screen[None]):
                     render.safe(paper.label, "dim" if paper.status == "dropped" else "", width),
                     render.safe(paper.short_authors(1), "", 18),
                     Text(str(paper.year or ""), style="dim"),
-                    Text(age(now - paper.added), style="dim"),
+                    Text(compact(now - paper.added, parts=1), style="dim"),
                     key=str(paper.id),
                 )
         if self.papers:
@@ -180,7 +181,8 @@ class PaperReviewScreen(Screen[None]):
                         return
                     self._decided(paper, "pick")
 
-            self.app.push_screen(Confirm("Weekly cap reached", body, "Pick anyway (y)"), answer)
+            self.app.push_screen(
+                ConfirmScreen("Weekly cap reached", body, yes="Pick anyway"), answer)
             return
         except PaperError as exc:
             self.notify(str(exc), severity="warning", timeout=3)

@@ -22,7 +22,8 @@ from textual.widget import Widget
 from textual.widgets import OptionList
 from textual.widgets.option_list import Option
 
-from nomadlab.core.board.model import Card, LiveState, duration
+from nomadlab.core.board.model import Card, LiveState
+from nomadlab.core.durations import compact
 from nomadlab.ui import logtext, render
 
 PRIORITY_STYLE = {3: "bold red", 2: "bold yellow", 1: "dim cyan"}
@@ -86,7 +87,7 @@ def live_text(live: LiveState, width: int, *, short: bool = False,
     if live.running_for is not None:
         if line.plain:
             line.append(" · ", style="dim")
-        line.append(duration(live.running_for), style="bold")
+        line.append(compact(live.running_for), style="bold")
     if line.plain:
         if failed:
             line.stylize("dim")

@@ -15,6 +15,7 @@ from nomadlab.core.board import BoardService
 from nomadlab.core.board.model import Card
 from nomadlab.ui import render
 from nomadlab.ui.services import Services
+from nomadlab.ui.store_watch import watch_store
 from nomadlab.ui.widgets.board_cards import live_text
 
 STATE_KEY = "board.current"  # the board the board screen shows (shared with it)
@@ -64,6 +65,7 @@ class BoardPane(Widget, can_focus=True):
         self._shown: list[str] = []
         self._token: tuple[int, int] | None = None
         self._counts = ""
+        self._loaded: tuple[str, str, Text] | None = None  # (board, run column, counts)
 
     def compose(self) -> ComposeResult:
         yield Static("", id="bp-counts", markup=False)
@@ -74,7 +76,8 @@ class BoardPane(Widget, can_focus=True):
 
     def on_mount(self) -> None:
         self.refresh_pane()
-        self.set_interval(1.0, self.refresh_pane)
+        watch_store(self, self.services.store, self.refresh_pane, "board")
+        self.set_interval(1.0, self.show_cards)  # the runs' live state and times move
 
     def board(self) -> str:
         """The board the board screen shows (remembered), else the default one."""
@@ -89,11 +92,11 @@ class BoardPane(Widget, can_focus=True):
         return self.service.default_board()
 
     def refresh_pane(self) -> None:
+        """(Re)read the board from the store, then show it."""
         service = self.service
-        if service is None or not self.screen.is_current:
+        if service is None:  # hidden too: changes are rare, coming back shows them at once
             return
         board = self.board()
-        now = service.clock.time()
         counts = service.counts(board)
         wip = service.wip(board)
         line = Text()
@@ -110,6 +113,16 @@ class BoardPane(Widget, can_focus=True):
                 line.append(f" {count}", style="bold" if count else "dim")
         run_col = service.run_column(board)
         self.cards = [c for c in service.cards(board) if c.column == run_col]
+        self._loaded = (board, run_col or "", line)
+        self.show_cards()
+
+    def show_cards(self) -> None:
+        """The cards as last read, with their runs' state and times as of now."""
+        service = self.service
+        if service is None or self._loaded is None or not self.screen.is_current:
+            return
+        _board, run_col, line = self._loaded
+        now = service.clock.time()
         if line.plain != self._counts:
             self._counts = line.plain
             self.query_one("#bp-counts", Static).update(line)

@@ -14,12 +14,11 @@ from textual.binding import Binding
 from textual.containers import Vertical
 from textual.widgets import Static
 
+from nomadlab.core.durations import countdown, total
 from nomadlab.core.focus import (
     Block,
     FocusError,
     Session,
-    format_clock,
-    format_hours,
     minute_text,
 )
 from nomadlab.ui import render
@@ -55,7 +54,7 @@ def countdown_text(session: Session | None, now: float) -> Text:
     text = Text()
     text.append(session.preset, style=KIND_STYLE.get(session.kind, "bold"))
     text.append(" ")
-    text.append(format_clock(session.remaining(now)),
+    text.append(countdown(session.remaining(now)),
                 style="bold" if session.state == "running" else "bold yellow")
     if session.state == "paused":
         text.append(" paused", style="yellow")
@@ -76,8 +75,8 @@ def purpose_text(session: Session | None) -> Text:
 def total_text(focus: float, plan: float, width: int = 12) -> Text:
     """'today 2h10m / 5h00m ████▌·······'"""
     text = lead("today ", "dim")
-    text.append(format_hours(focus), style="bold")
-    text.append(f" / {format_hours(plan)} ")
+    text.append(total(focus), style="bold")
+    text.append(f" / {total(plan)} ")
     fraction = focus / plan if plan else None
     style = "green" if fraction is not None and fraction >= 1 else "cyan"
     text.append_text(render.bar(fraction, width, style))

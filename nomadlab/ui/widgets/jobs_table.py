@@ -8,9 +8,9 @@ from textual.coordinate import Coordinate
 from textual.message import Message
 from textual.widgets import DataTable
 
+from nomadlab.core.durations import clock
 from nomadlab.core.jobs.model import ClusterSnapshot, ClusterState, Job
 from nomadlab.core.jobs.reasons import reason_words
-from nomadlab.core.jobs.report import clock_text
 from nomadlab.ui import render
 
 MARGIN = 20  # rows above and below the visible ones kept up to date
@@ -43,8 +43,8 @@ def elapsed_cell(job: Job, now: float, width: int = 8) -> Text:
         style = "red" if fraction > 0.9 else "yellow" if fraction > 0.75 else "cyan"
         text.append_text(render.bar(fraction, width, style))
         text.append(" ")
-    text.append(clock_text(elapsed))
-    text.append(f"/{clock_text(limit) if limit else '∞'}", style="dim")
+    text.append(clock(elapsed))
+    text.append(f"/{clock(limit) if limit else '∞'}", style="dim")
     return text
 
 

@@ -14,6 +14,7 @@ from nomadlab.core.papers import PaperService
 from nomadlab.ui import render
 from nomadlab.ui.screens.papers import week_text
 from nomadlab.ui.services import Services
+from nomadlab.ui.store_watch import watch_store
 
 
 class PapersPane(Vertical):
@@ -28,7 +29,7 @@ class PapersPane(Vertical):
         self.services = services
         self.service: PaperService | None = services.papers
         self._unsubscribe: Callable[[], None] | None = None
-        self._seen: tuple[int, int, str, int] = (-1, -1, "", -1)
+        self._week = ""  # the week shown: a new one starts at the configured day
 
     def compose(self) -> ComposeResult:
         yield Static("", id="papers-pane-week", markup=False)
@@ -37,7 +38,8 @@ class PapersPane(Vertical):
     def on_mount(self) -> None:
         if self.service is not None:
             self._unsubscribe = self.service.subscribe(self._poke)
-        self.set_interval(2.0, self._poll)
+        watch_store(self, self.services.store, self._store_changed, "papers")
+        self.set_interval(60.0, self._new_week)
         self.update_text()
 
     def on_unmount(self) -> None:
@@ -50,17 +52,15 @@ class PapersPane(Vertical):
     def _poke(self) -> None:
         self.call_later(self.update_text)
 
-    def _poll(self) -> None:
+    def _store_changed(self) -> None:
+        self.update_text()  # hidden too: changes are rare, coming back shows them at once
+
+    def _new_week(self) -> None:
+        """Once a minute: a new week? (the pane shows this week's count)"""
         if self.service is None or not self.screen.is_current:
             return
-        if self._key() != self._seen:
+        if self.service.week(self.services.clock.time()).label != self._week:
             self.update_text()
-
-    def _key(self) -> tuple[int, int, str, int]:
-        assert self.service is not None
-        now = self.services.clock.time()
-        return (self.services.store.data_version(), self.service.version,
-                self.service.week(now).label, self.size.height)
 
     def update_text(self) -> None:
         service = self.service
@@ -69,8 +69,8 @@ class PapersPane(Vertical):
         if service is None:
             week.update(Text("The papers service is not available.", style="dim italic"))
             return
-        self._seen = self._key()
         now = self.services.clock.time()
+        self._week = service.week(now).label
         head = week_text(service, now)
         if service.review_due(now):
             head.append(" · review due", style="bold magenta")

@@ -11,7 +11,8 @@ from textual.binding import Binding
 from textual.message import Message
 from textual.widgets import DataTable
 
-from nomadlab.core.model import GpuProcess, format_age
+from nomadlab.core.durations import compact
+from nomadlab.core.model import GpuProcess
 from nomadlab.ui import render
 from nomadlab.ui.services import Services
 
@@ -131,7 +132,7 @@ class ProcessTable(DataTable[Text]):
             command,
             Text(f"{cpu:.0f}%" if cpu is not None else "", style="dim" if cpu is None else ""),
             Text(render.gib(rss) if rss is not None else ""),
-            Text(format_age(age) if age is not None else ""),
+            Text(compact(age) if age is not None else ""),
             render.safe(container_text(p), "magenta", 12),
         )
 

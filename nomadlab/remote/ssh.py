@@ -241,7 +241,7 @@ class Connector:
         client = HostKeyClient()
         options: dict[str, Any] = {
             "known_hosts": read_known_hosts(target.known_hosts_files or [target.known_hosts]),
-            "connect_timeout": settings.connect_timeout,
+            "connect_timeout": None,  # asyncio.timeout below, not asyncssh's wait_for
             "login_timeout": settings.login_timeout,
             "keepalive_interval": settings.keepalive_interval,
             "keepalive_count_max": settings.keepalive_count_max,
@@ -262,7 +262,11 @@ class Connector:
         if proxy is not None:
             options["sock"] = proxy.sock
         try:
-            return await asyncssh.connect(target.host, **options)
+            # Not asyncssh's connect_timeout: that is asyncio.wait_for, which on Python
+            # 3.11 hands the connection to a task cancelled in the loop turn the handshake
+            # finished and drops the cancellation (a stopped host went on sampling).
+            async with asyncio.timeout(settings.connect_timeout):
+                return await asyncssh.connect(target.host, **options)
         except asyncssh.HostKeyNotVerifiable as exc:
             if client.untrusted is None:
                 raise HostKeyProblem(

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import getpass
 import hashlib
 import hmac
@@ -278,7 +279,7 @@ def trust_host_key(info: HostKeyInfo) -> None:
         f.write(prefix + info.line + "\n")
 
 
-class _Client(asyncssh.SSHClient):
+class _KeyRecorder:
     """Remembers the host key that known_hosts did not trust (and refuses it)."""
 
     def __init__(self) -> None:
@@ -288,6 +289,14 @@ class _Client(asyncssh.SSHClient):
                                  key: asyncssh.SSHKey) -> bool:
         self.untrusted = (host, addr, port, key)
         return False
+
+
+@functools.cache
+def _client_class() -> type[_KeyRecorder]:
+    """The asyncssh client: an ``asyncssh.SSHClient`` with :class:`_KeyRecorder`'s
+    methods, made on first use (the TUI imports asyncssh after its first frame:
+    core/lazyimport.py)."""
+    return type("_Client", (_KeyRecorder, asyncssh.SSHClient), {})
 
 
 # --------------------------------------------------------------------------- targets
@@ -608,7 +617,7 @@ class Connector:
         locked = keys.locked
         if locked and not keys.offered:
             raise PassphraseNeeded(locked[0], f"{what}the key {locked[0]} needs its passphrase")
-        client = _Client()
+        client = _client_class()()
         options: dict[str, Any] = {
             "known_hosts": read_known_hosts(target.known_hosts_files or [target.known_hosts]),
             "connect_timeout": settings.connect_timeout,

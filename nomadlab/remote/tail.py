@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import stat
@@ -29,7 +30,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import asyncssh
 
@@ -251,11 +252,13 @@ def _why(status: int | None, stderr: _StderrTail) -> str:
     return f"tail agent ended{detail}"
 
 
-class _TailChannel(asyncssh.SSHClientSession[bytes]):
+class _TailChannel:
     """The tail agent's channel, read directly: asyncssh's stream readers re-open the
     SSH window as soon as data is buffered, so a host that ignores our flow window
     could fill memory. Here every byte is counted as it arrives; more than ``cap``
-    bytes waiting to be handled closes the channel."""
+    bytes waiting to be handled closes the channel. (An ``asyncssh.SSHClientSession``:
+    :func:`_tail_channel` makes one, the class on first use, as asyncssh may be
+    imported lazily: core/lazyimport.py.)"""
 
     def __init__(self, cap: int) -> None:
         self.cap = cap
@@ -295,6 +298,15 @@ class _TailChannel(asyncssh.SSHClientSession[bytes]):
         self.error = exc
         self.ready.set()
         self.closed.set()
+
+
+@functools.cache
+def _tail_channel_class() -> type[_TailChannel]:
+    return type("_TailChannel", (_TailChannel, asyncssh.SSHClientSession), {})
+
+
+def _tail_channel(cap: int) -> _TailChannel:
+    return _tail_channel_class()(cap)
 
 
 class SshPipe:
@@ -352,9 +364,11 @@ class RemoteLink:
     async def open(self) -> AgentPipe:
         conn = await self.supervisor.wait_connected()
         command = bootstrap.agent_command(self.supervisor.host.python)
-        session = _TailChannel(RECEIVE_CAP)
+        session = _tail_channel(RECEIVE_CAP)
         try:
-            chan, _ = await conn.create_session(lambda: session, command, encoding=None)
+            chan, _ = await conn.create_session(
+                lambda: cast("asyncssh.SSHClientSession[bytes]", session), command,
+                encoding=None)
         except asyncssh.ChannelOpenError as exc:
             if conn.is_closed():
                 raise LinkLost(exc.reason) from exc

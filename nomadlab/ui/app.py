@@ -15,6 +15,7 @@ from textual.binding import Binding
 from textual.notifications import SeverityLevel
 from textual.screen import Screen
 
+from nomadlab.core import lazyimport
 from nomadlab.core.alerts import Alert
 from nomadlab.core.store import describe_error
 from nomadlab.notify import terminal_sink
@@ -164,7 +165,10 @@ class NomadApp(App[None]):
             if (settings.bell or settings.desktop) and not self.is_headless:
                 hub.notifier.add_sink(terminal_sink(self._write_terminal))
         if self.services.start_fleet:
-            self.run_worker(self._start_services(), name="services", exclusive=True)
+            # After the first frame is painted: starting 50 connections (and what their
+            # first statuses set off) would otherwise delay it.
+            self.call_after_refresh(self.run_worker, self._start_services, name="services",
+                                    exclusive=True)
         if self.services.hint:
             self.notify(self.services.hint, title="Welcome", timeout=15)
         # Everything built at start-up lives as long as the app: keep the garbage
@@ -172,6 +176,7 @@ class NomadApp(App[None]):
         self.set_timer(3.0, gc.freeze)
 
     async def _start_services(self) -> None:
+        lazyimport.load("asyncssh")  # deferred by the CLI until the first frame was painted
         s = self.services
         await s.fleet.start()
         if s.logs is not None:

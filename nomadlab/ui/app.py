@@ -28,6 +28,7 @@ from nomadlab.ui.screens.placeholder import PlaceholderScreen
 from nomadlab.ui.screens.workspace import WorkspaceScreen
 from nomadlab.ui.services import Services
 from nomadlab.ui.textual_patches import apply as apply_textual_patches
+from nomadlab.ui.textual_patches import css_is_current
 
 MODES = ("workspace", "fleet", "logs", "board", "papers", "focus", "alerts", "jobs")
 MODE_TITLES = {
@@ -154,9 +155,14 @@ class NomadApp(App[None]):
         }
         return PlaceholderScreen(s, MODE_TITLES[mode], texts[mode])
 
+    def _mode_screen(self, mode: str) -> Screen[None]:
+        screen = self._make(mode)
+        css_is_current(self, screen)  # no re-parse of the whole stylesheet for it
+        return screen
+
     def on_mount(self) -> None:
         for mode in MODES:
-            self.add_mode(mode, partial(self._make, mode))
+            self.add_mode(mode, partial(self._mode_screen, mode))
         self.switch_mode(self.services.initial_mode)
         hub = self.services.alerts
         if hub is not None:

@@ -113,6 +113,12 @@ def test_the_same_frames_with_and_without_the_patch() -> None:
     assert 2 * sum(map(len, patched_bytes)) < sum(map(len, plain_bytes))
 
 
+def test_the_version_check_reads_the_installed_version() -> None:
+    import textual
+
+    assert textual_patches.textual_version() == textual.__version__
+
+
 def test_applied_at_app_start_not_on_import() -> None:
     probe = (
         "from textual._compositor import ChopsUpdate\n"

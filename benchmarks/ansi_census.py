@@ -7,7 +7,13 @@ SGR sequences set exactly the state that was already set (a terminal-state model
 SGR attributes and colours, tracked through resets; cursor moves that land where the
 cursor already is are counted for absolute moves after printable ASCII only).
 
-Run: ``python benchmarks/ansi_census.py FILE [FILE...]``.
+With ``--cells``, for ``NAME.all.bin`` files (``terminal_bytes.py --dump`` writes them
+with ``NAME.all.from``, the offset where its window began): the output is replayed
+through a VT100 emulator (pyte) and every character written in the window is counted
+as changing its cell or rewriting what the cell already showed (same character,
+colours and attributes): a rewrite is a byte spent on nothing.
+
+Run: ``python benchmarks/ansi_census.py [--cells] FILE [FILE...]``.
 """
 
 from __future__ import annotations
@@ -79,13 +85,54 @@ def census(data: bytes) -> None:
         print(f"    {n:5d} x {raw!r}")
 
 
+def cells(data: bytes, start: int, cols: int = 160, rows: int = 48) -> None:
+    import pyte
+
+    counts = {"changed": 0, "rewritten": 0}
+    lines: dict[int, int] = {}
+
+    class Screen(pyte.Screen):  # type: ignore[misc]
+        counting = False
+
+        def draw(self, text: str) -> None:
+            for char in text:
+                y, x = self.cursor.y, self.cursor.x
+                before = self.buffer[y][x] if x < self.columns else None
+                super().draw(char)
+                if self.counting and before is not None:
+                    same = self.buffer[y][x] == before
+                    counts["rewritten" if same else "changed"] += 1
+                    if same:
+                        lines[y] = lines.get(y, 0) + 1
+
+    screen = Screen(cols, rows)
+    stream = pyte.ByteStream(screen)
+    stream.feed(data[:start])
+    screen.counting = True
+    stream.feed(data[start:])
+    total = counts["changed"] + counts["rewritten"]
+    print(f"  characters written in the window: {total}; changing their cell "
+          f"{counts['changed']}, rewriting what it showed {counts['rewritten']}")
+    if lines:
+        print("  rewrites by screen row (1-based): " + ", ".join(
+            f"{y + 1}: {n}" for y, n in sorted(lines.items())))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("files", nargs="+", type=Path)
+    parser.add_argument("--cells", action="store_true",
+                        help="replay NAME.all.bin (window from NAME.all.from) through pyte")
     args = parser.parse_args()
     for path in args.files:
         print(f"== {path}")
-        census(path.read_bytes())
+        data = path.read_bytes()
+        if args.cells:
+            start = int(path.with_suffix(".from").read_text())
+            census(data[start:])
+            cells(data, start)
+        else:
+            census(data)
 
 
 if __name__ == "__main__":

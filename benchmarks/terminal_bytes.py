@@ -84,6 +84,7 @@ def measure(run: Run, env: dict[str, str], warmup: float, window: float) -> dict
         time.sleep(window)
         end = time.monotonic()
         out["window_bytes"] = bytes(proc.data[first:proc.total])
+        out["all_bytes"], out["window_from"] = bytes(proc.data[:proc.total]), first
         after = _common.MachineSnapshot()
         ticks = sum(_common._delta(before, after, p) for p in _common.tree(proc.pid, after.procs))
         out.update(
@@ -164,6 +165,10 @@ def main() -> None:
         for r in results:
             name = re.sub(r"[^A-Za-z0-9]+", "-", r["label"]).strip("-")
             (args.dump / f"{name}.bin").write_bytes(r["window_bytes"])
+            # everything from the start, and where the window began (ansi_census.py
+            # --cells replays it through a terminal emulator)
+            (args.dump / f"{name}.all.bin").write_bytes(r["all_bytes"])
+            (args.dump / f"{name}.all.from").write_text(str(r["window_from"]))
     report(results, warmup, window, left)
 
 

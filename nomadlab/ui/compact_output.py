@@ -152,8 +152,9 @@ class Writer:
     def _fill(self, segments: Iterable[Segment], cells: int) -> bool:
         texts = []
         for text, style, control in segments:
-            if control or sgr_state(style, self.color_system) != self.state:
-                return False
+            if (control or sgr_state(style, self.color_system) != self.state
+                    or (style is not None and style._link)):
+                return False  # another style, or a link (written with its OSC 8)
             texts.append(text)
         text = "".join(texts)
         if len(text) != cells or not (text.isascii() and text.isprintable()):

@@ -22,6 +22,10 @@ typed after `end` are inserted before `end` runs: `End Q` on `(FA3)Z` gave
 bindings for a key in its own ``_on_key``, in arrival order; the result is the
 same binding, found the same way (the focused widget's bindings come first).
 
+Start-up: :func:`css_is_current` spares a new mode screen with no CSS of its own
+Textual's two re-parses of the whole stylesheet on the first switch to its mode (the
+app calls it for each mode screen it makes).
+
 Nothing happens on import: the app calls :func:`apply` when it starts
 (``NomadApp.__init__``); :func:`remove` puts Textual's own code back (the tests render
 the same frames both ways). docs/textual-patch.md describes the render fix as the

@@ -91,7 +91,7 @@ def cells(data: bytes, start: int, cols: int = 160, rows: int = 48) -> None:
     counts = {"changed": 0, "rewritten": 0}
     lines: dict[int, int] = {}
 
-    class Screen(pyte.Screen):  # type: ignore[misc]
+    class Screen(pyte.Screen):
         counting = False
 
         def draw(self, text: str) -> None:

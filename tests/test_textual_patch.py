@@ -60,10 +60,8 @@ def frames(mode: str) -> tuple[list[list[str]], list[bytes]]:
             power = f"{111 * k:>5} W 全部"  # the last lines drawn
             a, b, c, d = (f"{7 * i * k % 100:>2}" for i in range(1, 5))
             numbers = f"load {a} | {b}漢{c} x {d} end"
-            term.wait_for(lambda s, k=k, expected=expected, char=char, power=power,
-                          numbers=numbers:
-                          f" {k}/{total}" in s and char in s and power in s
-                          and numbers in s and all(v in s for v in expected),
+            wanted = [f" {k}/{total}", char, power, numbers, *expected]
+            term.wait_for(lambda s, wanted=wanted: all(v in s for v in wanted),
                           what=f"frame {k}")
             screens.append(cells(term))
             texts.append("\n".join(term.screen.display))
@@ -102,14 +100,14 @@ def test_the_same_frames_with_and_without_the_patch() -> None:
     # rather than moved over; the wide character between the next two is not.
     k = len(textual_frames.FRAMES)
     a, b, c = (f"{7 * i * k % 100:>2}" for i in range(1, 4))
-    last = patched_bytes[-1]
-    assert f"{a} | {b}\x1b[2C{c}".encode() in last.replace(b"\x1b[4;7m", b"")
+    final = patched_bytes[-1]
+    assert f"{a} | {b}\x1b[2C{c}".encode() in final.replace(b"\x1b[4;7m", b"")
     # Each style is set where it changes, not around every run of cells; no line
     # feeds (each line starts with a move); the last SGR is a reset, as Textual's.
-    assert b"\r\n" in plain_bytes[-1] and b"\r\n" not in last
+    assert b"\r\n" in plain_bytes[-1] and b"\r\n" not in final
     sgr = re.compile(rb"\x1b\[[0-9;]*m")
-    assert 3 * len(sgr.findall(last)) < len(sgr.findall(plain_bytes[-1]))
-    assert sgr.findall(last)[-1] == b"\x1b[0m"
+    assert 3 * len(sgr.findall(final)) < len(sgr.findall(plain_bytes[-1]))
+    assert sgr.findall(final)[-1] == b"\x1b[0m"
     assert 2 * sum(map(len, patched_bytes)) < sum(map(len, plain_bytes))
 
 

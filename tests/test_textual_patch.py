@@ -11,6 +11,7 @@ import os
 import re
 import subprocess
 import sys
+from functools import partial
 from pathlib import Path
 
 import textual_frames
@@ -38,6 +39,10 @@ def cells(term: PtyTerm) -> list[str]:
     return out
 
 
+def shows_all(wanted: list[str], text: str) -> bool:
+    return all(v in text for v in wanted)
+
+
 def frames(mode: str) -> tuple[list[list[str]], list[bytes]]:
     """The screen after the first paint and after each frame, and the bytes written
     for each frame, for ``textual_frames.py MODE``."""
@@ -61,8 +66,7 @@ def frames(mode: str) -> tuple[list[list[str]], list[bytes]]:
             a, b, c, d = (f"{7 * i * k % 100:>2}" for i in range(1, 5))
             numbers = f"load {a} | {b}漢{c} x {d} end"
             wanted = [f" {k}/{total}", char, power, numbers, *expected]
-            term.wait_for(lambda s, wanted=wanted: all(v in s for v in wanted),
-                          what=f"frame {k}")
+            term.wait_for(partial(shows_all, wanted), what=f"frame {k}")
             screens.append(cells(term))
             texts.append("\n".join(term.screen.display))
             costs.append(bytes(term.raw[before:]))

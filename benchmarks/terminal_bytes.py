@@ -80,8 +80,11 @@ def measure(run: Run, env: dict[str, str], warmup: float, window: float) -> dict
                                f"{bytes(proc.tail).decode('utf-8', 'replace')[-1500:]}")
         before = _common.MachineSnapshot()
         start = time.monotonic()
+        first = proc.total
         time.sleep(window)
         end = time.monotonic()
+        out["window_bytes"] = bytes(proc.data[first:proc.total])
+        out["all_bytes"], out["window_from"] = bytes(proc.data[:proc.total]), first
         after = _common.MachineSnapshot()
         ticks = sum(_common._delta(before, after, p) for p in _common.tree(proc.pid, after.procs))
         out.update(
@@ -108,6 +111,9 @@ def main() -> None:
     parser.add_argument("--window", type=float)
     parser.add_argument("--wait-quiet", type=float, default=0.0, metavar="SECONDS",
                         help="before each run, wait up to this long for an idle machine")
+    parser.add_argument("--dump", type=Path, metavar="DIR",
+                        help="write what each program wrote over the window to DIR/LABEL.bin "
+                             "(to decode with benchmarks/ansi_census.py)")
     parser.add_argument("--runs", help="only the runs whose label contains one of these "
                                        "comma-separated words (e.g. nvitop)")
     args = parser.parse_args()
@@ -154,6 +160,15 @@ def main() -> None:
     finally:
         left = _common.leftovers(r["pgid"] for r in results)
         shutil.rmtree(tmp, ignore_errors=True)
+    if args.dump:
+        args.dump.mkdir(parents=True, exist_ok=True)
+        for r in results:
+            name = re.sub(r"[^A-Za-z0-9]+", "-", r["label"]).strip("-")
+            (args.dump / f"{name}.bin").write_bytes(r["window_bytes"])
+            # everything from the start, and where the window began (ansi_census.py
+            # --cells replays it through a terminal emulator)
+            (args.dump / f"{name}.all.bin").write_bytes(r["all_bytes"])
+            (args.dump / f"{name}.all.from").write_text(str(r["window_from"]))
     report(results, warmup, window, left)
 
 

@@ -8,8 +8,10 @@ starts, not when a module is imported.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
+from functools import partial
 from pathlib import Path
 
 import textual_frames
@@ -31,9 +33,14 @@ def cells(term: PtyTerm) -> list[str]:
         line = term.screen.buffer[y]
         out.append("".join(
             f"{c.data or '<2>'}{c.fg}/{c.bg}{'b' if c.bold else ''}{'i' if c.italics else ''}"
-            f"{'r' if c.reverse else ''}|"
+            f"{'r' if c.reverse else ''}{'u' if c.underscore else ''}"
+            f"{'s' if c.strikethrough else ''}{'k' if c.blink else ''}|"
             for c in (line[x] for x in range(term.cols))))
     return out
+
+
+def shows_all(wanted: list[str], text: str) -> bool:
+    return all(v in text for v in wanted)
 
 
 def frames(mode: str) -> tuple[list[list[str]], list[bytes]]:
@@ -55,11 +62,11 @@ def frames(mode: str) -> tuple[list[list[str]], list[bytes]]:
             term.press("n")
             updates, (_, char) = textual_frames.FRAMES[k - 1]
             expected = [value for _, _, value in updates]
-            power = f"{111 * k:>5} W 全部"  # the last line drawn
-            term.wait_for(lambda s, k=k, expected=expected, char=char, power=power:
-                          f" {k}/{total}" in s and char in s and power in s
-                          and all(v in s for v in expected),
-                          what=f"frame {k}")
+            power = f"{111 * k:>5} W 全部"  # the last lines drawn
+            a, b, c, d = (f"{7 * i * k % 100:>2}" for i in range(1, 5))
+            numbers = f"load {a} | {b}漢{c} x {d} end"
+            wanted = [f" {k}/{total}", char, power, numbers, *expected]
+            term.wait_for(partial(shows_all, wanted), what=f"frame {k}")
             screens.append(cells(term))
             texts.append("\n".join(term.screen.display))
             costs.append(bytes(term.raw[before:]))
@@ -92,6 +99,26 @@ def test_the_same_frames_with_and_without_the_patch() -> None:
     assert b"\x1b[8;13H" in patched_bytes[-1]
     _, (index, _) = textual_frames.FRAMES[-1]
     assert f"\x1b[7;{2 * index}H".encode() in patched_bytes[-1]  # 1-based: the cell before
+    # The third line (row 9), numbers in four refresh regions of their own: the three
+    # cells " | " between the first two, in the style already set, are written out
+    # rather than moved over; the wide character between the next two is not.
+    k = len(textual_frames.FRAMES)
+    a, b, c = (f"{7 * i * k % 100:>2}" for i in range(1, 4))
+    final = patched_bytes[-1]
+    assert f"{a} | {b}\x1b[2C{c}".encode() in final.replace(b"\x1b[4;7m", b"")
+    # Each style is set where it changes, not around every run of cells; no line
+    # feeds (each line starts with a move); the last SGR is a reset, as Textual's.
+    assert b"\r\n" in plain_bytes[-1] and b"\r\n" not in final
+    sgr = re.compile(rb"\x1b\[[0-9;]*m")
+    assert 3 * len(sgr.findall(final)) < len(sgr.findall(plain_bytes[-1]))
+    assert sgr.findall(final)[-1] == b"\x1b[0m"
+    assert 2 * sum(map(len, patched_bytes)) < sum(map(len, plain_bytes))
+
+
+def test_the_version_check_reads_the_installed_version() -> None:
+    import textual
+
+    assert textual_patches.textual_version() == textual.__version__
 
 
 def test_applied_at_app_start_not_on_import() -> None:

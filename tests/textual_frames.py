@@ -38,12 +38,13 @@ WIDE = "一二三四五六七八九十百千万亿兆京垓秭穰沟"  # 20 char
 class WideLine(Widget):
     """One line of double-width characters, refreshed a few cells at a time."""
 
-    DEFAULT_CSS = "WideLine { height: 2; width: 60; }"
+    DEFAULT_CSS = "WideLine { height: 3; width: 60; }"
 
     def __init__(self) -> None:
         super().__init__()
         self.text = list(WIDE)
         self.power = 0
+        self.counts = [0, 0, 0, 0]
 
     def render_line(self, y: int) -> Strip:
         if y == 0:
@@ -52,6 +53,15 @@ class WideLine(Widget):
             segments = [Segment("電源 gpu0 ", Style(bold=True)),
                         Segment(f"{self.power:>5} W", Style(color="red", bgcolor="blue")),
                         Segment(" 全部 ok", Style(color="green", italic=True))]
+        elif y == 2:  # numbers in runs of styles: short gaps, attributes, a link
+            a, b, c, d = (f"{n:>2}" for n in self.counts)
+            ink = Style(color="yellow", bgcolor="grey23")
+            segments = [Segment("load ", Style(dim=True)), Segment(a, ink),
+                        Segment(" | ", ink), Segment(b, ink), Segment("漢", ink),
+                        Segment(c, Style(color="yellow", bgcolor="grey23", reverse=True,
+                                         underline=True)),
+                        Segment(" x "), Segment(d, Style(link="https://example.com/", bold=True)),
+                        Segment(" end", Style(bgcolor="grey23"))]
         else:
             segments = []
         return Strip(segments).extend_cell_length(self.size.width).crop(0, self.size.width)
@@ -63,6 +73,11 @@ class WideLine(Widget):
         self.refresh(Region(max(0, x - 1), 0, 3, 1))
         self.power += 111
         self.refresh(Region(12, 1, 3, 1))  # the last digits of the power
+        # Each number of the third line in a region of its own: between a and b three
+        # cells of the same style, between b and c a wide character, c and d 3 cells.
+        self.counts = [(n + 7 * (i + 1)) % 100 for i, n in enumerate(self.counts)]
+        for x in (5, 10, 14, 19):
+            self.refresh(Region(x, 2, 2, 1))
 
 
 class Frames(App[None]):

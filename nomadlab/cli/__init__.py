@@ -107,6 +107,9 @@ def _top_parser() -> tuple[argparse.ArgumentParser, Subparsers]:
 
 
 def _run_tui(args: argparse.Namespace) -> int:
+    from nomadlab.core import lazyimport
+
+    lazyimport.defer("asyncssh")  # imported after the first frame (ui/app.py)
     from nomadlab.cli import tui
 
     return tui.run(args)

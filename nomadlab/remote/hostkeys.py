@@ -4,6 +4,7 @@ described for the user, and trusted only when the user says so."""
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import os
@@ -101,8 +102,11 @@ def trust_host_key(info: HostKeyInfo) -> None:
         f.write(prefix + info.line + "\n")
 
 
-class HostKeyClient(asyncssh.SSHClient):
-    """Remembers the host key that known_hosts did not trust (and refuses it)."""
+class HostKeyClient:
+    """Remembers the host key that known_hosts did not trust (and refuses it).
+
+    An ``asyncssh.SSHClient``: :func:`host_key_client` makes one, the class on first
+    use, as the TUI imports asyncssh after its first frame (core/lazyimport.py)."""
 
     def __init__(self) -> None:
         self.untrusted: tuple[str, str, int, asyncssh.SSHKey] | None = None
@@ -111,3 +115,12 @@ class HostKeyClient(asyncssh.SSHClient):
                                  key: asyncssh.SSHKey) -> bool:
         self.untrusted = (host, addr, port, key)
         return False
+
+
+@functools.cache
+def _host_key_client_class() -> type[HostKeyClient]:
+    return type("HostKeyClient", (HostKeyClient, asyncssh.SSHClient), {})
+
+
+def host_key_client() -> HostKeyClient:
+    return _host_key_client_class()()

@@ -23,7 +23,7 @@ import asyncssh
 
 from nomadlab.core.config import HostConfig, SshSettings
 from nomadlab.core.model import HostKeyInfo
-from nomadlab.remote.hostkeys import HostKeyClient, host_key_info, read_known_hosts
+from nomadlab.remote.hostkeys import host_key_client, host_key_info, read_known_hosts
 from nomadlab.remote.ssh_errors import (
     AuthFailed,
     ConnectFailure,
@@ -238,7 +238,7 @@ class Connector:
         locked = keys.locked
         if locked and not keys.offered:
             raise PassphraseNeeded(locked[0], f"{what}the key {locked[0]} needs its passphrase")
-        client = HostKeyClient()
+        client = host_key_client()
         options: dict[str, Any] = {
             "known_hosts": read_known_hosts(target.known_hosts_files or [target.known_hosts]),
             "connect_timeout": None,  # asyncio.timeout below, not asyncssh's wait_for

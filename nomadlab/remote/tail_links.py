@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import sys
-from typing import Protocol
+from typing import Protocol, cast
 
 import asyncssh
 
@@ -75,11 +76,13 @@ def why_ended(status: int | None, stderr: StderrTail) -> str:
     return f"tail agent ended{detail}"
 
 
-class TailChannel(asyncssh.SSHClientSession[bytes]):
+class TailChannel:
     """The tail agent's channel, read directly: asyncssh's stream readers re-open the
     SSH window as soon as data is buffered, so a host that ignores our flow window
     could fill memory. Here every byte is counted as it arrives; more than ``cap``
-    bytes waiting to be handled closes the channel."""
+    bytes waiting to be handled closes the channel. (An ``asyncssh.SSHClientSession``:
+    :func:`tail_channel` makes one, the class on first use, as asyncssh may be
+    imported lazily: core/lazyimport.py.)"""
 
     def __init__(self, cap: int) -> None:
         self.cap = cap
@@ -119,6 +122,15 @@ class TailChannel(asyncssh.SSHClientSession[bytes]):
         self.error = exc
         self.ready.set()
         self.closed.set()
+
+
+@functools.cache
+def _tail_channel_class() -> type[TailChannel]:
+    return type("TailChannel", (TailChannel, asyncssh.SSHClientSession), {})
+
+
+def tail_channel(cap: int) -> TailChannel:
+    return _tail_channel_class()(cap)
 
 
 class SshPipe:
@@ -176,9 +188,11 @@ class RemoteLink:
     async def open(self) -> AgentPipe:
         conn = await self.supervisor.wait_connected()
         command = bootstrap.agent_command(self.supervisor.host.python)
-        session = TailChannel(RECEIVE_CAP)
+        session = tail_channel(RECEIVE_CAP)
         try:
-            chan, _ = await conn.create_session(lambda: session, command, encoding=None)
+            chan, _ = await conn.create_session(
+                lambda: cast("asyncssh.SSHClientSession[bytes]", session), command,
+                encoding=None)
         except asyncssh.ChannelOpenError as exc:
             if conn.is_closed():
                 raise LinkLost(exc.reason) from exc

@@ -15,6 +15,7 @@ from textual.dom import DOMNode
 from textual.notifications import SeverityLevel
 from textual.screen import Screen
 
+from nomadlab.core import lazyimport
 from nomadlab.core.alerts import Alert
 from nomadlab.core.store import describe_error
 from nomadlab.features import FEATURES
@@ -26,6 +27,7 @@ from nomadlab.ui.screens.modals import HelpScreen
 from nomadlab.ui.screens.workspace import WorkspaceScreen
 from nomadlab.ui.services import Services
 from nomadlab.ui.textual_patches import apply as apply_textual_patches
+from nomadlab.ui.textual_patches import css_is_current
 
 # The modes: home, then each feature's full screen (nomadlab/features.py).
 FEATURE_BY_MODE = {feature.key: feature for feature in FEATURES}
@@ -86,9 +88,14 @@ class NomadApp(App[None]):
             return WorkspaceScreen(self.services)
         return FEATURE_BY_MODE[mode].screen(self.services)
 
+    def _mode_screen(self, mode: str) -> Screen[None]:
+        screen = self._make(mode)
+        css_is_current(self, screen)  # no re-parse of the whole stylesheet for it
+        return screen
+
     def on_mount(self) -> None:
         for mode in MODES:
-            self.add_mode(mode, partial(self._make, mode))
+            self.add_mode(mode, partial(self._mode_screen, mode))
         self.switch_mode(self.services.initial_mode)
         hub = self.services.alerts
         if hub is not None:
@@ -97,7 +104,11 @@ class NomadApp(App[None]):
             if (settings.bell or settings.desktop) and not self.is_headless:
                 hub.notifier.add_sink(terminal_sink(self._write_terminal))
         if self.services.start_fleet:
-            self.run_worker(self._start_services(), name="services", exclusive=True)
+            # After the first frames are painted (the screen, then the footer, which
+            # fills in after a refresh of its own): starting 50 connections (and what
+            # their first statuses set off) would otherwise delay them.
+            self.call_after_refresh(self.call_after_refresh, self.run_worker,
+                                    self._start_services, name="services", exclusive=True)
         if self.services.hint:
             self.notify(self.services.hint, title="Welcome", timeout=15)
         # Everything built at start-up lives as long as the app: keep the garbage
@@ -105,6 +116,7 @@ class NomadApp(App[None]):
         self.set_timer(3.0, gc.freeze)
 
     async def _start_services(self) -> None:
+        lazyimport.load("asyncssh")  # deferred by the CLI until the first frame was painted
         s = self.services
         await s.fleet.start()
         if s.logs is not None:

@@ -1,5 +1,5 @@
-"""Two small fixes to Textual: crop partial screen updates on the left too, and keep
-keys in order in text inputs.
+"""Small fixes to Textual: crop partial screen updates on the left too, write screen
+updates in fewer bytes, and keep keys in order in text inputs.
 
 Textual (8.2.8, pinned) writes a partial update of a line from the left edge of the
 widget's fragment up to the right end of the changed region: refreshing the ten
@@ -7,6 +7,11 @@ cells of a power reading at column 110 re-sends the 110 cells before it as well.
 Over SSH on a poor link that is most of what a live table costs. This crops each
 fragment to the changed span on both sides. Applied only to the Textual version
 it was written against; anything else runs unpatched (correct, just chattier).
+
+Fewer bytes: partial (``ChopsUpdate``) and full (``LayoutUpdate``) updates are written
+by :class:`nomadlab.ui.compact_output.Writer`, which sends an SGR sequence only where
+the style changes and the shortest cursor move (none where the cursor already is),
+instead of a full style, a reset and an absolute move around every run of cells.
 
 Keys out of order: a focused Input (or TextArea) inserts a printable key at once, in
 its own message queue, but its own key bindings (home, end, arrows, enter...) run
@@ -17,6 +22,10 @@ typed after `end` are inserted before `end` runs: `End Q` on `(FA3)Z` gave
 bindings for a key in its own ``_on_key``, in arrival order; the result is the
 same binding, found the same way (the focused widget's bindings come first).
 
+Start-up: :func:`css_is_current` spares a new mode screen with no CSS of its own
+Textual's two re-parses of the whole stylesheet on the first switch to its mode (the
+app calls it for each mode screen it makes).
+
 Nothing happens on import: the app calls :func:`apply` when it starts
 (``NomadApp.__init__``); :func:`remove` puts Textual's own code back (the tests render
 the same frames both ways). docs/textual-patch.md describes the render fix as the
@@ -25,47 +34,83 @@ upstream change it should become.
 
 from __future__ import annotations
 
+import contextlib
+import os
+from pathlib import Path
 from typing import Any
 
 import textual
 from rich.console import Console
+from rich.segment import Segment
 from textual import events
-from textual._compositor import ChopsUpdate
+from textual._compositor import ChopsUpdate, LayoutUpdate
+from textual.app import App
+from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import Input, TextArea
+
+from nomadlab.ui.compact_output import Writer
 
 PATCHED_FOR = "8.2.8"
 
 
 def _render_segments(self: Any, console: Console) -> str:
-    """ChopsUpdate.render_segments, cropping to [x1, x2) on both sides."""
-    from rich.control import Control
-
-    sequences: list[str] = []
-    append = sequences.append
-    move_to = Control.move_to
+    """ChopsUpdate.render_segments, cropping to [x1, x2) on both sides, written by
+    :class:`~nomadlab.ui.compact_output.Writer` (only the SGR and cursor changes the
+    terminal needs; no line feeds between lines, each starts with a move)."""
     chops = self.chops
     chop_ends = self.chop_ends
-    last_y = self.spans[-1][0]
+    width = max((ends[-1] for ends in chop_ends if ends), default=0)
+    writer = Writer(console._color_system, width)
     for y, x1, x2 in self.spans:
         line = chops[y]
         ends = chop_ends[y]
+        fill = _filler(line, ends)
         for end, (x, strip) in zip(ends, line.items(), strict=False):
             if strip is None:
                 continue
             if x > x2 or end <= x1:
                 continue
             if x2 > x >= x1 and end <= x2:
-                append(move_to(x, y).segment.text)
-                append(strip.render(console))
+                writer.move_to(x, y, fill)
+                writer.segments(strip)
                 continue
             left, right = _whole_cells(strip, max(x, x1) - x, min(end, x2) - x)
-            part = strip.crop(left, right)
-            append(move_to(x + left, y).segment.text)
-            append(part.render(console))
-        if y != last_y:
-            append("\n")
-    return "".join(sequences)
+            writer.move_to(x + left, y, fill)
+            writer.segments(strip.crop(left, right))
+    return writer.finish()
+
+
+def _filler(line: Any, ends: list[int]) -> Any:
+    """``fill(x1, x2)`` for :meth:`Writer.move_to`: the segments of cells [x1, x2) of
+    a line of chops, or none where a chop is missing or a wide character is cut."""
+
+    def fill(x1: int, x2: int) -> list[Segment]:
+        out: list[Segment] = []
+        for end, (x, strip) in zip(ends, line.items(), strict=False):
+            if end <= x1 or x >= x2:
+                continue
+            if strip is None:
+                return []
+            left, right = max(x, x1) - x, min(end, x2) - x
+            if _whole_cells(strip, left, right) != (left, right):
+                return []
+            out.extend(strip.crop(left, right))
+        return out
+
+    return fill
+
+
+def _render_layout(self: Any, console: Console) -> str:
+    """LayoutUpdate.render_segments (a full repaint of a region), written by
+    :class:`~nomadlab.ui.compact_output.Writer`."""
+    x = self.region.x
+    writer = Writer(console._color_system, self.region.right)
+    for y, line in enumerate(self.strips, self.region.y):
+        writer.move_to(x, y)
+        for strip in line:
+            writer.segments(strip)
+    return writer.finish()
 
 
 def _whole_cells(strip: Any, left: int, right: int) -> tuple[int, int]:
@@ -90,6 +135,19 @@ def _whole_cells(strip: Any, left: int, right: int) -> tuple[int, int]:
             if position >= right:
                 return left, right
     return left, right
+
+
+def css_is_current(app: App[Any], screen: Screen[Any]) -> None:
+    """Tell Textual that a new mode screen with no CSS of its own needs no re-parse of
+    the stylesheet. Textual 8.2.8 re-parses every CSS source twice on the first switch
+    to a mode (``App._init_mode`` and ``App.switch_mode`` compare the screen's CSS
+    update count, -1 for a new screen, with the app's): about a third of the TUI's
+    start-up after its imports, for rules that were parsed a moment before. The new
+    screen's widgets get their styles when they mount, as on any screen; a theme
+    change still re-parses (it moves the app's count on). Only on the release the
+    patches are for; elsewhere nothing changes."""
+    if applied() and not screen.CSS and not screen.css_path:
+        screen._css_update_count = app._css_update_count
 
 
 def _bindings_first(original: Any) -> Any:
@@ -117,9 +175,26 @@ def _replace(owner: type, name: str, new: Any) -> None:
     setattr(owner, name, new)
 
 
+def textual_version() -> str | None:
+    """The installed Textual's version. ``textual.__version__`` asks
+    ``importlib.metadata``, which costs about 15 ms of CPU at start-up (it imports and
+    runs the email parser on the package's METADATA); the name of the package's
+    ``textual-X.Y.Z.dist-info`` directory next to it says the same. Falls back to
+    ``textual.__version__`` where there is not exactly one."""
+    root = Path(textual.__file__).resolve().parent.parent
+    found: list[str] = []
+    with contextlib.suppress(OSError), os.scandir(root) as entries:
+        found = [entry.name[len("textual-"):-len(".dist-info")] for entry in entries
+                 if entry.name.startswith("textual-") and entry.name.endswith(".dist-info")]
+    if len(found) == 1:
+        return found[0]
+    version: str | None = getattr(textual, "__version__", None)
+    return version
+
+
 def applies() -> bool:
     """True when the installed Textual is the release the fixes were written for."""
-    return getattr(textual, "__version__", None) == PATCHED_FOR
+    return textual_version() == PATCHED_FOR
 
 
 def applied() -> bool:
@@ -134,6 +209,7 @@ def apply() -> bool:
         return True
     _render_segments._nomadlab = True  # type: ignore[attr-defined]
     _replace(ChopsUpdate, "render_segments", _render_segments)
+    _replace(LayoutUpdate, "render_segments", _render_layout)
     for widget in (Input, TextArea):
         if not getattr(widget._on_key, "_nomadlab", False):
             _replace(widget, "_on_key", _bindings_first(widget.__dict__["_on_key"]))

@@ -141,13 +141,13 @@ FLEET = Feature(
 
 
 def _logs_screen(services: Services) -> Screen[None]:
-    from nomadlab.ui.screens.logs import LogsScreen
+    from nomadlab.ui.logs.screen import LogsScreen
 
     return LogsScreen(services)
 
 
 def _logs_pane(services: Services) -> Widget:
-    from nomadlab.ui.widgets.log_pane import LogPane
+    from nomadlab.ui.logs.pane import LogPane
 
     return LogPane(services)
 
@@ -251,7 +251,7 @@ FOCUS = Feature("focus", "Focus", "5", _focus_screen, service=FOCUS_SERVICE, pan
 
 
 def _alerts_screen(services: Services) -> Screen[None]:
-    from nomadlab.ui.screens.alerts import AlertsScreen
+    from nomadlab.ui.alerts.screen import AlertsScreen
 
     return AlertsScreen(services)
 

@@ -275,13 +275,13 @@ def _keep_jobs(services: Services, jobs: JobsService) -> None:
 
 
 def _jobs_screen(services: Services) -> Screen[None]:
-    from nomadlab.ui.screens.jobs import JobsScreen
+    from nomadlab.ui.jobs.screen import JobsScreen
 
     return JobsScreen(services)
 
 
 def _jobs_pane(services: Services) -> Widget:
-    from nomadlab.ui.widgets.jobs_pane import JobsPane
+    from nomadlab.ui.jobs.pane import JobsPane
 
     return JobsPane(services)
 

@@ -231,13 +231,13 @@ def _keep_focus(services: Services, focus: FocusService) -> None:
 
 
 def _focus_screen(services: Services) -> Screen[None]:
-    from nomadlab.ui.screens.focus import FocusScreen
+    from nomadlab.ui.focus.screen import FocusScreen
 
     return FocusScreen(services)
 
 
 def _focus_pane(services: Services) -> Widget:
-    from nomadlab.ui.widgets.focus_pane import FocusPane
+    from nomadlab.ui.focus.pane import FocusPane
 
     return FocusPane(services)
 
@@ -303,7 +303,7 @@ APP_COMMANDS = ("demo", "completion")
 def install_services(context: FeatureContext, services: Services) -> list[FeatureService]:
     """Make every feature's service into ``services``; then link those that speak to
     each other: board cards follow their Slurm job. (Focus is linked to the board and
-    the papers when its screen or pane first asks for it: ui/widgets/focus_pane.py.)"""
+    the papers when its screen or pane first asks for it: ui/focus/pane.py.)"""
     made = [feature.service.install(context, services)
             for feature in FEATURES if feature.service is not None]
     if services.board is not None:

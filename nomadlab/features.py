@@ -200,13 +200,13 @@ def _keep_papers(services: Services, papers: PaperService) -> None:
 
 
 def _papers_screen(services: Services) -> Screen[None]:
-    from nomadlab.ui.screens.papers import PapersScreen
+    from nomadlab.ui.papers.screen import PapersScreen
 
     return PapersScreen(services)
 
 
 def _papers_pane(services: Services) -> Widget:
-    from nomadlab.ui.widgets.papers_pane import PapersPane
+    from nomadlab.ui.papers.pane import PapersPane
 
     return PapersPane(services)
 

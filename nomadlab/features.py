@@ -170,13 +170,13 @@ def _keep_board(services: Services, board: BoardService) -> None:
 
 
 def _board_screen(services: Services) -> Screen[None]:
-    from nomadlab.ui.screens.board import BoardScreen
+    from nomadlab.ui.board.screen import BoardScreen
 
     return BoardScreen(services)
 
 
 def _board_pane(services: Services) -> Widget:
-    from nomadlab.ui.widgets.board_pane import BoardPane
+    from nomadlab.ui.board.pane import BoardPane
 
     return BoardPane(services)
 

@@ -303,7 +303,7 @@ APP_COMMANDS = ("demo", "completion")
 def install_services(context: FeatureContext, services: Services) -> list[FeatureService]:
     """Make every feature's service into ``services``; then link those that speak to
     each other: board cards follow their Slurm job. (Focus is linked to the board and
-    the papers when its screen or pane first asks for it: ui/focus/pane.py.)"""
+    the papers when its screen or pane first asks for it: ui/focus/text.py.)"""
     made = [feature.service.install(context, services)
             for feature in FEATURES if feature.service is not None]
     if services.board is not None:

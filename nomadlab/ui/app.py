@@ -21,8 +21,8 @@ from nomadlab.core.store import describe_error
 from nomadlab.features import FEATURES
 from nomadlab.notify.terminal import terminal_sink
 from nomadlab.ui import render
+from nomadlab.ui.logs.screen import LogsScreen
 from nomadlab.ui.screens.fleet import FleetScreen
-from nomadlab.ui.screens.logs import LogsScreen
 from nomadlab.ui.screens.modals import HelpScreen
 from nomadlab.ui.screens.workspace import WorkspaceScreen
 from nomadlab.ui.services import Services

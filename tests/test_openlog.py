@@ -67,16 +67,57 @@ async def test_hostile_remote_names_are_shown_visibly(make_sshd: Callable[..., S
             await pilot.press("tab")
             assert not set(box.value) & CONTROL, box.value
             assert box.value == shown[step]
-        # Enter on the escaped name opens the real file.
+        # Enter on the escaped name opens the real file, also when the user paused after
+        # Tab: by then the dialog has asked the host about the text Tab put in the box.
         box.value = f"gpu1:{folder}/a"
         await wait_for(lambda: dialog.suggested_for == box.value, what="suggestions")
-        await pilot.press("tab", "enter")
+        await pilot.press("tab")
+        await wait_for(lambda: dialog.suggested_for == box.value,
+                       what="the suggestions for the escaped name")
+        assert prompts(dialog) == [f"gpu1:{folder}/a<U+001B>]0;pwned<U+0007>.log"]
+        await pilot.press("enter")
         await wait_for(lambda: isinstance(app.screen, LogsScreen), what="the logs screen")
         screen = app.screen
         assert isinstance(screen, LogsScreen)
         assert screen.shown[0] == f"gpu1:{folder}/{HOSTILE[0]}"
         view = screen.view
         await wait_for(lambda: len(view.rows) == 1, what="the hostile file's line")
+
+
+async def test_a_hostile_folder_name_completes_and_opens_its_real_path(
+        make_sshd: Callable[..., SshServer], tmp_path: Path) -> None:
+    server = make_sshd()
+    server.write_known_hosts(server.base / "known_hosts")
+    folder = tmp_path / f"run{OSC_TITLE}"
+    folder.mkdir()
+    (folder / "train.log").write_text("inside\n")
+    config = config_for(host_for(server), tmp=tmp_path)
+    app = build_app(config)
+    async with app.run_test(size=(140, 40)) as pilot:
+        await wait_for(lambda: app.services.fleet.supervisors["gpu1"].connection is not None,
+                       what="the connection")
+        await pilot.press("2", "o")
+        await wait_for(lambda: isinstance(app.screen, OpenLogScreen), what="the dialog")
+        dialog = app.screen
+        assert isinstance(dialog, OpenLogScreen)
+        box = dialog.query_one("#spec", Input)
+        shown = f"gpu1:{tmp_path}/run<U+001B>]0;pwned<U+0007>/"
+        box.value = f"gpu1:{tmp_path}/ru"
+        await wait_for(lambda: prompts(dialog) == [shown], what="the folder")
+        await pilot.press("tab")
+        assert box.value == shown
+        # Inside the escaped folder the host is asked about the real one.
+        await pilot.press("t")
+        await wait_for(lambda: prompts(dialog) == [f"{shown}train.log"], what="its file")
+        await pilot.press("tab")
+        await wait_for(lambda: dialog.suggested_for == box.value, what="the file's suggestion")
+        await pilot.press("enter")
+        await wait_for(lambda: isinstance(app.screen, LogsScreen), what="the logs screen")
+        screen = app.screen
+        assert isinstance(screen, LogsScreen)
+        assert screen.shown[0] == f"gpu1:{folder}/train.log"
+        view = screen.view
+        await wait_for(lambda: len(view.rows) == 1, what="the file's line")
 
 
 async def test_tab_never_applies_suggestions_for_older_text(tmp_path: Path) -> None:

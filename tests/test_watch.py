@@ -214,3 +214,56 @@ notify_send = false
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(15) == 0
+
+
+def _watch_local_log(tmp_path: Path, log: Path) -> tuple[subprocess.Popen[str], Events]:
+    config = tmp_path / "config.toml"
+    config.write_text(f"""
+show_local = false
+data_dir = "{tmp_path / 'data'}"
+[[logs]]
+name = "run"
+host = "local"
+path = "{log}"
+[notify]
+bell = false
+desktop = false
+notify_send = false
+""")
+    proc = subprocess.Popen([sys.executable, "-m", "nomadlab", "watch", "--states",
+                             "--config", str(config)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True,
+                            env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    return proc, Events(proc)
+
+
+def test_lines_after_an_unfinished_last_line_are_news(tmp_path: Path) -> None:
+    """The log's last line is unfinished when nomadlab starts (a progress bar): what is
+    written after it alerts, although it reaches us together with that old line."""
+    log = tmp_path / "train.log"
+    log.write_text("step 1\nepoch 3 [=====")
+    proc, events = _watch_local_log(tmp_path, log)
+    try:
+        events.wait(lambda e: e["event"] == "log" and e["state"] == "live")
+        with log.open("a") as f:
+            f.write("=====] 100%\nTraceback (most recent call last):\nRuntimeError: boom\n")
+        events.wait(lambda e: e["event"] == "alert" and e["rule"] == "run failed")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(15) == 0
+
+
+def test_a_log_rewritten_from_its_start_is_news(tmp_path: Path) -> None:
+    """A run restarted with ``> train.log`` truncates the file: its new lines alert,
+    although the old file reached further when nomadlab started."""
+    log = tmp_path / "train.log"
+    log.write_text("".join(f"step {i}\n" for i in range(200)))
+    proc, events = _watch_local_log(tmp_path, log)
+    try:
+        events.wait(lambda e: e["event"] == "log" and e["state"] == "live")
+        with log.open("w") as f:
+            f.write("Traceback (most recent call last):\nRuntimeError: boom\n")
+        events.wait(lambda e: e["event"] == "alert" and e["rule"] == "run failed")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(15) == 0

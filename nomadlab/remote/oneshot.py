@@ -39,6 +39,9 @@ class _Waiter:
     def __init__(self, names: Iterable[str]) -> None:
         self.pending = set(names)
         self.samples: dict[str, int] = {}
+        # The failure that ended a host's one attempt. Its supervisor retries after a
+        # backoff meanwhile (CONNECTING again, no error): the report says this instead.
+        self.failed: dict[str, HostStatus] = {}
         self.done = asyncio.Event()
         if not self.pending:
             self.done.set()
@@ -49,7 +52,8 @@ class _Waiter:
             self.done.set()
 
     def fleet_status(self, status: HostStatus) -> None:
-        if status.state in FINAL:
+        if status.state in FINAL and status.name in self.pending:
+            self.failed[status.name] = status
             self._finish(status.name)
 
     def fleet_sample(self, sample: HostSample) -> None:
@@ -80,8 +84,10 @@ async def sample_once(config: Config, names: Iterable[str] | None = None, *,
         # A sample may have landed after a failure was reported: take what we have.
         reports = []
         for name in fleet.names():
-            status = fleet.statuses[name]
             sample = fleet.latest.get(name)
+            status = fleet.statuses[name]
+            if sample is None:
+                status = waiter.failed.get(name, status)
             if sample is None and status.state not in FINAL and status.error is None:
                 status.error = f"no sample within {limit:.0f}s"
             reports.append(HostReport(name, status, sample, fleet.source_name(name)))

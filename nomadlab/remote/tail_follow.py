@@ -255,18 +255,43 @@ class LogTail:
         position moves to the frame's end once all of it is in the buffer."""
         texts = split_lines(frame.payload)
         cuts = parse_cuts(frame.cuts, len(texts))
-        history = (self._history_end is not None
-                   and frame.end - len(frame.payload) < self._history_end)
+        old = self._history_lines(frame, cuts, len(texts))
         for start in range(0, len(texts), SLICE_LINES):
             began = time.perf_counter()
-            self._deliver(texts[start:start + SLICE_LINES],
-                          cuts[start:start + SLICE_LINES] if cuts else None, history)
+            stop = min(start + SLICE_LINES, len(texts))
+            for a, b, history in ((start, min(stop, old), True), (max(start, old), stop, False)):
+                if a < b:
+                    self._deliver(texts[a:b], cuts[a:b] if cuts else None, history)
             # Leave the loop a share of the time: under a flood, ingest takes at most
             # about two thirds of it and keys and repaints get the rest.
             await asyncio.sleep((time.perf_counter() - began) * INGEST_YIELD)
         if self.position is not None:
             p = self.position
             self.position = Position(p.dev, p.ino, frame.end, p.file)
+
+    def _history_lines(self, frame: DataFrame, cuts: list[int] | None, count: int) -> int:
+        """How many of the frame's first lines began before ``_history_end`` (history).
+
+        Line by line, not per frame: one frame can hold both old and new lines, when
+        the file grew between the agent's open and its first read (a loaded host), or
+        when its last line, unfinished at the start, was completed with more after it.
+        """
+        end = self._history_end
+        if end is None:
+            return 0
+        payload = frame.payload
+        # The file offset where the frame's first line began (cut lines lost bytes).
+        offset = frame.end - len(payload) - (sum(cuts) if cuts else 0)
+        if frame.end <= end:
+            return count
+        pos = 0
+        for i in range(count):
+            if offset >= end:
+                return i
+            after = payload.find(b"\n", pos) + 1
+            offset += after - pos + (cuts[i] if cuts else 0)
+            pos = after
+        return count
 
     def _deliver(self, texts: list[str], cuts: list[int] | None, history: bool) -> None:
         if not texts:
@@ -303,6 +328,7 @@ class LogTail:
             self._set(LogState.LIVE, file=path)
         elif kind == "truncated":
             self.run += 1
+            self._history_end = None  # what comes now was written after the start
             if self.position is not None:
                 p = self.position
                 self.position = Position(p.dev, p.ino, 0, p.file)

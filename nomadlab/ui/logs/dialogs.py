@@ -59,7 +59,11 @@ class OpenLogScreen(ModalScreen[tuple[str, str] | None]):
         self.services = services
         self.error = ""
         self.suggested_for: str | None = None  # the text the shown suggestions are for
-        self._shown: dict[str, str] = {}  # suggestion as shown -> as the host spells it
+        # Every suggestion offered in this dialog, as shown -> as the host spells it.
+        # Kept when the list is refreshed: Tab puts a suggestion in the box, which asks
+        # for new suggestions (none for an escaped name), and Enter a moment later must
+        # still open the real file that the escaped text stands for.
+        self._shown: dict[str, str] = {}
 
     def hosts(self) -> list[str]:
         names = [h.name for h in self.services.config.hosts]
@@ -83,7 +87,7 @@ class OpenLogScreen(ModalScreen[tuple[str, str] | None]):
     @work(exclusive=True, group="complete")
     async def _suggest(self, value: str) -> None:
         await asyncio.sleep(0.15)  # debounce: typing fast asks the host once
-        choices, reason = await self.completions(value)
+        choices, reason = await self.completions(self.raw_spec(value))
         if not self.is_attached:  # the dialog closed while the host answered
             return
         box = self.query_one("#spec", Input)
@@ -91,11 +95,12 @@ class OpenLogScreen(ModalScreen[tuple[str, str] | None]):
             return
         options = self.query_one("#choices", OptionList)
         options.clear_options()
-        self._shown = {}
+        offered: set[str] = set()
         for choice in choices[:200]:
             shown = visible_name(choice)
-            if shown in self._shown:  # a name that spells another's escape: offer one
+            if shown in offered:  # a name that spells another's escape: offer one
                 continue
+            offered.add(shown)
             self._shown[shown] = choice
             options.add_option(Option(Text(shown), id=shown))
         if choices:
@@ -157,8 +162,15 @@ class OpenLogScreen(ModalScreen[tuple[str, str] | None]):
         box.cursor_position = len(shown)
 
     def raw_spec(self, value: str) -> str:
-        """What the user means by ``value``: a suggestion's raw name when it is one."""
-        return self._shown.get(value, value)
+        """What the user means by ``value``: a suggestion's raw name when it is one,
+        or a suggested folder's raw name followed by what was typed after it."""
+        if value in self._shown:
+            return self._shown[value]
+        folders = [s for s in self._shown if s.endswith("/") and value.startswith(s)]
+        if not folders:
+            return value
+        folder = max(folders, key=len)
+        return self._shown[folder] + value[len(folder):]
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         if event.option.id is not None:

@@ -87,7 +87,10 @@ class NomadApp(App[None]):
             from nomadlab.ui.screens.workspace import WorkspaceScreen
 
             return WorkspaceScreen(self.services)
-        return FEATURE_BY_MODE[mode].screen(self.services)
+        feature = FEATURE_BY_MODE[mode]
+        if feature.service is not None:
+            self.services.install_features()  # on first use, if not made yet
+        return feature.screen(self.services)
 
     def _mode_screen(self, mode: str) -> Screen[None]:
         screen = self._make(mode)
@@ -118,6 +121,9 @@ class NomadApp(App[None]):
         if not gc.isenabled():  # `nomadlab` turned it off until the first frame
             gc.freeze()
             gc.enable()
+        # `nomadlab` makes the feature services (and imports their modules) now; the
+        # workspace fills their panes.
+        self.services.install_features()
         if self.services.start_fleet:
             self.run_worker(self._start_services(), name="services", exclusive=True)
 

@@ -1,0 +1,89 @@
+"""`nomadlab` makes the feature services (board, papers, focus, jobs) after its first
+frame, or when a feature's screen is first shown; what the user then sees is what an
+app built with them from the start shows."""
+
+from __future__ import annotations
+
+import gc
+from pathlib import Path
+
+import ui_data
+
+from nomadlab.cli.tui import build_app
+from nomadlab.core.board import BoardService
+from nomadlab.core.clock import ManualClock
+from nomadlab.core.focus import FocusService
+from nomadlab.core.papers import PaperService
+from nomadlab.core.store import Store
+from nomadlab.remote.fleet import Fleet
+from nomadlab.remote.jobs_service import JobsService
+from nomadlab.ui.app import NomadApp
+from nomadlab.ui.screens.board import BoardScreen
+from nomadlab.ui.screens.workspace import PaneFrame, WorkspaceScreen
+from nomadlab.ui.widgets.board_pane import BoardPane
+from nomadlab.ui.widgets.fleet_pane import FleetPane
+from nomadlab.ui.widgets.focus_pane import FocusPane
+from nomadlab.ui.widgets.papers_pane import PapersPane
+
+
+def deferred_app(tmp: Path) -> NomadApp:
+    clock = ManualClock(ui_data.START)
+    cfg = ui_data.config(tmp)
+    store = Store(cfg.database)
+    fleet = Fleet(cfg, store=store, clock=clock)
+    ui_data.feed(fleet, clock)
+    return build_app(cfg, clock=clock, start_fleet=False, store=store, fleet=fleet,
+                     defer_features=True)
+
+
+def test_the_services_wait_until_asked_for_once(tmp_path: Path) -> None:
+    app = deferred_app(tmp_path)
+    services = app.services
+    assert not services.features_ready
+    assert services.feature_services() == []
+    told: list[str] = []
+    services.feature_listeners.append(lambda: told.append("made"))
+    assert services.install_features() is True
+    assert services.features_ready and told == ["made"]
+    assert isinstance(services.board, BoardService)
+    assert isinstance(services.papers, PaperService)
+    assert isinstance(services.focus, FocusService)
+    assert isinstance(services.jobs, JobsService)
+    assert services.board.jobs is services.jobs
+    assert services.install_features() is False and told == ["made"]  # once
+
+
+async def test_after_the_first_frame_every_pane_shows_its_feature(tmp_path: Path) -> None:
+    app = deferred_app(tmp_path)
+    gc.disable()  # as `nomadlab` does until its first frame
+    try:
+        async with app.run_test(size=(160, 48)) as pilot:
+            for _ in range(20):  # bounded: a few refreshes
+                frames = app.screen.query(PaneFrame) if isinstance(app.screen,
+                                                                  WorkspaceScreen) else []
+                if frames and not any(frame.pending for frame in frames):
+                    break
+                await pilot.pause()
+            assert isinstance(app.screen, WorkspaceScreen)
+            assert app.services.features_ready
+            assert gc.isenabled()
+            contents = {frame.kind.key: type(frame.content)
+                        for frame in app.screen.query(PaneFrame)}
+            assert contents == {"fleet": FleetPane, "logs": contents["logs"],
+                                "board": BoardPane, "papers": PapersPane, "focus": FocusPane}
+            assert not any(frame.pending for frame in app.screen.query(PaneFrame))
+            # the focused pane is the fleet's, its table focused as before
+            assert isinstance(app.focused, FleetPane)
+    finally:
+        gc.enable()
+
+
+async def test_a_feature_screen_first_shown_makes_the_services(tmp_path: Path) -> None:
+    app = deferred_app(tmp_path)
+    services = app.services
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.press("3")
+        await pilot.pause()
+        assert isinstance(app.screen, BoardScreen)
+        assert services.features_ready
+        assert app.screen.service is services.board is not None

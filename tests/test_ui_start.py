@@ -39,8 +39,7 @@ def deferred_app(tmp: Path) -> NomadApp:
 def test_the_services_wait_until_asked_for_once(tmp_path: Path) -> None:
     app = deferred_app(tmp_path)
     services = app.services
-    assert not services.features_ready
-    assert services.feature_services() == []
+    assert (services.features_ready, services.feature_services()) == (False, [])
     told: list[str] = []
     services.feature_listeners.append(lambda: told.append("made"))
     assert services.install_features() is True
@@ -59,8 +58,7 @@ async def test_after_the_first_frame_every_pane_shows_its_feature(tmp_path: Path
     try:
         async with app.run_test(size=(160, 48)) as pilot:
             for _ in range(20):  # bounded: a few refreshes
-                frames = app.screen.query(PaneFrame) if isinstance(app.screen,
-                                                                  WorkspaceScreen) else []
+                frames = list(app.screen.query(PaneFrame))
                 if frames and not any(frame.pending for frame in frames):
                     break
                 await pilot.pause()

@@ -64,7 +64,7 @@ class NomadApp(App[None]):
     def __init__(self, services: Services) -> None:
         # Two fixes to Textual 8.2.8 (partial line updates cropped on both sides, keys
         # in order in inputs): installed here, when an app starts, not on import.
-        apply_textual_patches()
+        apply_textual_patches(text_area=False)  # TextArea's: after the first frame
         super().__init__()
         self.services = services
 
@@ -121,6 +121,7 @@ class NomadApp(App[None]):
         if not gc.isenabled():  # `nomadlab` turned it off until the first frame
             gc.freeze()
             gc.enable()
+        apply_textual_patches()  # the key fix for TextArea too (imports it)
         # `nomadlab` makes the feature services (and imports their modules) now; the
         # workspace fills their panes.
         self.services.install_features()

@@ -158,7 +158,10 @@ class WorkspaceScreen(Screen[None]):
                     await holder.mount(side)
             else:
                 await holder.mount_all(frames)
-        self.call_after_refresh(self._restore_focus, focused_kind)
+        # Focus now, before the panes are first painted: focusing them after would
+        # restyle them (:focus-within), repaint the fleet pane's table whole and
+        # recompose the footer again.
+        self._restore_focus(focused_kind)
 
     def _focused_kind(self) -> str | None:
         node: DOMNode | None = self.focused
@@ -173,7 +176,9 @@ class WorkspaceScreen(Screen[None]):
         if not frames:
             return
         target = next((f for f in frames if f.kind.key == kind), frames[0])
-        target.focus()
+        # its content when that takes focus (as the frame would pass it on): one focus
+        # change, one update of the footer's keys
+        (target.content if target.content.can_focus else target).focus()
 
     # ------------------------------------------------------------------ actions
 

@@ -85,11 +85,13 @@ class WorkspaceScreen(Screen[None]):
         yield Container(id="panes")
         yield Footer()
 
-    def on_mount(self) -> None:
+    async def on_mount(self) -> None:
         self.narrow = self._is_narrow(self.app.size.width, self.app.size.height)
-        self.call_after_refresh(self.arrange_panes)
         if not self.services.features_ready:
             self.services.feature_listeners.append(self._features_ready)
+        # The panes in the screen's first frame (not one frame later: a second layout
+        # and paint of the whole screen before the user sees the panes).
+        await self.arrange_panes()
 
     def _features_ready(self) -> None:
         self.call_later(self.fill_panes)

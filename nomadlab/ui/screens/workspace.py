@@ -14,9 +14,10 @@ from textual.containers import Container, Horizontal, Vertical
 from textual.dom import DOMNode
 from textual.screen import Screen
 from textual.widget import Widget
-from textual.widgets import Footer, Static, Tab, Tabs
+from textual.widgets import Static, Tab, Tabs
 
 from nomadlab.core.config import LAYOUTS
+from nomadlab.ui.footer import Footer
 from nomadlab.ui.navigate import navigator
 from nomadlab.ui.panes import PANES, PaneKind
 from nomadlab.ui.services import Services

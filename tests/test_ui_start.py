@@ -85,3 +85,28 @@ async def test_a_feature_screen_first_shown_makes_the_services(tmp_path: Path) -
         assert isinstance(app.screen, BoardScreen)
         assert services.features_ready
         assert app.screen.service is services.board is not None
+
+
+async def test_the_footer_shows_the_keys_of_the_focused_pane(tmp_path: Path) -> None:
+    from textual.widgets._footer import FooterKey
+
+    from nomadlab.ui.footer import Footer
+
+    app = deferred_app(tmp_path)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.pause()
+        footer = app.screen.query_one(Footer)
+
+        def shown() -> list[str]:
+            return [key.description for key in footer.query(FooterKey)]
+
+        first = shown()
+        assert {"Quit", "Help", "Next pane", "Maximise", "Layout"} <= set(first)
+        assert len(first) == len(set(first))  # each key once
+        for _ in range(3):  # focus through the panes and back: the same keys, once each
+            await pilot.press("tab")
+            await pilot.pause()
+        await pilot.press("shift+tab", "shift+tab", "shift+tab")
+        await pilot.pause()
+        assert isinstance(app.focused, FleetPane)
+        assert shown() == first

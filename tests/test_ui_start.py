@@ -7,6 +7,7 @@ from __future__ import annotations
 import gc
 from pathlib import Path
 
+import pytest
 import ui_data
 
 from nomadlab.cli.tui import build_app
@@ -110,3 +111,15 @@ async def test_the_footer_shows_the_keys_of_the_focused_pane(tmp_path: Path) -> 
         await pilot.pause()
         assert isinstance(app.focused, FleetPane)
         assert shown() == first
+
+
+def test_a_tui_that_cannot_start_leaves_garbage_collection_on(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from nomadlab.cli import main
+
+    config = tmp_path / "config.toml"
+    config.write_text(f'data_dir = "{tmp_path / "data"}"\nshow_local = false\n')
+    assert gc.isenabled()
+    assert main(["--config", str(config)]) == 2  # under pytest stdin is no terminal
+    assert "needs a terminal" in capsys.readouterr().err
+    assert gc.isenabled()

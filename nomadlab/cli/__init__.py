@@ -116,9 +116,12 @@ def _run_tui(args: argparse.Namespace) -> int:
     # it back on): the objects made at start live as long as the app, and walking them
     # again and again cost about 30 ms of CPU before the first frame.
     gc.disable()
-    from nomadlab.cli import tui
+    try:
+        from nomadlab.cli import tui
 
-    return tui.run(args)
+        return tui.run(args)
+    finally:
+        gc.enable()  # also when it stopped before a frame (no terminal, a bad config)
 
 
 def _register(command: Command, sub: Subparsers) -> None:

@@ -110,7 +110,7 @@ class Painter:
 
     def board_shown(self) -> bool:
         """The board screen with its columns (and its cards, when it has any)."""
-        from nomadlab.ui.screens.board import BoardScreen
+        from nomadlab.ui.board.screen import BoardScreen
 
         screen = self.app.screen
         if not isinstance(screen, BoardScreen) or not screen.columns:
@@ -163,7 +163,7 @@ async def interactive(config: Config, size: tuple[int, int], moves: int) -> dict
     out: dict[str, Any] = {}
 
     async def pilot_fn(pilot: Any, painter: Painter, started: float) -> None:
-        from nomadlab.ui.screens.board import BoardScreen
+        from nomadlab.ui.board.screen import BoardScreen
 
         await pilot.pause()
         before = painter.frames

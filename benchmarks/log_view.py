@@ -35,7 +35,7 @@ from textual import events  # noqa: E402
 
 from nomadlab.cli.tui import build_app  # noqa: E402
 from nomadlab.core.config import HostConfig, LogConfig, SshSettings, load_config_text  # noqa: E402
-from nomadlab.ui.screens.logs import LogsScreen  # noqa: E402
+from nomadlab.ui.logs.screen import LogsScreen  # noqa: E402
 
 WRITER = r"""
 import sys, time

@@ -141,13 +141,13 @@ FLEET = Feature(
 
 
 def _logs_screen(services: Services) -> Screen[None]:
-    from nomadlab.ui.screens.logs import LogsScreen
+    from nomadlab.ui.logs.screen import LogsScreen
 
     return LogsScreen(services)
 
 
 def _logs_pane(services: Services) -> Widget:
-    from nomadlab.ui.widgets.log_pane import LogPane
+    from nomadlab.ui.logs.pane import LogPane
 
     return LogPane(services)
 
@@ -170,13 +170,13 @@ def _keep_board(services: Services, board: BoardService) -> None:
 
 
 def _board_screen(services: Services) -> Screen[None]:
-    from nomadlab.ui.screens.board import BoardScreen
+    from nomadlab.ui.board.screen import BoardScreen
 
     return BoardScreen(services)
 
 
 def _board_pane(services: Services) -> Widget:
-    from nomadlab.ui.widgets.board_pane import BoardPane
+    from nomadlab.ui.board.pane import BoardPane
 
     return BoardPane(services)
 
@@ -200,13 +200,13 @@ def _keep_papers(services: Services, papers: PaperService) -> None:
 
 
 def _papers_screen(services: Services) -> Screen[None]:
-    from nomadlab.ui.screens.papers import PapersScreen
+    from nomadlab.ui.papers.screen import PapersScreen
 
     return PapersScreen(services)
 
 
 def _papers_pane(services: Services) -> Widget:
-    from nomadlab.ui.widgets.papers_pane import PapersPane
+    from nomadlab.ui.papers.pane import PapersPane
 
     return PapersPane(services)
 
@@ -231,13 +231,13 @@ def _keep_focus(services: Services, focus: FocusService) -> None:
 
 
 def _focus_screen(services: Services) -> Screen[None]:
-    from nomadlab.ui.screens.focus import FocusScreen
+    from nomadlab.ui.focus.screen import FocusScreen
 
     return FocusScreen(services)
 
 
 def _focus_pane(services: Services) -> Widget:
-    from nomadlab.ui.widgets.focus_pane import FocusPane
+    from nomadlab.ui.focus.pane import FocusPane
 
     return FocusPane(services)
 
@@ -251,7 +251,7 @@ FOCUS = Feature("focus", "Focus", "5", _focus_screen, service=FOCUS_SERVICE, pan
 
 
 def _alerts_screen(services: Services) -> Screen[None]:
-    from nomadlab.ui.screens.alerts import AlertsScreen
+    from nomadlab.ui.alerts.screen import AlertsScreen
 
     return AlertsScreen(services)
 
@@ -275,13 +275,13 @@ def _keep_jobs(services: Services, jobs: JobsService) -> None:
 
 
 def _jobs_screen(services: Services) -> Screen[None]:
-    from nomadlab.ui.screens.jobs import JobsScreen
+    from nomadlab.ui.jobs.screen import JobsScreen
 
     return JobsScreen(services)
 
 
 def _jobs_pane(services: Services) -> Widget:
-    from nomadlab.ui.widgets.jobs_pane import JobsPane
+    from nomadlab.ui.jobs.pane import JobsPane
 
     return JobsPane(services)
 
@@ -303,7 +303,7 @@ APP_COMMANDS = ("demo", "completion")
 def install_services(context: FeatureContext, services: Services) -> list[FeatureService]:
     """Make every feature's service into ``services``; then link those that speak to
     each other: board cards follow their Slurm job. (Focus is linked to the board and
-    the papers when its screen or pane first asks for it: ui/widgets/focus_pane.py.)"""
+    the papers when its screen or pane first asks for it: ui/focus/text.py.)"""
     made = [feature.service.install(context, services)
             for feature in FEATURES if feature.service is not None]
     if services.board is not None:

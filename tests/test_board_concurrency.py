@@ -21,8 +21,8 @@ from nomadlab.core.board import BoardService
 from nomadlab.core.clock import SYSTEM_CLOCK
 from nomadlab.core.config import load_config
 from nomadlab.core.store import Store
-from nomadlab.ui.screens.board import BoardScreen
-from nomadlab.ui.screens.board_dialogs import CardForm
+from nomadlab.ui.board.dialogs import CardForm
+from nomadlab.ui.board.screen import BoardScreen
 
 
 def config_file(tmp: Path) -> Path:

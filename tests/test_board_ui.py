@@ -14,11 +14,12 @@ from textual.widgets import Input, TextArea
 
 from nomadlab.core.board import BoardService
 from nomadlab.core.logs import LogLine
+from nomadlab.ui.board.detail import CardDetail
+from nomadlab.ui.board.dialogs import BoardPicker, CardForm
+from nomadlab.ui.board.pane import BoardPane
+from nomadlab.ui.board.screen import BoardScreen
 from nomadlab.ui.confirm import ConfirmScreen
-from nomadlab.ui.screens.board import BoardScreen
-from nomadlab.ui.screens.board_dialogs import BoardPicker, CardDetail, CardForm
 from nomadlab.ui.screens.workspace import WorkspaceScreen
-from nomadlab.ui.widgets.board_pane import BoardPane
 
 # Ids of the seeded cards (tests/test_board_data.py adds them in this order).
 SMOOTH, CURRICULUM, HOSTILE, DEDUP, TOK, LORA, FULL, WARMUP, DISTILL = range(1, 10)

@@ -15,12 +15,12 @@ from textual.widgets import DataTable, Digits, Input, Static
 
 from nomadlab.core.focus import FocusService
 from nomadlab.ui.confirm import ConfirmScreen
-from nomadlab.ui.screens.focus import FocusScreen
-from nomadlab.ui.screens.focus_dialogs import FormDialog
-from nomadlab.ui.screens.focus_today import Timeline, TodayScreen
-from nomadlab.ui.screens.focus_week import WeekScreen
+from nomadlab.ui.focus.dialogs import FormDialog
+from nomadlab.ui.focus.pane import FocusPane
+from nomadlab.ui.focus.screen import FocusScreen
+from nomadlab.ui.focus.today import Timeline, TodayScreen
+from nomadlab.ui.focus.week import WeekScreen
 from nomadlab.ui.screens.modals import HelpScreen
-from nomadlab.ui.widgets.focus_pane import FocusPane
 from nomadlab.ui.widgets.statusbar import StatusBar
 
 

@@ -8,9 +8,9 @@ import jobs_ui_data
 import pytest
 
 from nomadlab.ui.confirm import ConfirmScreen
-from nomadlab.ui.screens.jobs import JobsScreen
-from nomadlab.ui.widgets.jobs_pane import JobsPane
-from nomadlab.ui.widgets.jobs_table import JobsTable, cluster_key
+from nomadlab.ui.jobs.pane import JobsPane
+from nomadlab.ui.jobs.screen import JobsScreen
+from nomadlab.ui.jobs.table import JobsTable, cluster_key
 
 
 def row(table: JobsTable, key: str) -> str:

@@ -12,8 +12,8 @@ from test_jobs_slurm import cluster_config, login, slurm  # noqa: F401  (fixture
 
 from nomadlab.cli.tui import build_app
 from nomadlab.ui.confirm import ConfirmScreen
-from nomadlab.ui.screens.jobs import JobsScreen
-from nomadlab.ui.widgets.jobs_table import JobsTable
+from nomadlab.ui.jobs.screen import JobsScreen
+from nomadlab.ui.jobs.table import JobsTable
 
 pytestmark = [pytest.mark.sshd, pytest.mark.slurm]
 

@@ -14,8 +14,8 @@ from textual.widgets import Input, OptionList, Static
 
 from nomadlab.cli.tui import build_app
 from nomadlab.remote.demo import DemoFleet
-from nomadlab.ui.screens.logs import LogsScreen
-from nomadlab.ui.screens.openlog import OpenLogScreen
+from nomadlab.ui.logs.dialogs import OpenLogScreen
+from nomadlab.ui.logs.screen import LogsScreen
 
 OSC_TITLE = "\x1b]0;pwned\x07"
 OSC_52 = "\x1b]52;c;cm0gLXJmIH4K\x07"

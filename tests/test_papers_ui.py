@@ -23,11 +23,11 @@ from textual.widgets import DataTable, Input, Static, TextArea
 from nomadlab.core.papers import PaperService
 from nomadlab.remote.papers_api import PaperApi
 from nomadlab.ui.confirm import ConfirmScreen
-from nomadlab.ui.screens.papers import PapersScreen
-from nomadlab.ui.screens.papers_dialogs import AddPaper, EditNotes, Takeaway
-from nomadlab.ui.screens.papers_review import PaperReviewScreen
+from nomadlab.ui.papers.dialogs import AddPaper, EditNotes, Takeaway
+from nomadlab.ui.papers.pane import PapersPane
+from nomadlab.ui.papers.review import PaperReviewScreen
+from nomadlab.ui.papers.screen import PapersScreen
 from nomadlab.ui.screens.workspace import WorkspaceScreen
-from nomadlab.ui.widgets.papers_pane import PapersPane
 
 __all__ = ["no_proxies", "paper_server"]
 

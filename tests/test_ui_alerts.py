@@ -14,8 +14,8 @@ from conftest import wait_for
 from textual.widgets import Static
 
 from nomadlab.core.logs import LogLine
-from nomadlab.ui.screens.alerts import AlertsScreen
-from nomadlab.ui.screens.board import BoardScreen
+from nomadlab.ui.alerts.screen import AlertsScreen
+from nomadlab.ui.board.screen import BoardScreen
 
 LORA = 6  # the seeded card whose run logs to "train-7b" (tests/test_board_ui.py)
 TRACEBACK = [

@@ -12,10 +12,10 @@ from nomadlab.cli.tui import build_app
 from nomadlab.core.clock import ManualClock
 from nomadlab.core.config import LogConfig, load_config_text
 from nomadlab.core.logs import LogBuffer
-from nomadlab.ui.screens.alerts import AlertsScreen
-from nomadlab.ui.screens.logs import LogsScreen
-from nomadlab.ui.screens.openlog import OpenLogScreen
-from nomadlab.ui.widgets.logview import LogView
+from nomadlab.ui.alerts.screen import AlertsScreen
+from nomadlab.ui.logs.dialogs import OpenLogScreen
+from nomadlab.ui.logs.screen import LogsScreen
+from nomadlab.ui.logs.view import LogView
 
 _RAW = "[bold]x[/] \x1b]0;pwned\x07 \x1b[2J [@click=app.quit]q[/] \x1b[31mred\x1b[0m \udcff"
 HOSTILE = _RAW.encode("utf-8", "surrogateescape").decode("utf-8", "replace")

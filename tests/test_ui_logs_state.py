@@ -11,8 +11,8 @@ from rich.text import Text
 from test_ui_logs import config_with_logs
 
 from nomadlab.cli.tui import build_app
-from nomadlab.ui.screens.alerts import AlertsScreen
-from nomadlab.ui.screens.logs import LogsScreen
+from nomadlab.ui.alerts.screen import AlertsScreen
+from nomadlab.ui.logs.screen import LogsScreen
 
 
 def border(screen: LogsScreen, index: int = 0) -> str:

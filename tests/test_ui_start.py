@@ -19,12 +19,12 @@ from nomadlab.core.store import Store
 from nomadlab.remote.fleet import Fleet
 from nomadlab.remote.jobs_service import JobsService
 from nomadlab.ui.app import NomadApp
-from nomadlab.ui.screens.board import BoardScreen
+from nomadlab.ui.board.pane import BoardPane
+from nomadlab.ui.board.screen import BoardScreen
+from nomadlab.ui.focus.pane import FocusPane
+from nomadlab.ui.papers.pane import PapersPane
 from nomadlab.ui.screens.workspace import PaneFrame, WorkspaceScreen
-from nomadlab.ui.widgets.board_pane import BoardPane
 from nomadlab.ui.widgets.fleet_pane import FleetPane
-from nomadlab.ui.widgets.focus_pane import FocusPane
-from nomadlab.ui.widgets.papers_pane import PapersPane
 
 
 def deferred_app(tmp: Path) -> NomadApp:

@@ -50,7 +50,8 @@ class Diagnosis:
 
 async def _tcp(host: str, port: int, timeout: float) -> float:
     start = time.monotonic()
-    _reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+    async with asyncio.timeout(timeout):  # wait_for can drop a cancel: gh-86296
+        _reader, writer = await asyncio.open_connection(host, port)
     elapsed = time.monotonic() - start
     writer.close()
     try:

@@ -94,7 +94,8 @@ class SshRunner:
 
     async def run(self, command: str, timeout: float) -> Result:
         try:
-            conn = await asyncio.wait_for(self._conn(), timeout + 30)
+            async with asyncio.timeout(timeout + 30):  # wait_for can drop a cancel: gh-86296
+                conn = await self._conn()
         except ConnectFailure as exc:
             raise SlurmError(f"cannot reach {self.host.name}: {exc}") from None
         except TimeoutError:

@@ -186,7 +186,8 @@ class HostSupervisor(Source):
         delay = self.backoff.next()
         self._set(HostState.RECONNECTING, error=reason, retry_at=self.clock.time() + delay)
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), delay)
+            async with asyncio.timeout(delay):  # wait_for can drop a cancel: gh-86296
+                await self._wake.wait()
         self._wake.clear()
 
     async def run(self) -> None:

@@ -166,7 +166,8 @@ class Logs:
         if host == LOCAL_HOST:
             return await asyncio.to_thread(complete_local, partial), None
         try:
-            sftp = await asyncio.wait_for(self._sftp_for(host), COMPLETE_TIMEOUT)
+            async with asyncio.timeout(COMPLETE_TIMEOUT):  # wait_for can drop a cancel: gh-86296
+                sftp = await self._sftp_for(host)
         except TimeoutError:
             return [], f"{host} did not open SFTP within {COMPLETE_TIMEOUT:g} s"
         except (asyncssh.Error, OSError) as exc:

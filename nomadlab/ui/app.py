@@ -181,7 +181,7 @@ class NomadApp(App[None]):
 
     async def open_log(self, name: str, at: Alert | None = None) -> None:
         """The logs screen on log ``name``; with ``at``, paused on the alert's line."""
-        from nomadlab.ui.screens.logs import LogsScreen
+        from nomadlab.ui.logs.screen import LogsScreen
 
         await self.switch_mode("logs")
         screen = self.screen

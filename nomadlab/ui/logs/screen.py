@@ -12,9 +12,9 @@ from textual.widgets import DataTable, Footer, Input
 from nomadlab.core.alerts import LINE_LIMIT, Alert, clean_text
 from nomadlab.core.logs import LogBuffer, LogLine, LogState, LogStatus
 from nomadlab.ui import render
-from nomadlab.ui.screens.openlog import OpenLogScreen
+from nomadlab.ui.logs.dialogs import OpenLogScreen
+from nomadlab.ui.logs.view import LogView
 from nomadlab.ui.services import Services
-from nomadlab.ui.widgets.logview import LogView
 from nomadlab.ui.widgets.statusbar import StatusBar
 
 STATE_STYLE = {

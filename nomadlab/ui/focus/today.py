@@ -27,9 +27,9 @@ from nomadlab.core.focus import (
 from nomadlab.core.focus.report import day_summary
 from nomadlab.ui import render
 from nomadlab.ui.confirm import ConfirmScreen
-from nomadlab.ui.screens.focus_dialogs import FormDialog
+from nomadlab.ui.focus.dialogs import FormDialog
+from nomadlab.ui.focus.text import KIND_STYLE, focus_of, lead
 from nomadlab.ui.services import Services
-from nomadlab.ui.widgets.focus_pane import KIND_STYLE, focus_of, lead
 from nomadlab.ui.widgets.statusbar import StatusBar
 
 DAY = 24 * 60
@@ -406,7 +406,7 @@ class TodayScreen(Screen[None]):
         ]), done)
 
     def action_week(self) -> None:
-        from nomadlab.ui.screens.focus_week import WeekScreen
+        from nomadlab.ui.focus.week import WeekScreen
 
         self.app.push_screen(WeekScreen(self.services))
 

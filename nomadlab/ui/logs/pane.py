@@ -8,8 +8,8 @@ from textual.widgets import Static
 
 from nomadlab.core.logs import LogLine, LogStatus
 from nomadlab.ui import render
+from nomadlab.ui.logs.view import LogView
 from nomadlab.ui.services import Services
-from nomadlab.ui.widgets.logview import LogView
 
 
 class LogPane(Vertical):

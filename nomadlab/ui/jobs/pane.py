@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from nomadlab.ui.jobs.table import JobsTable
 from nomadlab.ui.services import Services
-from nomadlab.ui.widgets.jobs_table import JobsTable
 
 
 class JobsPane(JobsTable):

@@ -14,9 +14,9 @@ from textual.widgets.option_list import Option
 from nomadlab.core.board import BoardService
 from nomadlab.core.board.model import Card
 from nomadlab.ui import render
+from nomadlab.ui.board.cards import live_text
 from nomadlab.ui.services import Services
 from nomadlab.ui.store_watch import watch_store
-from nomadlab.ui.widgets.board_cards import live_text
 
 STATE_KEY = "board.current"  # the board the board screen shows (shared with it)
 
@@ -186,7 +186,7 @@ class BoardPane(Widget, can_focus=True):
     async def _open(self, card_id: int | None) -> None:
         await self.app.run_action("open_mode('board')")
         from nomadlab.ui.app import when_composed
-        from nomadlab.ui.screens.board import BoardScreen
+        from nomadlab.ui.board.screen import BoardScreen
 
         screen = self.app.screen
         if card_id is not None and isinstance(screen, BoardScreen):

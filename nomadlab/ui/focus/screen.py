@@ -28,9 +28,8 @@ from nomadlab.core.focus import (
 )
 from nomadlab.ui import render
 from nomadlab.ui.confirm import ConfirmScreen
-from nomadlab.ui.screens.focus_dialogs import FormDialog
-from nomadlab.ui.services import Services
-from nomadlab.ui.widgets.focus_pane import (
+from nomadlab.ui.focus.dialogs import FormDialog
+from nomadlab.ui.focus.text import (
     KIND_STYLE,
     block_text,
     focus_of,
@@ -38,6 +37,7 @@ from nomadlab.ui.widgets.focus_pane import (
     next_block,
     total_text,
 )
+from nomadlab.ui.services import Services
 from nomadlab.ui.widgets.statusbar import StatusBar
 
 FOR_HELP = "For: a card id (42), a paper (paper:7) or a few words; empty: nothing."
@@ -384,11 +384,11 @@ class FocusScreen(Screen[None]):
         ]), noted)
 
     def action_today(self) -> None:
-        from nomadlab.ui.screens.focus_today import TodayScreen
+        from nomadlab.ui.focus.today import TodayScreen
 
         self.app.push_screen(TodayScreen(self.services))
 
     def action_week(self) -> None:
-        from nomadlab.ui.screens.focus_week import WeekScreen
+        from nomadlab.ui.focus.week import WeekScreen
 
         self.app.push_screen(WeekScreen(self.services))

@@ -17,9 +17,9 @@ from nomadlab.core.durations import total
 from nomadlab.core.focus import RETRO_PROMPTS, Days, FocusService
 from nomadlab.core.focus.report import DayRow, WeekReport, energy_line, week_report
 from nomadlab.ui import render
-from nomadlab.ui.screens.focus_dialogs import FormDialog
+from nomadlab.ui.focus.dialogs import FormDialog
+from nomadlab.ui.focus.text import focus_of, lead
 from nomadlab.ui.services import Services
-from nomadlab.ui.widgets.focus_pane import focus_of, lead
 from nomadlab.ui.widgets.statusbar import StatusBar
 
 

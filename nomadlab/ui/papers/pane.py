@@ -12,7 +12,7 @@ from textual.widgets import Static
 
 from nomadlab.core.papers import PaperService
 from nomadlab.ui import render
-from nomadlab.ui.screens.papers import week_text
+from nomadlab.ui.papers.text import week_text
 from nomadlab.ui.services import Services
 from nomadlab.ui.store_watch import watch_store
 

@@ -17,7 +17,7 @@ from nomadlab.core.durations import compact
 from nomadlab.core.papers import CapReached, Paper, PaperError, PaperService
 from nomadlab.ui import render
 from nomadlab.ui.confirm import ConfirmScreen
-from nomadlab.ui.screens.papers import paper_detail, week_text
+from nomadlab.ui.papers.text import paper_detail, week_text
 from nomadlab.ui.services import Services
 from nomadlab.ui.widgets.statusbar import StatusBar
 

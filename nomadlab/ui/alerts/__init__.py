@@ -1,0 +1,1 @@
+"""The alerts feature's UI: screen.py, the alert history (mode ``!``)."""

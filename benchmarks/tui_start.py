@@ -186,9 +186,12 @@ def main() -> None:
         # PYTHONDONTWRITEBYTECODE, and the warm-up run writes what is missing).
         env = {**_common.isolated_env(tmp / "home"), "PYTHONDONTWRITEBYTECODE": ""}
         programs = {
-            "bare Textual": ([sys.executable, "-c", PROLOGUE + BARE],
+            # -P: the programs import what PYTHONPATH or the environment names, not a
+            # nomadlab/ in the directory this is run from (``python -c`` would put the
+            # current directory first on sys.path, ahead of PYTHONPATH).
+            "bare Textual": ([sys.executable, "-P", "-c", PROLOGUE + BARE],
                              lambda s: "hello from bare textual" in s),
-            "nomadlab": ([sys.executable, "-c", PROLOGUE + NOMADLAB, "--config",
+            "nomadlab": ([sys.executable, "-P", "-c", PROLOGUE + NOMADLAB, "--config",
                           str(config)],
                          lambda s: "gpu-00" in s and "Quit" in s),
         }

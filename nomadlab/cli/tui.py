@@ -29,9 +29,14 @@ def build_app(config: Config, *, clock: Clock = SYSTEM_CLOCK, start_fleet: bool 
               store: Store | None = None, fleet: Fleet | None = None,
               logs: Logs | None = None, alerts: AlertHub | None = None,
               initial_mode: str = "workspace",
-              initial_log: tuple[str, str] | None = None) -> NomadApp:
+              initial_log: tuple[str, str] | None = None,
+              defer_features: bool = False) -> NomadApp:
     """The app with its services (tests and the demo build it the same way); each
-    feature's service is made by the registry, nomadlab/features.py."""
+    feature's service is made by the registry, nomadlab/features.py. With
+    ``defer_features`` (``nomadlab``), the feature services and their modules are made
+    after the first frame is painted, or when a feature's screen is first shown."""
+    from functools import partial
+
     from nomadlab.features import FeatureContext, install_services
     from nomadlab.ui.app import NomadApp
     from nomadlab.ui.services import Services
@@ -50,8 +55,11 @@ def build_app(config: Config, *, clock: Clock = SYSTEM_CLOCK, start_fleet: bool 
     services = Services(config=config, store=store, fleet=fleet, clock=clock, logs=logs,
                         alerts=alerts, start_fleet=start_fleet, hint=hint,
                         initial_mode=initial_mode, initial_log=initial_log)
-    install_services(FeatureContext(config=config, store=store, clock=clock, fleet=fleet,
-                                    logs=logs, alerts=alerts), services)
+    context = FeatureContext(config=config, store=store, clock=clock, fleet=fleet, logs=logs,
+                             alerts=alerts)
+    services.feature_installer = partial(install_services, context, services)
+    if not defer_features:
+        services.install_features()
     return NomadApp(services)
 
 
@@ -67,7 +75,7 @@ def require_terminal() -> None:
 def run(args: argparse.Namespace) -> int:
     config = config_from(args)
     require_terminal()
-    app = build_app(config)
+    app = build_app(config, defer_features=True)
     app.run()
     return exit_status(app)
 
@@ -97,7 +105,8 @@ def run_tail(args: argparse.Namespace) -> int:
     config = config_from(args)
     host, path = parse_spec(args.spec, config)
     require_terminal()
-    app = build_app(config, initial_mode="logs", initial_log=(host, path))
+    app = build_app(config, initial_mode="logs", initial_log=(host, path),
+                    defer_features=True)
     app.run()
     return exit_status(app)
 

@@ -87,25 +87,47 @@ class LineAlerts:
     """Cooldowns and the ``log`` rules. Feed it lines; it answers with alerts."""
 
     def __init__(self, rules: list[AlertRule], clock: Clock) -> None:
-        from nomadlab.core.patterns import compile_user
-
         self.rules = rules
         self.clock = clock
-        # User patterns run with a time limit (core/patterns.py): one that hits it is
-        # turned off, with an alert that names it, rather than freezing the loop.
-        self._log_rules = [
-            _LogRule(r, compile_user(r.pattern, multiline=True))
-            for r in self.rules if r.when == "log" and r.pattern
-        ]
-        self._exit_rules = [
-            _LogRule(r, compile_user(r.pattern))
-            for r in self.rules if r.when == "process_exit" and r.pattern
-        ]
+        # The patterns, compiled on first use (the config checked them when it was
+        # loaded; the TUI makes this before its first frame, and the regex package
+        # costs about 10 ms to import).
+        self._compiled: tuple[list[_LogRule], list[_LogRule]] | None = None
         self.disabled: list[str] = []  # rules turned off for a pattern that took too long
         self._log_cache: dict[tuple[str, str], list[_LogRule]] = {}
         self._last_fired: dict[tuple[str, str], float] = {}
         self._fired: set[tuple[str, str]] = set()  # fired in the episode that still holds
         self._log_runs: dict[str, int] = {}  # log -> LogLine.run of its latest lines
+
+    def _compile(self) -> tuple[list[_LogRule], list[_LogRule]]:
+        if self._compiled is None:
+            from nomadlab.core.patterns import compile_user
+
+            # User patterns run with a time limit (core/patterns.py): one that hits it
+            # is turned off, with an alert that names it, rather than freezing the loop.
+            self._compiled = (
+                [_LogRule(r, compile_user(r.pattern, multiline=True))
+                 for r in self.rules if r.when == "log" and r.pattern],
+                [_LogRule(r, compile_user(r.pattern))
+                 for r in self.rules if r.when == "process_exit" and r.pattern],
+            )
+        return self._compiled
+
+    @property
+    def _log_rules(self) -> list[_LogRule]:
+        return self._compile()[0]
+
+    @_log_rules.setter
+    def _log_rules(self, rules: list[_LogRule]) -> None:
+        self._compiled = (rules, self._compile()[1])
+
+    @property
+    def _exit_rules(self) -> list[_LogRule]:
+        return self._compile()[1]
+
+    @_exit_rules.setter
+    def _exit_rules(self, rules: list[_LogRule]) -> None:
+        self._compiled = (self._compile()[0], rules)
 
     # ------------------------------------------------------------------ cooldown
 

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import regex
-
 SEARCH_TIMEOUT = 1.0  # seconds for one search (a batch of lines, joined)
 
 Pattern = Any  # regex.Pattern[str]; the regex package has no type hints
@@ -36,6 +34,8 @@ class PatternTimeout(Exception):
 
 def compile_user(pattern: str, *, multiline: bool = False) -> Pattern:
     """Compile a user pattern (``re`` syntax); raises :class:`PatternError`."""
+    import regex  # here: the TUI's log pane imports this module before its first frame
+
     flags = regex.VERSION0 | (regex.MULTILINE if multiline else 0)
     try:
         return regex.compile(pattern, flags)

@@ -3,9 +3,7 @@ error message, replaced by ``<secret>``."""
 
 from __future__ import annotations
 
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Iterable
 
 

@@ -5,12 +5,9 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import http.client
 import json
 import re
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -137,6 +134,12 @@ def send_request(request: HttpRequest, timeout: float, secrets: Sequence[str] = 
 
 
 def _send_request(request: HttpRequest, timeout: float) -> int:
+    # Here, not at import: the TUI loads this module before its first frame, and these
+    # (with email, under http.client) cost more than the rest of it.
+    import http.client
+    import urllib.error
+    import urllib.request
+
     req = urllib.request.Request(request.url, data=request.body, headers=request.headers,
                                  method="POST")
     try:

@@ -17,8 +17,6 @@ import socket
 from collections.abc import Callable
 from typing import Any, Protocol
 
-import psutil
-
 from nomadlab.core.clock import Clock
 from nomadlab.core.model import (
     LOCAL_HOST,
@@ -125,10 +123,14 @@ class LocalProbe:
             self.gpus = agent.NoGpu(f"GPU probe failed: {exc}")
             info = AgentInfo(socket.gethostname(), agent.AGENT_VERSION, None, GpuSource.NONE,
                              None, 0, str(exc))
+        import psutil  # here, not at import: the TUI imports this module before its first frame
+
         psutil.cpu_percent(None)  # prime: the first call has nothing to compare with
         return info
 
     def sample(self) -> HostSample:
+        import psutil
+
         memory = psutil.virtual_memory()
         try:
             load1: float | None = psutil.getloadavg()[0]

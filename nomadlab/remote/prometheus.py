@@ -14,7 +14,6 @@ import json
 import time
 import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -74,6 +73,8 @@ class PrometheusClient:
     # ------------------------------------------------------------------ HTTP
 
     def _get(self, path: str, params: Mapping[str, str]) -> Any:
+        import urllib.request  # here: with http.client and email, ~10 ms the TUI's start skips
+
         query = urllib.parse.urlencode(params)
         request = urllib.request.Request(f"{self.url}{path}?{query}",
                                          headers={"Accept": "application/json"})

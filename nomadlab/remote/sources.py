@@ -11,14 +11,21 @@ from nomadlab.core.clock import Clock
 from nomadlab.core.config import Config, SourceConfig
 from nomadlab.core.model import LOCAL_HOST
 from nomadlab.core.source import Source
-from nomadlab.remote.local import LocalSource
-from nomadlab.remote.promsource import PrometheusSource
 from nomadlab.remote.ssh import Connector
 from nomadlab.remote.supervisor import HostSupervisor
 
+
 # [[sources]] kinds: how each is built from its config entry
+def _prometheus(config: SourceConfig, clock: Clock) -> Source:
+    # Imported here, as LocalSource below: only the sources a config names load
+    # their modules (the TUI imports this one before its first frame).
+    from nomadlab.remote.promsource import PrometheusSource
+
+    return PrometheusSource(config, clock=clock)
+
+
 BUILDERS: dict[str, Callable[[SourceConfig, Clock], Source]] = {
-    "prometheus": lambda config, clock: PrometheusSource(config, clock=clock),
+    "prometheus": _prometheus,
 }
 
 
@@ -47,6 +54,8 @@ def configured_sources(config: Config, clock: Clock, connector: Connector, *,
     if wanted is not None and local is None:
         show_local = LOCAL_HOST in wanted
     if show_local:
+        from nomadlab.remote.local import LocalSource
+
         out.sources.append(LocalSource(clock, config.fleet.interval, local_gpus))
     for source in config.sources if wanted is None else []:
         out.sources.append(BUILDERS[source.kind](source, clock))

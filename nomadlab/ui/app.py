@@ -7,7 +7,7 @@ import gc
 import sqlite3
 from collections.abc import Callable, Iterable
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textual.app import App, SystemCommand
 from textual.binding import Binding
@@ -16,18 +16,16 @@ from textual.notifications import SeverityLevel
 from textual.screen import Screen
 
 from nomadlab.core import lazyimport
-from nomadlab.core.alerts import Alert
 from nomadlab.core.store import describe_error
 from nomadlab.features import FEATURES
 from nomadlab.notify.terminal import terminal_sink
 from nomadlab.ui import render
-from nomadlab.ui.logs.screen import LogsScreen
-from nomadlab.ui.screens.fleet import FleetScreen
-from nomadlab.ui.screens.modals import HelpScreen
-from nomadlab.ui.screens.workspace import WorkspaceScreen
 from nomadlab.ui.services import Services
 from nomadlab.ui.textual_patches import apply as apply_textual_patches
 from nomadlab.ui.textual_patches import css_is_current
+
+if TYPE_CHECKING:
+    from nomadlab.core.alerts import Alert
 
 # The modes: home, then each feature's full screen (nomadlab/features.py).
 FEATURE_BY_MODE = {feature.key: feature for feature in FEATURES}
@@ -66,7 +64,7 @@ class NomadApp(App[None]):
     def __init__(self, services: Services) -> None:
         # Two fixes to Textual 8.2.8 (partial line updates cropped on both sides, keys
         # in order in inputs): installed here, when an app starts, not on import.
-        apply_textual_patches()
+        apply_textual_patches(text_area=False)  # TextArea's: after the first frame
         super().__init__()
         self.services = services
 
@@ -84,9 +82,15 @@ class NomadApp(App[None]):
     # ------------------------------------------------------------------ screens
 
     def _make(self, mode: str) -> Screen[None]:
+        # Each screen's module is imported when the screen is first shown.
         if mode == "workspace":
+            from nomadlab.ui.screens.workspace import WorkspaceScreen
+
             return WorkspaceScreen(self.services)
-        return FEATURE_BY_MODE[mode].screen(self.services)
+        feature = FEATURE_BY_MODE[mode]
+        if feature.service is not None:
+            self.services.install_features()  # on first use, if not made yet
+        return feature.screen(self.services)
 
     def _mode_screen(self, mode: str) -> Screen[None]:
         screen = self._make(mode)
@@ -103,17 +107,26 @@ class NomadApp(App[None]):
             hub.notifier.add_sink(self._alert_sink)
             if (settings.bell or settings.desktop) and not self.is_headless:
                 hub.notifier.add_sink(terminal_sink(self._write_terminal))
-        if self.services.start_fleet:
-            # After the first frames are painted (the screen, then the footer, which
-            # fills in after a refresh of its own): starting 50 connections (and what
-            # their first statuses set off) would otherwise delay them.
-            self.call_after_refresh(self.call_after_refresh, self.run_worker,
-                                    self._start_services, name="services", exclusive=True)
+        # After the first frames are painted (the screen, then the footer, which
+        # fills in after a refresh of its own): starting 50 connections (and what
+        # their first statuses set off) would otherwise delay them.
+        self.call_after_refresh(self.call_after_refresh, self._after_first_frames)
         if self.services.hint:
             self.notify(self.services.hint, title="Welcome", timeout=15)
         # Everything built at start-up lives as long as the app: keep the garbage
         # collector from walking it again and again (long GC pauses show as lag).
         self.set_timer(3.0, gc.freeze)
+
+    def _after_first_frames(self) -> None:
+        if not gc.isenabled():  # `nomadlab` turned it off until the first frame
+            gc.freeze()
+            gc.enable()
+        apply_textual_patches()  # the key fix for TextArea too (imports it)
+        # `nomadlab` makes the feature services (and imports their modules) now; the
+        # workspace fills their panes.
+        self.services.install_features()
+        if self.services.start_fleet:
+            self.run_worker(self._start_services(), name="services", exclusive=True)
 
     async def _start_services(self) -> None:
         lazyimport.load("asyncssh")  # deferred by the CLI until the first frame was painted
@@ -168,6 +181,8 @@ class NomadApp(App[None]):
 
     async def open_log(self, name: str, at: Alert | None = None) -> None:
         """The logs screen on log ``name``; with ``at``, paused on the alert's line."""
+        from nomadlab.ui.logs.screen import LogsScreen
+
         await self.switch_mode("logs")
         screen = self.screen
         if isinstance(screen, LogsScreen):
@@ -178,6 +193,8 @@ class NomadApp(App[None]):
             await self.switch_mode(mode)
 
     async def open_fleet_host(self, host: str | None) -> None:
+        from nomadlab.ui.screens.fleet import FleetScreen
+
         await self.switch_mode("fleet")
         if host is not None:
             screen = self.screen
@@ -207,6 +224,8 @@ class NomadApp(App[None]):
         return sections
 
     def action_help(self) -> None:
+        from nomadlab.ui.screens.modals import HelpScreen
+
         if isinstance(self.screen, HelpScreen):
             return
         self.push_screen(HelpScreen(self._binding_rows(self.screen)))

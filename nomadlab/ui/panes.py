@@ -18,10 +18,13 @@ class PaneKind:
     mode: str  # the full screen it opens (and its number key)
     number: str
     build: PanePart
+    # Shows its feature's service: built once the feature services are made
+    # (ui/services.py install_features; `nomadlab` makes them after its first frame).
+    needs_service: bool = False
 
 
 PANES: dict[str, PaneKind] = {
     feature.key: PaneKind(feature.key, feature.title, feature.key, feature.mode_key,
-                          feature.pane)
+                          feature.pane, feature.service is not None)
     for feature in FEATURES if feature.pane is not None
 }

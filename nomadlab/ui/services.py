@@ -127,11 +127,33 @@ class Services:
     hint: str | None = None  # shown when there is no config yet
     initial_mode: str = "workspace"
     initial_log: tuple[str, str] | None = None  # `nomadlab tail HOST:PATH`
+    # `nomadlab` makes the feature services after its first frame (cli/tui.build_app):
+    # until then this makes them, once; see install_features.
+    feature_installer: Callable[[], object] | None = None
+    feature_listeners: list[Callable[[], None]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.fleet.listeners.append(self.bridge)
         if self.logs is not None:
             self.logs.listeners.append(self.log_bridge)
+
+    @property
+    def features_ready(self) -> bool:
+        """Whether the feature services (board, papers, focus, jobs) are made."""
+        return self.feature_installer is None
+
+    def install_features(self) -> bool:
+        """Make the feature services now if they were left to be made (after the first
+        frame, or on first use: a feature's screen); then tell the listeners (the
+        workspace fills its panes). True if they were made by this call."""
+        installer, self.feature_installer = self.feature_installer, None
+        if installer is None:
+            return False
+        installer()
+        for listener in list(self.feature_listeners):
+            listener()
+        self.feature_listeners.clear()
+        return True
 
     def feature_services(self) -> list[FeatureService]:
         """The feature services there are, in the order they start."""

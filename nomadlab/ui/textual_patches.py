@@ -47,7 +47,7 @@ from textual._compositor import ChopsUpdate, LayoutUpdate
 from textual.app import App
 from textual.screen import Screen
 from textual.widget import Widget
-from textual.widgets import Input, TextArea
+from textual.widgets import Input
 
 from nomadlab.ui.compact_output import Writer
 
@@ -201,16 +201,23 @@ def applied() -> bool:
     return getattr(ChopsUpdate.render_segments, "_nomadlab", False) is True
 
 
-def apply() -> bool:
-    """Install the fixes; True when they were (the Textual version matched)."""
+def apply(*, text_area: bool = True) -> bool:
+    """Install the fixes; True when they were (the Textual version matched). With
+    ``text_area=False`` the key fix leaves TextArea (and its import, ~10 ms) for a
+    later call: the app makes that call just after its first frame, before any
+    TextArea can be shown."""
     if not applies():
         return False
-    if applied():
-        return True
-    _render_segments._nomadlab = True  # type: ignore[attr-defined]
-    _replace(ChopsUpdate, "render_segments", _render_segments)
-    _replace(LayoutUpdate, "render_segments", _render_layout)
-    for widget in (Input, TextArea):
+    if not applied():
+        _render_segments._nomadlab = True  # type: ignore[attr-defined]
+        _replace(ChopsUpdate, "render_segments", _render_segments)
+        _replace(LayoutUpdate, "render_segments", _render_layout)
+    widgets: list[type[Widget]] = [Input]
+    if text_area:
+        from textual.widgets import TextArea
+
+        widgets.append(TextArea)
+    for widget in widgets:
         if not getattr(widget._on_key, "_nomadlab", False):
             _replace(widget, "_on_key", _bindings_first(widget.__dict__["_on_key"]))
     return True

@@ -14,9 +14,10 @@ from textual.containers import Container, Horizontal, Vertical
 from textual.dom import DOMNode
 from textual.screen import Screen
 from textual.widget import Widget
-from textual.widgets import Footer, Tab, Tabs
+from textual.widgets import Static, Tab, Tabs
 
 from nomadlab.core.config import LAYOUTS
+from nomadlab.ui.footer import Footer
 from nomadlab.ui.navigate import navigator
 from nomadlab.ui.panes import PANES, PaneKind
 from nomadlab.ui.services import Services
@@ -31,14 +32,27 @@ class PaneFrame(Vertical):
 
     can_focus = True
 
-    def __init__(self, kind: PaneKind, content: Widget) -> None:
+    def __init__(self, kind: PaneKind, content: Widget | None) -> None:
         super().__init__(classes="pane", id=f"pane-{kind.key}")
         self.kind = kind
-        self.content = content
+        # None: its feature's service is not made yet (`nomadlab`, until just after
+        # the first frame): an empty pane until fill() is given its content.
+        self.pending = content is None
+        self.content = content if content is not None else Static("")
         self.border_title = f"{kind.number} {kind.title}"
 
     def compose(self) -> ComposeResult:
         yield self.content
+
+    async def fill(self, content: Widget) -> None:
+        """The content of a pending pane, now that its service is there."""
+        focused = self.screen.focused is self
+        await self.content.remove()
+        self.content = content
+        self.pending = False
+        await self.mount(content)
+        if focused:
+            self.on_focus()
 
     def on_focus(self) -> None:
         if self.content.can_focus:
@@ -72,9 +86,24 @@ class WorkspaceScreen(Screen[None]):
         yield Container(id="panes")
         yield Footer()
 
-    def on_mount(self) -> None:
+    async def on_mount(self) -> None:
         self.narrow = self._is_narrow(self.app.size.width, self.app.size.height)
-        self.call_after_refresh(self.arrange_panes)
+        if not self.services.features_ready:
+            self.services.feature_listeners.append(self._features_ready)
+        # The panes in the screen's first frame (not one frame later: a second layout
+        # and paint of the whole screen before the user sees the panes).
+        await self.arrange_panes()
+
+    def _features_ready(self) -> None:
+        self.call_later(self.fill_panes)
+
+    async def fill_panes(self) -> None:
+        """Give the panes that waited for their feature's service their content."""
+        for frame in self.pane_frames():
+            if frame.pending and frame.is_attached and self.services.features_ready:
+                await frame.fill(frame.kind.build(self.services))
+        for bar in self.query(StatusBar):
+            bar.update_text()  # the focus timer, if one runs
 
     def on_screen_resume(self) -> None:
         from nomadlab.ui.widgets.logview import LogView
@@ -95,7 +124,8 @@ class WorkspaceScreen(Screen[None]):
     # ------------------------------------------------------------------ building
 
     def _frame(self, kind: PaneKind) -> PaneFrame:
-        frame = PaneFrame(kind, kind.build(self.services))
+        ready = self.services.features_ready or not kind.needs_service
+        frame = PaneFrame(kind, kind.build(self.services) if ready else None)
         weight = self.services.config.workspace.sizes.get(kind.key, 1)
         frame.styles.width = f"{weight}fr" if self.layout_name in ("columns", "main-top") else "1fr"
         frame.styles.height = f"{weight}fr" if self.layout_name in ("rows", "main-left") else "1fr"
@@ -131,7 +161,10 @@ class WorkspaceScreen(Screen[None]):
                     await holder.mount(side)
             else:
                 await holder.mount_all(frames)
-        self.call_after_refresh(self._restore_focus, focused_kind)
+        # Focus now, before the panes are first painted: focusing them after would
+        # restyle them (:focus-within), repaint the fleet pane's table whole and
+        # recompose the footer again.
+        self._restore_focus(focused_kind)
 
     def _focused_kind(self) -> str | None:
         node: DOMNode | None = self.focused
@@ -146,7 +179,9 @@ class WorkspaceScreen(Screen[None]):
         if not frames:
             return
         target = next((f for f in frames if f.kind.key == kind), frames[0])
-        target.focus()
+        # its content when that takes focus (as the frame would pass it on): one focus
+        # change, one update of the footer's keys
+        (target.content if target.content.can_focus else target).focus()
 
     # ------------------------------------------------------------------ actions
 

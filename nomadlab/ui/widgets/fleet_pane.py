@@ -103,13 +103,14 @@ class FleetPane(DataTable[Text]):
         self.add_column("worst", key="worst")
         self.services.bridge.subscribe(self._poke)
         self.set_interval(1.0, self.refresh_rows)
-        self.refresh_rows()
+        if self.size.area:
+            self.refresh_rows()
 
     def on_resize(self, event: events.Resize) -> None:
         # The detail column fits the pane's width, and the room for GPU rows its height:
-        # refit as soon as the size is known (it is 0 at mount), not at the next tick of
-        # the 1 s refresh.
-        self._rows = []
+        # fill (at start: once, not at mount with size 0 and then again) or refit as
+        # soon as the size is known, not at the next tick of the 1 s refresh. Rows that
+        # come out the same are not repainted.
         self.refresh_rows()
 
     def on_unmount(self) -> None:

@@ -1,0 +1,125 @@
+"""`nomadlab` makes the feature services (board, papers, focus, jobs) after its first
+frame, or when a feature's screen is first shown; what the user then sees is what an
+app built with them from the start shows."""
+
+from __future__ import annotations
+
+import gc
+from pathlib import Path
+
+import pytest
+import ui_data
+
+from nomadlab.cli.tui import build_app
+from nomadlab.core.board import BoardService
+from nomadlab.core.clock import ManualClock
+from nomadlab.core.focus import FocusService
+from nomadlab.core.papers import PaperService
+from nomadlab.core.store import Store
+from nomadlab.remote.fleet import Fleet
+from nomadlab.remote.jobs_service import JobsService
+from nomadlab.ui.app import NomadApp
+from nomadlab.ui.board.pane import BoardPane
+from nomadlab.ui.board.screen import BoardScreen
+from nomadlab.ui.focus.pane import FocusPane
+from nomadlab.ui.papers.pane import PapersPane
+from nomadlab.ui.screens.workspace import PaneFrame, WorkspaceScreen
+from nomadlab.ui.widgets.fleet_pane import FleetPane
+
+
+def deferred_app(tmp: Path) -> NomadApp:
+    clock = ManualClock(ui_data.START)
+    cfg = ui_data.config(tmp)
+    store = Store(cfg.database)
+    fleet = Fleet(cfg, store=store, clock=clock)
+    ui_data.feed(fleet, clock)
+    return build_app(cfg, clock=clock, start_fleet=False, store=store, fleet=fleet,
+                     defer_features=True)
+
+
+def test_the_services_wait_until_asked_for_once(tmp_path: Path) -> None:
+    app = deferred_app(tmp_path)
+    services = app.services
+    assert (services.features_ready, services.feature_services()) == (False, [])
+    told: list[str] = []
+    services.feature_listeners.append(lambda: told.append("made"))
+    assert services.install_features() is True
+    assert services.features_ready and told == ["made"]
+    assert isinstance(services.board, BoardService)
+    assert isinstance(services.papers, PaperService)
+    assert isinstance(services.focus, FocusService)
+    assert isinstance(services.jobs, JobsService)
+    assert services.board.jobs is services.jobs
+    assert services.install_features() is False and told == ["made"]  # once
+
+
+async def test_after_the_first_frame_every_pane_shows_its_feature(tmp_path: Path) -> None:
+    app = deferred_app(tmp_path)
+    gc.disable()  # as `nomadlab` does until its first frame
+    try:
+        async with app.run_test(size=(160, 48)) as pilot:
+            for _ in range(20):  # bounded: a few refreshes
+                frames = list(app.screen.query(PaneFrame))
+                if frames and not any(frame.pending for frame in frames):
+                    break
+                await pilot.pause()
+            assert isinstance(app.screen, WorkspaceScreen)
+            assert app.services.features_ready
+            assert gc.isenabled()
+            contents = {frame.kind.key: type(frame.content)
+                        for frame in app.screen.query(PaneFrame)}
+            assert contents == {"fleet": FleetPane, "logs": contents["logs"],
+                                "board": BoardPane, "papers": PapersPane, "focus": FocusPane}
+            assert not any(frame.pending for frame in app.screen.query(PaneFrame))
+            # the focused pane is the fleet's, its table focused as before
+            assert isinstance(app.focused, FleetPane)
+    finally:
+        gc.enable()
+
+
+async def test_a_feature_screen_first_shown_makes_the_services(tmp_path: Path) -> None:
+    app = deferred_app(tmp_path)
+    services = app.services
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.press("3")
+        await pilot.pause()
+        assert isinstance(app.screen, BoardScreen)
+        assert services.features_ready
+        assert app.screen.service is services.board is not None
+
+
+async def test_the_footer_shows_the_keys_of_the_focused_pane(tmp_path: Path) -> None:
+    from textual.widgets._footer import FooterKey
+
+    from nomadlab.ui.footer import Footer
+
+    app = deferred_app(tmp_path)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.pause()
+        footer = app.screen.query_one(Footer)
+
+        def shown() -> list[str]:
+            return [key.description for key in footer.query(FooterKey)]
+
+        first = shown()
+        assert {"Quit", "Help", "Next pane", "Maximise", "Layout"} <= set(first)
+        assert len(first) == len(set(first))  # each key once
+        for _ in range(3):  # focus through the panes and back: the same keys, once each
+            await pilot.press("tab")
+            await pilot.pause()
+        await pilot.press("shift+tab", "shift+tab", "shift+tab")
+        await pilot.pause()
+        assert isinstance(app.focused, FleetPane)
+        assert shown() == first
+
+
+def test_a_tui_that_cannot_start_leaves_garbage_collection_on(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from nomadlab.cli import main
+
+    config = tmp_path / "config.toml"
+    config.write_text(f'data_dir = "{tmp_path / "data"}"\nshow_local = false\n')
+    assert gc.isenabled()
+    assert main(["--config", str(config)]) == 2  # under pytest stdin is no terminal
+    assert "needs a terminal" in capsys.readouterr().err
+    assert gc.isenabled()

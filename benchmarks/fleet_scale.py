@@ -197,7 +197,7 @@ def _instrument(probe: Any) -> Timing:
     probe whether a flush changed anything on screen (a row repaint was asked for)."""
     from textual.screen import Screen
 
-    from nomadlab.ui.widgets.fleet_table import FleetTable
+    from nomadlab.ui.fleet.table import FleetTable
 
     refresh_row = FleetTable._refresh_row
 

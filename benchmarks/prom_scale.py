@@ -145,7 +145,7 @@ async def client(args: argparse.Namespace) -> dict[str, Any]:
     from nomadlab.core.config import SourceConfig, load_config_text
     from nomadlab.core.store import Store
     from nomadlab.remote.fleet import Fleet
-    from nomadlab.ui.widgets.fleet_table import FleetTable
+    from nomadlab.ui.fleet.table import FleetTable
 
     data = Path(args.dir) / "data"
     config = load_config_text(f'show_local = false\ndata_dir = "{data}"\n')

@@ -120,13 +120,13 @@ class Feature:
 
 
 def _fleet_screen(services: Services) -> Screen[None]:
-    from nomadlab.ui.screens.fleet import FleetScreen
+    from nomadlab.ui.fleet.screen import FleetScreen
 
     return FleetScreen(services)
 
 
 def _fleet_pane(services: Services) -> Widget:
-    from nomadlab.ui.widgets.fleet_pane import FleetPane
+    from nomadlab.ui.fleet.pane import FleetPane
 
     return FleetPane(services)
 

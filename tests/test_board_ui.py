@@ -19,7 +19,7 @@ from nomadlab.ui.board.dialogs import BoardPicker, CardForm
 from nomadlab.ui.board.pane import BoardPane
 from nomadlab.ui.board.screen import BoardScreen
 from nomadlab.ui.confirm import ConfirmScreen
-from nomadlab.ui.screens.workspace import WorkspaceScreen
+from nomadlab.ui.workspace import WorkspaceScreen
 
 # Ids of the seeded cards (tests/test_board_data.py adds them in this order).
 SMOOTH, CURRICULUM, HOSTILE, DEDUP, TOK, LORA, FULL, WARMUP, DISTILL = range(1, 10)

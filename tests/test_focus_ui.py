@@ -20,8 +20,8 @@ from nomadlab.ui.focus.pane import FocusPane
 from nomadlab.ui.focus.screen import FocusScreen
 from nomadlab.ui.focus.today import Timeline, TodayScreen
 from nomadlab.ui.focus.week import WeekScreen
-from nomadlab.ui.screens.modals import HelpScreen
-from nomadlab.ui.widgets.statusbar import StatusBar
+from nomadlab.ui.help import HelpScreen
+from nomadlab.ui.statusbar import StatusBar
 
 
 def focus_of(app) -> FocusService:  # type: ignore[no-untyped-def]

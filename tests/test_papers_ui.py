@@ -27,7 +27,7 @@ from nomadlab.ui.papers.dialogs import AddPaper, EditNotes, Takeaway
 from nomadlab.ui.papers.pane import PapersPane
 from nomadlab.ui.papers.review import PaperReviewScreen
 from nomadlab.ui.papers.screen import PapersScreen
-from nomadlab.ui.screens.workspace import WorkspaceScreen
+from nomadlab.ui.workspace import WorkspaceScreen
 
 __all__ = ["no_proxies", "paper_server"]
 

@@ -20,10 +20,10 @@ from nomadlab.core.clock import ManualClock
 from nomadlab.core.config import Config
 from nomadlab.remote.fleet import Fleet
 from nomadlab.ui.confirm import ConfirmScreen
-from nomadlab.ui.screens.acting import SessionName, TmuxSessions
-from nomadlab.ui.screens.fleet import FleetScreen
-from nomadlab.ui.widgets.fleet_table import FleetTable, gpu_key, host_key
-from nomadlab.ui.widgets.processes import ProcessTable
+from nomadlab.ui.fleet.acting_dialogs import SessionName, TmuxSessions
+from nomadlab.ui.fleet.processes import ProcessTable
+from nomadlab.ui.fleet.screen import FleetScreen
+from nomadlab.ui.fleet.table import FleetTable, gpu_key, host_key
 
 pytestmark = pytest.mark.sshd
 

@@ -12,8 +12,8 @@ from textual.pilot import Pilot
 from nomadlab.core.clock import ManualClock
 from nomadlab.core.model import Container, GpuProcess, ProcessInfo
 from nomadlab.remote.fleet import Fleet
-from nomadlab.ui.widgets.fleet_table import FleetTable, gpu_key
-from nomadlab.ui.widgets.processes import ProcessTable
+from nomadlab.ui.fleet.processes import ProcessTable
+from nomadlab.ui.fleet.table import FleetTable, gpu_key
 
 DOCKER_ID = "3f4e5d6c7b8a9f0e1d2c3b4a5f6e7d8c9b0a1f2e3d4c5b6a7f8e9d0c1b2a3f4e"
 
@@ -77,7 +77,7 @@ async def test_signal_prompt_shows_hostile_text_as_text(tmp_path: Path) -> None:
     from textual.widgets import Static
 
     from nomadlab.ui.confirm import ConfirmScreen
-    from nomadlab.ui.screens.fleet import FleetScreen
+    from nomadlab.ui.fleet.screen import FleetScreen
 
     app, _fleet, _clock = ui_data.build(tmp_path)
     async with app.run_test(size=(160, 48)) as pilot:

@@ -8,12 +8,13 @@ import pytest
 import ui_data
 from textual.widgets import DataTable, Tabs
 
-from nomadlab.ui.screens.fleet import FleetScreen
-from nomadlab.ui.screens.modals import FreeGpusScreen, HelpScreen, TrustHostKey
-from nomadlab.ui.screens.workspace import WorkspaceScreen
-from nomadlab.ui.widgets.fleet_pane import FleetPane
-from nomadlab.ui.widgets.fleet_table import FleetTable, gpu_key, host_key
-from nomadlab.ui.widgets.processes import ProcessTable
+from nomadlab.ui.fleet.dialogs import FreeGpusScreen, TrustHostKey
+from nomadlab.ui.fleet.pane import FleetPane
+from nomadlab.ui.fleet.processes import ProcessTable
+from nomadlab.ui.fleet.screen import FleetScreen
+from nomadlab.ui.fleet.table import FleetTable, gpu_key, host_key
+from nomadlab.ui.help import HelpScreen
+from nomadlab.ui.workspace import WorkspaceScreen
 
 
 def row_text(table: DataTable | FleetTable, key: str) -> str:  # type: ignore[type-arg]

@@ -8,7 +8,7 @@ from pathlib import Path
 import ui_data
 
 from nomadlab.core.model import GpuProcess, HostSample
-from nomadlab.ui.widgets.fleet_table import FleetTable, parse_key
+from nomadlab.ui.fleet.table import FleetTable, parse_key
 
 
 def host_rows(table: FleetTable) -> set[str]:

@@ -16,11 +16,11 @@ from conftest import config_for, host_for, wait_for
 from sshd import SshServer
 
 from nomadlab.core.model import GpuSample, HostSample, HostState, HostStatus
-from nomadlab.ui.screens.fleet import FleetScreen
-from nomadlab.ui.screens.modals import FreeGpusScreen
-from nomadlab.ui.widgets.fleet_pane import FleetPane
-from nomadlab.ui.widgets.fleet_table import FleetTable, host_key
-from nomadlab.ui.widgets.processes import ProcessTable
+from nomadlab.ui.fleet.dialogs import FreeGpusScreen
+from nomadlab.ui.fleet.pane import FleetPane
+from nomadlab.ui.fleet.processes import ProcessTable
+from nomadlab.ui.fleet.screen import FleetScreen
+from nomadlab.ui.fleet.table import FleetTable, host_key
 
 
 def screen_lines(app: Any) -> list[str]:

@@ -7,10 +7,10 @@ from typing import Any
 
 import ui_data
 
-from nomadlab.ui.screens.fleet import FleetScreen
-from nomadlab.ui.screens.workspace import WorkspaceScreen
-from nomadlab.ui.widgets.fleet_pane import FleetPane
-from nomadlab.ui.widgets.fleet_table import FleetTable
+from nomadlab.ui.fleet.pane import FleetPane
+from nomadlab.ui.fleet.screen import FleetScreen
+from nomadlab.ui.fleet.table import FleetTable
+from nomadlab.ui.workspace import WorkspaceScreen
 
 
 def pane_lines(app: Any) -> list[str]:

@@ -10,10 +10,10 @@ import ui_data
 from textual.widgets import Static
 
 from nomadlab.core.model import GpuHealth, HostSample, MigInstance, XidEvent
-from nomadlab.ui.screens.fleet import FleetScreen
-from nomadlab.ui.screens.gpu_detail import GpuDetailScreen
-from nomadlab.ui.widgets.fleet_pane import FleetPane
-from nomadlab.ui.widgets.fleet_table import FleetTable, gpu_key, host_key, mig_key
+from nomadlab.ui.fleet.detail import GpuDetailScreen
+from nomadlab.ui.fleet.pane import FleetPane
+from nomadlab.ui.fleet.screen import FleetScreen
+from nomadlab.ui.fleet.table import FleetTable, gpu_key, host_key, mig_key
 
 HOST = "lambda-h100"
 

@@ -25,7 +25,7 @@ from textual.widgets import Checkbox, Static
 from nomadlab.cli.tui import build_app
 from nomadlab.core.model import HostState
 from nomadlab.remote.ssh_keys import KeyStore
-from nomadlab.ui.screens.modals import Passphrase
+from nomadlab.ui.fleet.dialogs import Passphrase
 
 pytestmark = pytest.mark.sshd
 SECRET = "correct-horse-7f3a9c"

@@ -21,10 +21,10 @@ from nomadlab.remote.jobs_service import JobsService
 from nomadlab.ui.app import NomadApp
 from nomadlab.ui.board.pane import BoardPane
 from nomadlab.ui.board.screen import BoardScreen
+from nomadlab.ui.fleet.pane import FleetPane
 from nomadlab.ui.focus.pane import FocusPane
 from nomadlab.ui.papers.pane import PapersPane
-from nomadlab.ui.screens.workspace import PaneFrame, WorkspaceScreen
-from nomadlab.ui.widgets.fleet_pane import FleetPane
+from nomadlab.ui.workspace import PaneFrame, WorkspaceScreen
 
 
 def deferred_app(tmp: Path) -> NomadApp:

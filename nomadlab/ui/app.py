@@ -84,7 +84,7 @@ class NomadApp(App[None]):
     def _make(self, mode: str) -> Screen[None]:
         # Each screen's module is imported when the screen is first shown.
         if mode == "workspace":
-            from nomadlab.ui.screens.workspace import WorkspaceScreen
+            from nomadlab.ui.workspace import WorkspaceScreen
 
             return WorkspaceScreen(self.services)
         feature = FEATURE_BY_MODE[mode]
@@ -193,7 +193,7 @@ class NomadApp(App[None]):
             await self.switch_mode(mode)
 
     async def open_fleet_host(self, host: str | None) -> None:
-        from nomadlab.ui.screens.fleet import FleetScreen
+        from nomadlab.ui.fleet.screen import FleetScreen
 
         await self.switch_mode("fleet")
         if host is not None:
@@ -224,7 +224,7 @@ class NomadApp(App[None]):
         return sections
 
     def action_help(self) -> None:
-        from nomadlab.ui.screens.modals import HelpScreen
+        from nomadlab.ui.help import HelpScreen
 
         if isinstance(self.screen, HelpScreen):
             return

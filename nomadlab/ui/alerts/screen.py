@@ -16,7 +16,7 @@ from nomadlab.core.alerts import Alert, clean_text
 from nomadlab.ui import render
 from nomadlab.ui.navigate import navigator
 from nomadlab.ui.services import Services
-from nomadlab.ui.widgets.statusbar import StatusBar
+from nomadlab.ui.statusbar import StatusBar
 
 SEVERITY_STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
 

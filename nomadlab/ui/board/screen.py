@@ -43,8 +43,8 @@ from nomadlab.ui.board.dialogs import (
     BoardPicker,
 )
 from nomadlab.ui.services import Services
+from nomadlab.ui.statusbar import StatusBar
 from nomadlab.ui.store_watch import watch_store
-from nomadlab.ui.widgets.statusbar import StatusBar
 
 STATE_KEY = "board.current"
 MIN_COLUMN_WIDTH = 26

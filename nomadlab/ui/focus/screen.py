@@ -38,7 +38,7 @@ from nomadlab.ui.focus.text import (
     total_text,
 )
 from nomadlab.ui.services import Services
-from nomadlab.ui.widgets.statusbar import StatusBar
+from nomadlab.ui.statusbar import StatusBar
 
 FOR_HELP = "For: a card id (42), a paper (paper:7) or a few words; empty: nothing."
 

@@ -30,7 +30,7 @@ from nomadlab.ui.confirm import ConfirmScreen
 from nomadlab.ui.focus.dialogs import FormDialog
 from nomadlab.ui.focus.text import KIND_STYLE, focus_of, lead
 from nomadlab.ui.services import Services
-from nomadlab.ui.widgets.statusbar import StatusBar
+from nomadlab.ui.statusbar import StatusBar
 
 DAY = 24 * 60
 

@@ -20,7 +20,7 @@ from nomadlab.ui import render
 from nomadlab.ui.focus.dialogs import FormDialog
 from nomadlab.ui.focus.text import focus_of, lead
 from nomadlab.ui.services import Services
-from nomadlab.ui.widgets.statusbar import StatusBar
+from nomadlab.ui.statusbar import StatusBar
 
 
 class WeekChart(Widget):

@@ -22,7 +22,7 @@ from nomadlab.ui.jobs.dialogs import JobDetail, JobGpus
 from nomadlab.ui.jobs.table import JobsTable, partitions_text
 from nomadlab.ui.navigate import navigator
 from nomadlab.ui.services import Services
-from nomadlab.ui.widgets.statusbar import StatusBar
+from nomadlab.ui.statusbar import StatusBar
 
 NO_CLUSTERS = ("No Slurm cluster is configured: add a [[clusters]] table with the login "
                "node's host (README, \"Clusters\"), and its jobs show here.")

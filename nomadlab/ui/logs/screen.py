@@ -15,7 +15,7 @@ from nomadlab.ui import render
 from nomadlab.ui.logs.dialogs import OpenLogScreen
 from nomadlab.ui.logs.view import LogView
 from nomadlab.ui.services import Services
-from nomadlab.ui.widgets.statusbar import StatusBar
+from nomadlab.ui.statusbar import StatusBar
 
 STATE_STYLE = {
     LogState.LIVE: "green",

@@ -19,7 +19,7 @@ from nomadlab.ui import render
 from nomadlab.ui.confirm import ConfirmScreen
 from nomadlab.ui.papers.text import paper_detail, week_text
 from nomadlab.ui.services import Services
-from nomadlab.ui.widgets.statusbar import StatusBar
+from nomadlab.ui.statusbar import StatusBar
 
 DECISION_STYLE = {"keep": ("kept", "green"), "drop": ("dropped", "red"),
                   "raise": ("raised", "bold yellow"), "pick": ("picked", "bold magenta")}

@@ -25,8 +25,8 @@ from nomadlab.ui import render
 from nomadlab.ui.papers.actions import PaperActions
 from nomadlab.ui.papers.text import STATUS_GLYPH, paper_detail, week_text
 from nomadlab.ui.services import Services
+from nomadlab.ui.statusbar import StatusBar
 from nomadlab.ui.store_watch import watch_store
-from nomadlab.ui.widgets.statusbar import StatusBar
 
 VIEWS: dict[str, tuple[str, ...] | None] = {
     "active": ("queued", "reading"),

@@ -23,7 +23,7 @@ from nomadlab.remote.process_actions import (
     send_signal,
 )
 from nomadlab.ui import render
-from nomadlab.ui.screens.acting import TmuxSessions, confirm_signal
+from nomadlab.ui.fleet.acting_dialogs import TmuxSessions, confirm_signal
 from nomadlab.ui.services import Services
 
 READ_ONLY = "read-only: [fleet] read_only = true turns actions off"

@@ -27,7 +27,8 @@ from textual.strip import Strip
 
 from nomadlab.core import fleetview
 from nomadlab.core.model import GpuSample, HostSample, HostState, HostStatus
-from nomadlab.ui import health_view, render
+from nomadlab.ui import render
+from nomadlab.ui.fleet import health_view
 from nomadlab.ui.services import Services
 
 SPARK_SPAN = 300.0  # seconds of history in the sparkline column

@@ -17,12 +17,12 @@ from textual.widget import Widget
 from textual.widgets import Static, Tab, Tabs
 
 from nomadlab.core.config import LAYOUTS
+from nomadlab.ui.fleet.pane import FleetPane
 from nomadlab.ui.footer import Footer
 from nomadlab.ui.navigate import navigator
 from nomadlab.ui.panes import PANES, PaneKind
 from nomadlab.ui.services import Services
-from nomadlab.ui.widgets.fleet_pane import FleetPane
-from nomadlab.ui.widgets.statusbar import StatusBar
+from nomadlab.ui.statusbar import StatusBar
 
 LAYOUT_STATE_KEY = "workspace.layout"
 
@@ -106,7 +106,7 @@ class WorkspaceScreen(Screen[None]):
             bar.update_text()  # the focus timer, if one runs
 
     def on_screen_resume(self) -> None:
-        from nomadlab.ui.widgets.logview import LogView
+        from nomadlab.ui.logs.view import LogView
 
         for view in self.query(LogView):
             view.catch_up()

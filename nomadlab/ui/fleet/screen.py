@@ -12,12 +12,12 @@ from nomadlab.core.config import SORT_KEYS
 from nomadlab.core.model import HostState
 from nomadlab.remote.ssh_keys import agent_hint
 from nomadlab.ui import render
-from nomadlab.ui.screens.fleet_acting import Acting
-from nomadlab.ui.screens.modals import FreeGpusScreen, Passphrase, TrustHostKey
+from nomadlab.ui.fleet.acting import Acting
+from nomadlab.ui.fleet.dialogs import FreeGpusScreen, Passphrase, TrustHostKey
+from nomadlab.ui.fleet.processes import ProcessTable
+from nomadlab.ui.fleet.table import FleetTable
 from nomadlab.ui.services import Services
-from nomadlab.ui.widgets.fleet_table import FleetTable
-from nomadlab.ui.widgets.processes import ProcessTable
-from nomadlab.ui.widgets.statusbar import StatusBar
+from nomadlab.ui.statusbar import StatusBar
 
 
 class FleetScreen(Screen[None]):
@@ -208,7 +208,7 @@ class FleetScreen(Screen[None]):
             if chosen is not None:
                 self.action_fold()
             return
-        from nomadlab.ui.screens.gpu_detail import GpuDetailScreen
+        from nomadlab.ui.fleet.detail import GpuDetailScreen
 
         self.app.push_screen(GpuDetailScreen(self.services, chosen[0], chosen[1]))
 

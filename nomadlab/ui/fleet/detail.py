@@ -8,9 +8,9 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
-from nomadlab.ui import health_view
+from nomadlab.ui.fleet import health_view
 from nomadlab.ui.services import Services
-from nomadlab.ui.widgets.statusbar import StatusBar
+from nomadlab.ui.statusbar import StatusBar
 
 
 class GpuDetailScreen(Screen[None]):

@@ -22,8 +22,9 @@ from nomadlab.remote.fleet import Fleet
 from nomadlab.ui.confirm import ConfirmScreen
 from nomadlab.ui.fleet.acting_dialogs import SessionName, TmuxSessions
 from nomadlab.ui.fleet.processes import ProcessTable
+from nomadlab.ui.fleet.rows import gpu_key, host_key
 from nomadlab.ui.fleet.screen import FleetScreen
-from nomadlab.ui.fleet.table import FleetTable, gpu_key, host_key
+from nomadlab.ui.fleet.table import FleetTable
 
 pytestmark = pytest.mark.sshd
 

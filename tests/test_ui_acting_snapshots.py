@@ -13,7 +13,8 @@ from nomadlab.core.clock import ManualClock
 from nomadlab.core.model import Container, GpuProcess, ProcessInfo
 from nomadlab.remote.fleet import Fleet
 from nomadlab.ui.fleet.processes import ProcessTable
-from nomadlab.ui.fleet.table import FleetTable, gpu_key
+from nomadlab.ui.fleet.rows import gpu_key
+from nomadlab.ui.fleet.table import FleetTable
 
 DOCKER_ID = "3f4e5d6c7b8a9f0e1d2c3b4a5f6e7d8c9b0a1f2e3d4c5b6a7f8e9d0c1b2a3f4e"
 

@@ -11,8 +11,9 @@ from textual.widgets import DataTable, Tabs
 from nomadlab.ui.fleet.dialogs import FreeGpusScreen, TrustHostKey
 from nomadlab.ui.fleet.pane import FleetPane
 from nomadlab.ui.fleet.processes import ProcessTable
+from nomadlab.ui.fleet.rows import gpu_key, host_key
 from nomadlab.ui.fleet.screen import FleetScreen
-from nomadlab.ui.fleet.table import FleetTable, gpu_key, host_key
+from nomadlab.ui.fleet.table import FleetTable
 from nomadlab.ui.help import HelpScreen
 from nomadlab.ui.workspace import WorkspaceScreen
 

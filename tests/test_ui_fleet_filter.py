@@ -8,7 +8,8 @@ from pathlib import Path
 import ui_data
 
 from nomadlab.core.model import GpuProcess, HostSample
-from nomadlab.ui.fleet.table import FleetTable, parse_key
+from nomadlab.ui.fleet.rows import parse_key
+from nomadlab.ui.fleet.table import FleetTable
 
 
 def host_rows(table: FleetTable) -> set[str]:

@@ -19,8 +19,9 @@ from nomadlab.core.model import GpuSample, HostSample, HostState, HostStatus
 from nomadlab.ui.fleet.dialogs import FreeGpusScreen
 from nomadlab.ui.fleet.pane import FleetPane
 from nomadlab.ui.fleet.processes import ProcessTable
+from nomadlab.ui.fleet.rows import host_key
 from nomadlab.ui.fleet.screen import FleetScreen
-from nomadlab.ui.fleet.table import FleetTable, host_key
+from nomadlab.ui.fleet.table import FleetTable
 
 
 def screen_lines(app: Any) -> list[str]:

@@ -12,8 +12,9 @@ from textual.widgets import Static
 from nomadlab.core.model import GpuHealth, HostSample, MigInstance, XidEvent
 from nomadlab.ui.fleet.detail import GpuDetailScreen
 from nomadlab.ui.fleet.pane import FleetPane
+from nomadlab.ui.fleet.rows import gpu_key, host_key, mig_key
 from nomadlab.ui.fleet.screen import FleetScreen
-from nomadlab.ui.fleet.table import FleetTable, gpu_key, host_key, mig_key
+from nomadlab.ui.fleet.table import FleetTable
 
 HOST = "lambda-h100"
 

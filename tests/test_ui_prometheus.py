@@ -15,8 +15,9 @@ from nomadlab.core.config import SourceConfig
 from nomadlab.core.promfleet import PromFleet
 from nomadlab.core.store import Store
 from nomadlab.remote.fleet import Fleet
+from nomadlab.ui.fleet.rows import gpu_key, host_key
 from nomadlab.ui.fleet.screen import FleetScreen
-from nomadlab.ui.fleet.table import FleetTable, gpu_key, host_key
+from nomadlab.ui.fleet.table import FleetTable
 
 __all__ = ["exporters", "prometheus"]  # fixtures
 

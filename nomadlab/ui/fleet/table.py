@@ -8,11 +8,13 @@ a core and ~200 KB/s of terminal output at 10 hosts. Here a flush (coalesced, at
 most one per ``FLUSH_WINDOW``) recomputes only the rows of hosts that changed and
 are on screen, and asks Textual to repaint only the changed cells' region of each
 of those lines. Rows off screen are recomputed when they scroll into view.
+
+What a row shows is in cells.py, the column layout in columns.py, the row keys in
+rows.py, and which hosts are shown in which order in filtering.py; this module
+keeps the rows, draws them and moves the cursor.
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 from rich.cells import cell_len
 from rich.segment import Segment
@@ -25,189 +27,18 @@ from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from nomadlab.core import fleetview
-from nomadlab.core.model import GpuSample, HostSample, HostState, HostStatus
-from nomadlab.ui import render
-from nomadlab.ui.fleet import health_view
+from nomadlab.core.model import HostSample, HostState
+from nomadlab.ui.fleet.cells import RowCells
+from nomadlab.ui.fleet.columns import Columns
+from nomadlab.ui.fleet.filtering import HostFilter
+from nomadlab.ui.fleet.rows import gpu_rows, host_key, parse_key
 from nomadlab.ui.services import Services
 
-SPARK_SPAN = 300.0  # seconds of history in the sparkline column
 FLUSH_WINDOW = 0.1  # seconds: samples arriving together are painted together
 PREFETCH_BATCH = 6  # rows drawn ahead per idle turn after the cursor moved
 CURSOR_FOCUSED = Style(bgcolor="#264f78")
 CURSOR_BLURRED = Style(bgcolor="grey23")
 HEADER = Style(bold=True)
-
-
-# Importance order: what gives way last comes first. Each column is added at its
-# smallest useful width while the table has room; the room left then widens them.
-# (Cost is shown in host rows across the Memory and Temp cells, so it stands with
-# memory.) The five-minute sparkline is the first to go, then the processes.
-IMPORTANCE = ("name", "util_bar", "mem", "health", "temp", "power", "procs", "hist")
-MIN_WIDTH = {"name": 16, "util_bar": 4, "mem": 13, "health": 4, "temp": 5, "power": 10,
-             "procs": 12, "hist": 4}
-# (column, width to grow to), applied in order with what room is left.
-GROWTH = (("procs", 24), ("hist", 16), ("name", 20), ("util_bar", 10), ("health", 14),
-          ("procs", 36), ("hist", 30),
-          ("name", 24), ("util_bar", 14), ("mem_bar", 8), ("health", 24))
-
-
-@dataclass(frozen=True, slots=True)
-class Columns:
-    name: int
-    util_bar: int
-    hist: int  # 0: no column
-    mem: int
-    mem_bar: int
-    temp: int
-    power: int
-    procs: int  # 0: no column
-    health: int = 0  # 0: no column; 4: ok/warn/FAIL; wider: and the first reason
-
-    @classmethod
-    def for_width(cls, width: int) -> Columns:
-        """Column widths for a table ``width`` cells wide (each column adds 2 of padding).
-
-        Columns come in the order of :data:`IMPORTANCE` while they fit, then grow
-        (:data:`GROWTH`); whatever is left widens the processes column (or the
-        sparkline when there is none), so no wide gap stays at the right.
-        """
-        room = width - 2  # vertical scrollbar
-        sizes = dict.fromkeys((*IMPORTANCE, "mem_bar"), 0)
-        for column in IMPORTANCE:
-            need = MIN_WIDTH[column] + 2 + (5 if column == "util_bar" else 0)
-            if need <= room or column == "name":
-                sizes[column] = MIN_WIDTH[column]
-                room -= need
-        for column, target in GROWTH:
-            if room <= 0:
-                break
-            if not sizes[column] and column != "mem_bar":
-                continue
-            extra = 1 if column == "mem_bar" and not sizes[column] else 0  # its space
-            grow = min(room - extra, target - sizes[column])
-            if grow > (2 if column == "mem_bar" else 0):
-                sizes[column] += grow
-                room -= grow + extra
-        if room > 0:
-            last = "procs" if sizes["procs"] else "hist" if sizes["hist"] else "name"
-            sizes[last] += room
-        return cls(sizes["name"], sizes["util_bar"], sizes["hist"], sizes["mem"],
-                   sizes["mem_bar"], sizes["temp"], sizes["power"], sizes["procs"],
-                   sizes["health"])
-
-    def total_without_procs(self) -> int:
-        return sum(self.widths()[:6]) + 2 * 6
-
-    def widths(self) -> list[int]:
-        mem = self.mem + (self.mem_bar + 1 if self.mem_bar else 0)
-        out = [self.name, self.util_bar + 5]
-        if self.hist:
-            out.append(self.hist)
-        out += [mem, self.temp, self.power]
-        if self.health:
-            out.append(self.health)
-        if self.procs:
-            out.append(self.procs)
-        return out
-
-    def titles(self) -> list[str]:
-        out = ["Host / GPU", "Util"]
-        if self.hist:
-            out.append("Last 5 min" if self.hist >= 10 else "5 min" if self.hist >= 5 else "5m")
-        out += ["Memory", "Temp", "Power"]
-        if self.health:
-            out.append("Health" if self.health >= 6 else "Hlth")
-        if self.procs:
-            out.append("Processes")
-        return out
-
-    def pick(self, cells: list[Text]) -> list[Text]:
-        """A row's cells (host/GPU, util, sparkline, memory, temp, power, then health and
-        processes where the spec has them) less those of the columns left out."""
-        absent = {i for i, width in ((2, self.hist), (4, self.temp), (5, self.power))
-                  if not width}
-        return [cell for i, cell in enumerate(cells) if i not in absent]
-
-    def fit(self, cells: list[Text]) -> tuple[list[Text], list[int], list[tuple[int, int]]]:
-        """(cells, widths, spans) of one row: a cell wider than its column takes the
-        columns after it that are empty in this row (a host's cost runs over the
-        Temp column), so a figure is not cut while the room beside it is unused."""
-        widths = self.widths()
-        spans = self.spans()
-        out_cells: list[Text] = []
-        out_widths: list[int] = []
-        out_spans: list[tuple[int, int]] = []
-        i = 0
-        while i < len(cells) and i < len(widths):
-            cell, width, (x, span) = cells[i], widths[i], spans[i]
-            i += 1
-            while (cell.cell_len > width and i < len(cells) and i < len(widths)
-                   and not cells[i].plain):
-                width += widths[i] + 2
-                span += spans[i][1]
-                i += 1
-            out_cells.append(cell)
-            out_widths.append(width)
-            out_spans.append((x, span))
-        return out_cells, out_widths, out_spans
-
-    def spans(self) -> list[tuple[int, int]]:
-        """(x, width) of each column's cells, padding included."""
-        out = []
-        x = 0
-        for width in self.widths():
-            out.append((x, width + 2))
-            x += width + 2
-        return out
-
-
-def money_text(busy: int | None, gpus: int, cost: float | None, room: int) -> Text:
-    """'6/8 busy $23.92/h' in ``room`` cells: the words give way, never the cost."""
-    price = f"${cost:.2f}/h" if cost is not None else ""
-    count = f"{busy}/{gpus}" if busy is not None else ""
-    for words in (f"{count} busy" if count else "", count, ""):
-        text = " ".join(part for part in (words, price) if part)
-        if len(text) <= room or not words:
-            return Text(text, style="dim")
-    return Text(price, style="dim")
-
-
-def short_model(name: str) -> str:
-    for prefix in ("NVIDIA ", "GeForce "):
-        if name.startswith(prefix):
-            name = name[len(prefix):]
-    return name
-
-
-def host_key(name: str) -> str:
-    return f"h\x00{name}"
-
-
-def gpu_key(name: str, index: int) -> str:
-    return f"g\x00{name}\x00{index}"
-
-
-def mig_key(name: str, index: int, instance: int) -> str:
-    return f"m\x00{name}\x00{index}\x00{instance}"
-
-
-def gpu_rows(name: str, sample: HostSample | None) -> list[str]:
-    """Row keys of a host's GPUs, each followed by its MIG instances (MIG on)."""
-    rows: list[str] = []
-    for gpu in sample.gpus if sample is not None else []:
-        rows.append(gpu_key(name, gpu.index))
-        mig = gpu.health.mig if gpu.health is not None else None
-        rows.extend(mig_key(name, gpu.index, k) for k in range(len(mig or [])))
-    return rows
-
-
-def parse_key(key: str) -> tuple[str, int | None]:
-    """(host, GPU index or None); a MIG instance row gives its GPU."""
-    parts = key.split("\x00")
-    if parts[0] in ("g", "m") and len(parts) in (3, 4):
-        return parts[1], int(parts[2])
-    return parts[1] if len(parts) > 1 else key, None
 
 
 def _runs(before: str, after: str, gap: int = 3) -> list[tuple[int, int]]:
@@ -236,7 +67,7 @@ def _line(cells: list[Text], widths: list[int]) -> Text:
     return line
 
 
-class FleetTable(ScrollView, can_focus=True):
+class FleetTable(HostFilter, RowCells, ScrollView, can_focus=True):
     """The fleet: host rows and GPU rows, header pinned on the first line."""
 
     BINDINGS = [
@@ -327,38 +158,6 @@ class FleetTable(ScrollView, can_focus=True):
     def row_count(self) -> int:
         return len(self.keys)
 
-    def visible_hosts(self) -> list[str]:
-        fleet = self.services.fleet
-        tags = {h.name: h.tags for h in self.services.config.hosts}
-        names = fleetview.order_hosts(fleet.names(), fleet.statuses, fleet.latest,
-                                      fleet.costs, self.sort_key)
-        query = self.query_text.strip().lower()
-        if not query:
-            return names
-        before, cache = self._match_query, self._matches
-        narrower = bool(before) and before != query and before in query
-        wider = bool(before) and before != query and query in before
-        if before != query and not (narrower or wider):
-            cache = {}
-        versions = self.services.bridge.host_versions
-        matches: dict[str, tuple[int, bool]] = {}
-        shown: list[str] = []
-        for name in names:
-            version = versions.get(name, 0)
-            known = cache.get(name)
-            if known is not None and known[0] == version and (
-                    before == query or (narrower and not known[1])
-                    or (wider and known[1])):
-                hit = known[1]
-            else:
-                hit = fleetview.host_matches(query, name, fleet.latest.get(name),
-                                             tags.get(name, ()), fleet.statuses.get(name))
-            matches[name] = (version, hit)
-            if hit:
-                shown.append(name)
-        self._match_query, self._matches = query, matches
-        return shown
-
     def rebuild(self) -> None:
         """Recompute the row list (order, filter, folds, GPU sets changed)."""
         self.columns_spec = self.columns_spec or Columns.for_width(self.size.width or 120)
@@ -424,143 +223,6 @@ class FleetTable(ScrollView, can_focus=True):
             self.move_cursor(row=index, announce=announce)
 
     # ------------------------------------------------------------------ cells
-
-    def _host_cells(self, name: str) -> list[Text]:
-        spec = self.columns_spec or Columns.for_width(120)
-        fleet = self.services.fleet
-        status = fleet.statuses.get(name) or HostStatus(name, HostState.CONNECTING, 0.0)
-        sample = fleet.latest.get(name)
-        now = self.services.clock.time()
-        fold = "▸ " if name in self.collapsed else "▾ "
-        label = Text(fold, style="dim")
-        label.append_text(render.safe(name, "bold"))
-        state = render.state_text(status, now)
-        reason = render.no_gpu_reason(status)
-        if reason:  # 'live · no GPU' says why, like `nomadlab status` (runs over empty cells)
-            state.append("  ")
-            state.append_text(render.safe(reason, "yellow"))
-        if status.state in (HostState.LIVE, HostState.STALE):
-            middle = render.host_stats(sample)
-            if (sample is not None and sample.source is not None and sample.cpu_percent is None
-                    and sample.memory_total_mib is None):
-                middle = Text("no node_exporter figures", style="dim")
-        else:
-            middle = render.safe(status.error or "", "red" if status.state.waits_for_user else "")
-        cost = fleet.costs.get(name)
-        gpus = sample.gpus if sample is not None else []
-        th = self.services.config.fleet.thresholds
-        busy = sum(1 for g in gpus if not g.is_free(th.free_utilization, th.free_memory_mib))
-        money = money_text(busy if gpus else None, len(gpus), cost,
-                           spec.widths()[3 if spec.hist else 2] + 2 + spec.temp)
-        power = sum(g.power_w or 0 for g in gpus)
-        # The state runs over the Util and sparkline columns, the cost over Memory and
-        # Temp (see Columns.fit); the host's figures or its error go in the processes
-        # column, or after the state when there is none.
-        if middle.plain and not spec.procs:
-            state.append("  ")
-            state.append_text(middle)
-        cells = [label, state, Text(""), money, Text(""),
-                 Text(f"{power / 1000:.1f}kW" if power >= 1000 else
-                      (f"{power:.0f}W" if power else ""), style="dim")]
-        if spec.health:
-            cells.append(health_view.host_cell(gpus, spec.health))
-        if spec.procs:
-            hint = ""
-            if status.state is HostState.HOSTKEY_UNKNOWN:
-                hint = "t: trust this key"
-            elif status.state is HostState.HOSTKEY_CHANGED:
-                hint = "t: what to do"
-            elif status.state is HostState.PASSPHRASE:
-                hint = "p: enter passphrase"
-            elif status.state in (HostState.AUTH_FAILED, HostState.RECONNECTING):
-                hint = "r: retry now"
-            cell = Text(hint, style="italic dim") if hint else Text("")
-            if middle.plain:
-                cell.append("  " if hint else "")
-                cell.append_text(middle)
-            source = fleet.via(name)
-            if source is not None:
-                cell = render.safe(f"via {source} ", "dim").append_text(cell)
-            cells.append(cell)
-        return cells
-
-    def _gpu_cells(self, name: str, gpu: GpuSample) -> list[Text]:
-        spec = self.columns_spec or Columns.for_width(120)
-        th = self.services.config.fleet.thresholds
-        fleet = self.services.fleet
-        status = fleet.statuses.get(name)
-        now = self.services.clock.time()
-        series = fleet.history.util.get((name, gpu.index))
-        hist = Text("")
-        if series is not None:
-            values = series.buckets(now, spec.hist, SPARK_SPAN)
-            hist = render.spark_text(values)
-        label = Text(f"  {gpu.index:>2} ", style="dim")
-        label.append_text(render.safe(short_model(gpu.name)))
-        cells = [
-            label,
-            render.util_cell(gpu, spec.util_bar),
-            hist,
-            render.memory_cell(gpu, th, spec.mem_bar),
-            render.temp_cell(gpu, th),
-            render.power_cell(gpu, th),
-        ]
-        if spec.health:
-            cells.append(health_view.gpu_cell(gpu, spec.health))
-        if spec.procs:
-            if gpu.processes:
-                first = max(gpu.processes, key=lambda p: p.memory_mib or 0)
-                text = render.safe(first.user, "cyan")
-                text.append(" ")
-                text.append_text(render.safe(first.command, limit=200))
-                if len(gpu.processes) > 1:
-                    text.append(f" +{len(gpu.processes) - 1}", style="dim")
-                cells.append(text)
-            elif not self._processes_known(name):
-                cells.append(Text("processes not reported (DCGM)", style="dim italic"))
-            else:
-                cells.append(Text("—", style="dim"))
-        if status is not None and status.state is not HostState.LIVE:
-            for cell in cells:
-                cell.stylize("dim")
-        return cells
-
-    def _processes_known(self, name: str) -> bool:
-        sample = self.services.fleet.latest.get(name)
-        return sample is None or sample.processes_known
-
-    def _cells_for(self, key: str) -> list[Text]:
-        name, gpu_index = parse_key(key)
-        if gpu_index is None:
-            return self._host_cells(name)
-        sample = self.services.fleet.latest.get(name)
-        gpu = next((g for g in sample.gpus if g.index == gpu_index), None) if sample else None
-        if gpu is None:
-            return [Text("")]
-        if key.startswith("m"):
-            return self._mig_cells(gpu, int(key.rsplit("\x00", 1)[1]))
-        return self._gpu_cells(name, gpu)
-
-    def _mig_cells(self, gpu: GpuSample, instance: int) -> list[Text]:
-        """A MIG instance under its GPU: profile, memory and processes."""
-        spec = self.columns_spec or Columns.for_width(120)
-        mig = gpu.health.mig if gpu.health is not None else None
-        if not mig or instance >= len(mig):
-            return [Text("")]
-        m = mig[instance]
-        label = Text("      └ ", style="dim")
-        label.append_text(render.safe(f"MIG {m.profile}"))
-        memory = Text(f"{render.gib(m.memory_used_mib)}/{render.gib(m.memory_total_mib)}",
-                      style="cyan")
-        cells = [label, Text(""), Text(""), memory, Text(""), Text("")]
-        if spec.health:
-            cells.append(Text(""))
-        if spec.procs:
-            pids = ", ".join(str(p) for p in m.processes[:4])
-            more = len(m.processes) - 4
-            cells.append(Text(f"pids {pids}" + (f" +{more}" if more > 0 else ""), style="dim")
-                         if m.processes else Text("—", style="dim"))
-        return cells
 
     def _compute(self, key: str) -> list[tuple[int, int]]:
         """Recompute a row; returns the (x, width) spans of the line that changed.

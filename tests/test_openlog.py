@@ -108,7 +108,10 @@ async def test_a_hostile_folder_name_completes_and_opens_its_real_path(
         assert box.value == shown
         # Inside the escaped folder the host is asked about the real one.
         await pilot.press("t")
-        await wait_for(lambda: prompts(dialog) == [f"{shown}train.log"], what="its file")
+        # The folder's own list already shows train.log: wait for the list made for
+        # what is typed now (Tab never applies a list made for older text).
+        await wait_for(lambda: dialog.suggested_for == box.value
+                       and prompts(dialog) == [f"{shown}train.log"], what="its file")
         await pilot.press("tab")
         await wait_for(lambda: dialog.suggested_for == box.value, what="the file's suggestion")
         await pilot.press("enter")

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import os
 import sys
-import threading
 import webbrowser
 
 from rich.text import Text
+from textual import work
 from textual.app import SuspendNotSupported
 from textual.screen import Screen
 
@@ -192,12 +192,17 @@ class PaperActions(Screen[None]):
         if notes is not None and notes != paper.notes:
             service.set_notes(paper.id, notes)
 
+    @work(thread=True, exit_on_error=False, group="browser")
+    def _browse(self, url: str) -> None:
+        """The browser in a worker thread: webbrowser.open may wait for it to start."""
+        webbrowser.open(url)
+
     def _open(self, url: str | None) -> None:
         if not url:
             self.notify("This paper has no link yet.", severity="warning", timeout=3)
             return
         if core.open_method(os.environ, sys.platform) == "browser":
-            threading.Thread(target=webbrowser.open, args=(url,), daemon=True).start()
+            self._browse(url)
             self.notify(f"Opening {render.clean(url)}", timeout=3)
         else:
             self.app.copy_to_clipboard(url)

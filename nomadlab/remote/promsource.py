@@ -1,15 +1,15 @@
 """A ``[[sources]]`` entry of kind prometheus: the hosts one Prometheus knows, kept fresh.
 
-One refresh is four instant queries for the whole fleet (GPUs, node stats, node CPU,
-``up``), run together. The GPU query is a full one (every counter, with the GPUs'
-identity labels) on the first refresh and every ``FULL_EVERY``-th, and when a GPU
-shows up that the last full one did not know; in between it is the lean one (the
-counters that move, by host and GPU only): half the series, a fraction of the bytes
-to move and parse at a thousand hosts. Only hosts whose state changed have their
-status published again. Hosts seen for the first time get their sparklines from two
-range queries. A failure of the source as a whole (unreachable, 401, a PromQL error)
-is the source's state, with the reason; the hosts it fed turn stale, and nothing else
-stops.
+One refresh is a handful of instant queries for the whole fleet (GPUs, node stats,
+node CPU, ``up``), run together. The GPU query is a full one (every counter, with the
+GPUs' identity labels) on the first refresh and every ``FULL_EVERY``-th, and when a
+GPU or a target shows up that the last full one did not know; in between it is one
+lean query per counter that moves, by host and GPU only: a fraction of the series,
+the bytes to move and parse, and Prometheus's own time at a thousand hosts. Only
+hosts whose state changed have their status published again. Hosts seen for the
+first time get their sparklines from a range query. A failure of the source as a
+whole (unreachable, 401, a PromQL error) is the source's state, with the reason;
+the hosts it fed turn stale, and nothing else stops.
 """
 
 from __future__ import annotations
@@ -100,9 +100,13 @@ class PrometheusSource:
         full = self._refreshes % FULL_EVERY == 0
         try:
             client = self._client()
-            gpus, node, cpu, up = await asyncio.gather(
-                client.query(q.gpus if full else q.fast), client.query(q.node),
-                client.query(q.cpu), client.query(q.up))
+            lean = q.lean_any if self.model.hostless else q.lean
+            names = [] if full else list(lean)
+            # every query at once: Prometheus answers one while this side reads another
+            *answers, node, cpu, up = await asyncio.gather(
+                *([client.query(q.gpus)] if full else [client.query(lean[n]) for n in names]),
+                client.query(q.node), client.query(q.cpu), client.query(q.up))
+            gpus = answers[0] if full else dict(zip(names, answers, strict=True))
             # Building the samples is pure and only this source touches its model: in
             # a thread, so that keys and frames go on being handled meanwhile.
             result = await asyncio.to_thread(self.model.update, now, gpus, node, cpu, up,

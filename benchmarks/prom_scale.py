@@ -168,16 +168,19 @@ async def client(args: argparse.Namespace) -> dict[str, Any]:
     applied: list[tuple[float, float]] = []  # (refresh began, table applied)
     server_cost: list[float] = []
     wall_cost: list[float] = []
+    query_count: list[int] = []
     original_source_refresh = source.refresh
 
     async def timed_refresh() -> Any:
         began = time.perf_counter()
         refresh_started.append(began)
         before = source.client.stats.server_seconds if source.client else 0.0
+        asked = source.client.stats.queries if source.client else 0
         result = await original_source_refresh()
         wall_cost.append(time.perf_counter() - began)
         if source.client is not None:
             server_cost.append(source.client.stats.server_seconds - before)
+            query_count.append(source.client.stats.queries - asked)
         return result
 
     source.refresh = timed_refresh  # type: ignore[method-assign]
@@ -291,6 +294,7 @@ async def client(args: argparse.Namespace) -> dict[str, Any]:
         applied.clear()
         server_cost.clear()
         wall_cost.clear()
+        query_count.clear()
         cpu0, wall0 = time.process_time(), time.perf_counter()
         await asyncio.sleep(args.window)
         cpu1, wall1 = time.process_time(), time.perf_counter()
@@ -318,7 +322,7 @@ async def client(args: argparse.Namespace) -> dict[str, Any]:
                                                  if server_cost else float("nan"))
         out["refresh_wall_ms"] = {"p50": pct([w * 1000 for w in wall_cost], 50),
                                   "p99": pct([w * 1000 for w in wall_cost], 99)}
-        out["queries_per_refresh"] = 4
+        out["queries_per_refresh"] = sorted(set(query_count))
 
         def state() -> tuple[object, ...]:
             return (table.cursor_row, int(table.scroll_y), table.sort_key, table.query_text)
@@ -518,8 +522,9 @@ def report(args: argparse.Namespace, f: dict[str, Any]) -> None:
           f"{f.get('gc_pauses')}")
     print("  per refresh, ms after its first query (table applied, frame painted): "
           f"{f.get('query_paint_trace')}")
-    print(f"  queries per refresh: {f['queries_per_refresh']} instant (the GPU one lean, "
-          "full every 12th refresh or for a new GPU; +1 range query when new hosts appear)")
+    print(f"  queries per refresh: {f['queries_per_refresh']} (instant: one per moving GPU "
+          "counter, or one full GPU query every 12th refresh or for a new GPU or target; "
+          "node, CPU, up; +1 range query when new hosts appear)")
 
 
 if __name__ == "__main__":

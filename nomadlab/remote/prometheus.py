@@ -21,6 +21,10 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 MAX_BODY = 64 * 1024 * 1024  # an answer larger than this is refused, not parsed
+# Label sets kept from answers up to this size (the lean ones, a few per refresh, the
+# same hosts and GPUs each time): at most this many, then they are read anew.
+KNOWN_LABELS_TEXT = 4 * 1024 * 1024
+KNOWN_LABELS_MAX = 100_000
 
 
 class PrometheusError(Exception):
@@ -71,6 +75,7 @@ class PrometheusClient:
         self.token = token
         self.timeout = timeout
         self.stats = QueryStats()
+        self._known_labels: dict[str, dict[str, str]] = {}  # see split_vector
 
     # ------------------------------------------------------------------ HTTP
 
@@ -160,7 +165,11 @@ class PrometheusClient:
         try:
             body = self._fetch("/api/v1/query", params)
             text = body.decode("utf-8", errors="replace")
-            fast = split_vector(text)
+            # small answers (the lean ones) share their hosts' and GPUs' labels
+            known = self._known_labels if len(text) <= KNOWN_LABELS_TEXT else None
+            if known is not None and len(known) > KNOWN_LABELS_MAX:
+                known.clear()
+            fast = split_vector(text, known)
             # the usual answer: its series read without json, the rest with it
             result = self._decode(text if fast is None else fast[1])
         finally:
@@ -261,7 +270,8 @@ _ELEMENT = re.compile(r'\{"metric":\{([^{}\\]*)\},"value":\[([^,\]\["]+),"([^"\\
 _RESULT_AT = re.compile(r'"result":\[')
 
 
-def split_vector(text: str) -> tuple[list[Series], str] | None:
+def split_vector(text: str, known: dict[str, dict[str, str]] | None = None
+                 ) -> tuple[list[Series], str] | None:
     """An instant-vector answer -> (its series, the answer with an empty result array),
     reading each element with one regular expression match instead of ``json``: a
     third of the time, and no dicts or lists but the labels. None when the answer is
@@ -270,6 +280,9 @@ def split_vector(text: str) -> tuple[list[Series], str] | None:
 
     Each element is one match (the interpreter may hand the GIL over between two),
     and the elements must follow each other exactly, comma-separated, to the ``]``.
+    ``known``: label sets already read (their JSON text -> the labels), used and added
+    to: the same hosts and GPUs come back in every answer, their labels read once and
+    shared (they are not to be changed).
     """
     if not text.startswith('{"status":"success"'):
         return None
@@ -287,13 +300,17 @@ def split_vector(text: str) -> tuple[list[Series], str] | None:
         if m is None:
             return None
         body, stamp, raw = m.groups()
-        labels: dict[str, str] = {}
-        if body:  # '"a":"1","b":"2"': no quote inside a name or a value
-            for pair in body[1:-1].split('","'):
-                name, sep, label = pair.partition('":"')
-                if not sep:
-                    return None
-                labels[name] = label
+        labels = known.get(body) if known is not None else None
+        if labels is None:
+            labels = {}
+            if body:  # '"a":"1","b":"2"': no quote inside a name or a value
+                for pair in body[1:-1].split('","'):
+                    name, sep, label = pair.partition('":"')
+                    if not sep:
+                        return None
+                    labels[name] = label
+            if known is not None:
+                known[body] = labels
         try:
             number_ = float(raw)
             at = float(stamp)

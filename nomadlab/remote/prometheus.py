@@ -163,8 +163,7 @@ class PrometheusClient:
             params["time"] = f"{at:.3f}"
         start = time.perf_counter()
         try:
-            body = self._fetch("/api/v1/query", params)
-            text = body.decode("utf-8", errors="replace")
+            text = self._fetch("/api/v1/query", params).decode("utf-8", errors="replace")
             # small answers (the lean ones) share their hosts' and GPUs' labels
             known = self._known_labels if len(text) <= KNOWN_LABELS_TEXT else None
             if known is not None and len(known) > KNOWN_LABELS_MAX:
@@ -293,6 +292,12 @@ def split_vector(text: str, known: dict[str, dict[str, str]] | None = None
     out: list[Series] = []
     append = out.append
     match = _ELEMENT.match
+    # Names and values repeat (a host's name in each of its GPUs' series, a GPU's
+    # UUID in each of its counters): one string each, not one per series. The
+    # timestamp is the same for every series of an instant query.
+    words: dict[str, str] = {}
+    word = words.setdefault
+    last_stamp, at = "", 0.0
     if text.startswith("]", pos):
         return out, text
     while True:
@@ -308,12 +313,13 @@ def split_vector(text: str, known: dict[str, dict[str, str]] | None = None
                     name, sep, label = pair.partition('":"')
                     if not sep:
                         return None
-                    labels[name] = label
+                    labels[word(name, name)] = word(label, label)
             if known is not None:
                 known[body] = labels
         try:
             number_ = float(raw)
-            at = float(stamp)
+            if stamp != last_stamp:
+                last_stamp, at = stamp, float(stamp)
         except ValueError:
             return None
         # NaN and infinities: unknown

@@ -272,10 +272,13 @@ _RESULT_AT = re.compile(r'"result":\[')
 def split_vector(text: str, known: dict[str, dict[str, str]] | None = None
                  ) -> tuple[list[Series], str] | None:
     """An instant-vector answer -> (its series, the answer with an empty result array),
-    reading each element with one regular expression match instead of ``json``: a
-    third of the time, and no dicts or lists but the labels. None when the answer is
-    not laid out as Prometheus writes it, or a label needs JSON unescaping: then it is
-    for ``json`` to read.
+    reading each element with one regular expression match instead of ``json``. About
+    as fast as ``json.loads`` (measured: 12-18 ms against 7 ms + building the series
+    for 8,000 series), but far less memory: no dict or list per element but the
+    labels, label strings shared, and the lean answers' label sets reused from one
+    answer to the next (the full answer at 1,000 hosts: 48 MB at its peak instead of
+    144 MB). None when the answer is not laid out as Prometheus writes it, or a label
+    needs JSON unescaping: then it is for ``json`` to read.
 
     Each element is one match (the interpreter may hand the GIL over between two),
     and the elements must follow each other exactly, comma-separated, to the ``]``.

@@ -49,7 +49,8 @@ def stages(url: str, hosts: int, rounds: int) -> None:
     client = PrometheusClient(url, timeout=60)
     print(f"{hosts} hosts x 8 GPUs, {rounds} rounds; median (max)")
     every = {f"lean {n.removeprefix('DCGM_FI_DEV_')}": x for n, x in q.lean.items()}
-    every.update({"full": q.gpus, "node": q.node, "cpu": q.cpu, "up": q.up})
+    every.update({"slow (full refresh)": q.slow, "identity (full refresh)": q.identity,
+                  "all in one": q.gpus, "node": q.node, "cpu": q.cpu, "up": q.up})
     for name, promql in every.items():
         fetch: list[float] = []
         decode: list[float] = []
@@ -75,7 +76,7 @@ def stages(url: str, hosts: int, rounds: int) -> None:
             build.append((t4 - t3) - (t1 - t0) - (t2 - t1))
             size, count = len(body), len(out)
             del data, series, out
-        print(f"  {name:<18} {count:6d} series {size / 1e6:6.2f} MB  "
+        print(f"  {name:<23} {count:6d} series {size / 1e6:6.2f} MB  "
               f"HTTP {ms(fetch)}  decode {ms(decode)}  "
               f"Prometheus {ms(server)}  series {ms(build)}")
 

@@ -204,3 +204,34 @@ def test_a_new_target_or_a_gpu_without_host_label_asks_for_a_full_refresh() -> N
                                      S({"instance": "10.0.0.9:9400", "gpu": "0"}, 2.0)]}
     later = fleet.update(120.0, lean, up=new_target, full=False)
     assert [later.samples[h].gpus[0].utilization for h in ("a", "10.0.0.9:9400")] == [1.0, 2.0]
+
+
+def test_a_full_refresh_by_counter_reads_each_gpu_identity_once() -> None:
+    """A full refresh as the source asks it: the moving counters by host and GPU, the
+    others with their name, and each GPU's UUID, model and target once."""
+    fleet = PromFleet("lab")
+    identity = [S({"Hostname": "a", "instance": "a:9400", "gpu": "0", "UUID": "U0",
+                   "modelName": "NVIDIA H100"}, 1.0),
+                S({"instance": "10.0.0.9:9400", "gpu": "0", "UUID": "U9",
+                   "modelName": "NVIDIA L40S"}, 1.0)]
+    slow = [S({"__name__": "DCGM_FI_DEV_FB_FREE", "Hostname": "a", "gpu": "0"}, 60000.0),
+            S({"__name__": "DCGM_FI_DEV_SM_CLOCK", "Hostname": "a", "gpu": "0"}, 1980.0),
+            S({"__name__": "DCGM_FI_DEV_FB_FREE", "instance": "10.0.0.9:9400", "gpu": "0"},
+              1000.0)]
+    lean = {"DCGM_FI_DEV_GPU_UTIL": [S({"Hostname": "a", "gpu": "0"}, 90.0),
+                                     S({"instance": "10.0.0.9:9400", "gpu": "0"}, 5.0)],
+            "DCGM_FI_DEV_FB_USED": [S({"Hostname": "a", "gpu": "0"}, 20000.0),
+                                    S({"instance": "10.0.0.9:9400", "gpu": "0"}, 47000.0)]}
+    up = [S({"instance": "a:9400"}, 1.0), S({"instance": "10.0.0.9:9400"}, 0.0)]
+    result = fleet.update(100.0, lean, up=up, identity=identity, slow=slow)
+    a = result.samples["a"].gpus[0]
+    assert (a.name, a.uuid, a.utilization, a.sm_clock_mhz) == ("NVIDIA H100", "U0", 90.0, 1980.0)
+    assert (a.memory_used_mib, a.memory_total_mib) == (20000.0, 80000.0)
+    other = result.samples["10.0.0.9:9400"].gpus[0]
+    assert (other.name, other.memory_total_mib) == ("NVIDIA L40S", 48000.0)
+    assert fleet.hostless is True and fleet.instance_host["a:9400"] == "a"
+    assert result.statuses["10.0.0.9:9400"].state is HostState.DOWN
+    # the next, lean refresh knows both GPUs: no full refresh asked for
+    later = fleet.update(105.0, {"DCGM_FI_DEV_GPU_UTIL": lean["DCGM_FI_DEV_GPU_UTIL"]},
+                         up=up, full=False)
+    assert not later.unknown_gpus and later.samples["a"].gpus[0].uuid == "U0"

@@ -56,6 +56,7 @@ GPU_LABELS = ("gpu", "UUID", "modelName")
 FAST_FIELDS = ("DCGM_FI_DEV_GPU_UTIL", "DCGM_FI_DEV_FB_USED", "DCGM_FI_DEV_GPU_TEMP",
                "DCGM_FI_DEV_POWER_USAGE", "DCGM_FI_DEV_XID_ERRORS")
 FULL_EVERY = 12
+SLOW_FIELDS = tuple(name for name in GPU_FIELDS if name not in FAST_FIELDS)
 
 
 class Sample(Protocol):
@@ -87,6 +88,10 @@ class Queries:
     # that do not (by target), for a fleet where the last full refresh met such a GPU
     lean: Mapping[str, str]
     lean_any: Mapping[str, str]
+    # a full refresh: the lean_any queries, the other counters by name, host and GPU,
+    # and each GPU's identity (UUID, model, target) once, not once per counter
+    slow: str
+    identity: str
     node: str
     cpu: str
     up: str
@@ -107,9 +112,14 @@ def queries(selector: str = "", host_label: str | None = None) -> Queries:
     lean_any = {name: f"{query} or max by (instance, gpu) "
                       f"({name}{_matchers(selector, no_host)})"
                 for name, query in lean.items()}
+    slow = f'__name__=~{_q("|".join(SLOW_FIELDS))}'
     return Queries(
         gpus=f'max {gpu_by} ({_matchers(selector, f"__name__=~{_q(names)}")})',
         lean=lean, lean_any=lean_any,
+        slow=(f"max by (__name__, {first}, gpu) ({_matchers(selector, slow, has_host)}) or "
+              f"max by (__name__, instance, gpu) ({_matchers(selector, slow, no_host)})"),
+        identity=(f"group {_by(host_label, *GPU_LABELS)} "
+                  f'({_matchers(selector, f"__name__=~{_q(names)}")})'),
         node=f'max {_by(host_label, "__name__")} ({_matchers(selector, f"__name__=~{_q(nodes)}")})',
         cpu=(f'100 * (1 - avg {_by(host_label)} '
              f'(rate(node_cpu_seconds_total{_matchers(selector, _q_eq("mode", "idle"))}[1m])))'),
@@ -208,10 +218,13 @@ class PromFleet:
                 return value
         return None
 
-    def _gpus(self, answer: GpuAnswer, full: bool) -> dict[str, dict[int, _Gpu]]:
+    def _gpus(self, answer: GpuAnswer, full: bool, identity: Iterable[Sample] = (),
+              slow: Iterable[Sample] = ()) -> dict[str, dict[int, _Gpu]]:
         # The hot loop at scale (up to 10 series per GPU, 80,000 at 1,000 hosts): one
         # dict lookup per series for its GPU, the GPU's labels read once. ``answer``:
-        # series that carry their metric's name, or counter name -> its series.
+        # series that carry their metric's name, or counter name -> its series (and
+        # ``slow``, series that carry their metric's name). ``identity``: the GPUs of a
+        # full refresh, with what identifies them.
         hosts: dict[str, dict[int, _Gpu]] = {}
         by_key: dict[tuple[str | None, str | None, str | None], _Gpu | None] = {}
         fields = GPU_FIELDS
@@ -223,10 +236,17 @@ class PromFleet:
         if isinstance(answer, Mapping):
             groups = [(fields[name], series) for name, series in answer.items()
                       if name in fields]
+            groups.append((None, slow))
         else:
             groups = [(None, answer)]
         if full:
             self.hostless = False
+            for item in identity:  # each GPU once, with what identifies it
+                labels = item.labels
+                gpu = self._new_gpu(labels, labels.get(first) or labels.get(second),
+                                    labels.get("gpu"), hosts)
+                if gpu is not None and not labels.get(first):
+                    self.hostless = True
         for group_field, series in groups:
             for item in series:
                 labels = item.labels
@@ -313,10 +333,13 @@ class PromFleet:
 
     def update(self, now: float, gpus: GpuAnswer, node: Sequence[Sample] = (),
                cpu: Sequence[Sample] = (), up: Sequence[Sample] = (), *,
-               full: bool = True) -> Refresh:
+               full: bool = True, identity: Sequence[Sample] = (),
+               slow: Sequence[Sample] = ()) -> Refresh:
         """One refresh's answers -> a sample per host with series, every host's status.
 
-        ``full``: ``gpus`` answers :attr:`Queries.gpus` (every counter, identity labels);
+        ``full``: ``gpus`` answers :attr:`Queries.gpus` (every counter, identity labels),
+        or maps each counter of :attr:`Queries.lean_any` to its answer, with ``slow``
+        and ``identity`` answering :attr:`Queries.slow` and :attr:`Queries.identity`;
         else it maps each counter of :attr:`Queries.lean` to its answer (or is a list
         of series that carry their metric's name), and a GPU never seen in a full
         refresh, or a target `up` names that the last full refresh did not know, makes
@@ -334,7 +357,7 @@ class PromFleet:
                     refresh.unknown_gpus = True  # a new target, maybe without host label
                     return refresh
         try:
-            found = self._gpus(gpus, full)
+            found = self._gpus(gpus, full, identity, slow)
         except _UnknownGpu:
             refresh.unknown_gpus = True
             return refresh

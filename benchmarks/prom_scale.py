@@ -291,6 +291,9 @@ async def client(args: argparse.Namespace) -> dict[str, Any]:
         out["rows"] = len(table.keys)
         # warm up two refreshes, then measure CPU over the window
         await asyncio.sleep(2 * args.refresh)
+        # the refreshes so far (the first screen's among them): wall ms, queries
+        out["first_refreshes"] = [(round(1000 * w), n)
+                                  for w, n in zip(wall_cost, query_count, strict=False)]
         applied.clear()
         server_cost.clear()
         wall_cost.clear()
@@ -524,6 +527,7 @@ def report(args: argparse.Namespace, f: dict[str, Any]) -> None:
           f"{f.get('gc_pauses')}")
     print("  per refresh, ms after its first query (table applied, frame painted): "
           f"{f.get('query_paint_trace')}")
+    print(f"  first refreshes (wall ms, queries): {f.get('first_refreshes')}")
     print(f"  queries per refresh: {f['queries_per_refresh']} (instant: one per moving GPU "
           "counter, or one full GPU query every 12th refresh or for a new GPU or target; "
           "node, CPU, up; +1 range query when new hosts appear)")

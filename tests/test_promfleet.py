@@ -150,9 +150,11 @@ def test_the_lean_queries_one_per_moving_counter_by_host_label_or_target() -> No
     assert q.lean["DCGM_FI_DEV_GPU_UTIL"] == (
         'max by (Hostname, gpu) (DCGM_FI_DEV_GPU_UTIL{cluster="a100"})')
     assert q.lean_any["DCGM_FI_DEV_GPU_UTIL"] == (
-        'max by (Hostname, gpu) (DCGM_FI_DEV_GPU_UTIL{cluster="a100"}) or '
-        'max by (instance, gpu) (DCGM_FI_DEV_GPU_UTIL{Hostname="", cluster="a100"})')
+        'max by (Hostname, instance, gpu) (DCGM_FI_DEV_GPU_UTIL{cluster="a100"})')
     assert not any("UUID" in x or "__name__" in x for x in q.lean_any.values())
+    assert q.slow.startswith('max by (Hostname, instance, __name__, gpu) ({__name__=~"')
+    assert q.identity.startswith(
+        'group by (Hostname, instance, gpu, UUID, modelName) ({__name__=~"DCGM_FI_DEV_GPU_UTIL|')
     assert queries("", host_label="node").lean["DCGM_FI_DEV_FB_USED"] == (
         'max by (node, gpu) (DCGM_FI_DEV_FB_USED{})')
 
@@ -200,11 +202,18 @@ def test_a_new_target_or_a_gpu_without_host_label_asks_for_a_full_refresh() -> N
                                 util(None, 0, 3.0, instance="10.0.0.9:9400")], up=new_target)
     hostless.append(fleet.hostless)
     assert sorted(full.samples) == ["10.0.0.9:9400", "a"] and hostless == [False, True]
-    # `max by (Hostname, gpu)` puts the series without the label in one group per GPU
-    # index, with no host: skipped; the `or` part names them by target
+    # lean: `max by (Hostname, gpu)` puts the series without the label in one group
+    # per GPU index, with no host: skipped
     lean = {"DCGM_FI_DEV_GPU_UTIL": [S({"Hostname": "a", "gpu": "0"}, 1.0),
-                                     S({"gpu": "0"}, 99.0),
-                                     S({"instance": "10.0.0.9:9400", "gpu": "0"}, 2.0)]}
+                                     S({"gpu": "0"}, 99.0)]}
+    fleet.hostless = False
+    skipped = fleet.update(118.0, lean, up=new_target, full=False)
+    assert not skipped.unknown_gpus and sorted(skipped.samples) == ["a"]
+    fleet.hostless = True
+    # lean_any: `max by (Hostname, instance, gpu)` names them by target
+    lean = {"DCGM_FI_DEV_GPU_UTIL": [
+        S({"Hostname": "a", "instance": "a:9400", "gpu": "0"}, 1.0),
+        S({"instance": "10.0.0.9:9400", "gpu": "0"}, 2.0)]}
     later = fleet.update(120.0, lean, up=new_target, full=False)
     assert not later.unknown_gpus and sorted(later.samples) == ["10.0.0.9:9400", "a"]
     assert [later.samples[h].gpus[0].utilization for h in ("a", "10.0.0.9:9400")] == [1.0, 2.0]

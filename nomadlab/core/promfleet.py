@@ -105,24 +105,24 @@ def queries(selector: str = "", host_label: str | None = None) -> Queries:
     nodes = "|".join(NODE_FIELDS)
     gpu_by = _by(host_label, "__name__", *GPU_LABELS)
     first = host_label or DEFAULT_HOST_LABELS[0]
-    # the host label when the series has one, else the target: as PromFleet.host_of.
-    # Not `{first}!=""` in the first part: that matcher merges the postings of every
-    # host (it doubled Prometheus's time at 1,000 hosts); series without the label
-    # fall into one group per GPU index there, with no host, which PromFleet skips.
-    no_host = f'{first}=""'
+    # The host label when the series has one, else the target: as PromFleet.host_of.
+    # No matcher on the host label (`!=""` or `=""` makes Prometheus merge the
+    # postings of every host: it doubled its time at 1,000 hosts): ``lean`` groups the
+    # series without it into one group per GPU index with no host (PromFleet skips
+    # it); ``lean_any`` keeps the target too, a longer answer that names them all.
     lean = {name: f"max by ({first}, gpu) ({name}{_matchers(selector)})"
             for name in FAST_FIELDS}
-    lean_any = {name: f"{query} or max by (instance, gpu) "
-                      f"({name}{_matchers(selector, no_host)})"
-                for name, query in lean.items()}
+    lean_any = {name: f"max {_by(host_label, 'gpu')} ({name}{_matchers(selector)})"
+                for name in FAST_FIELDS}
     slow = f'__name__=~{_q("|".join(SLOW_FIELDS))}'
+    # the GPUs' identity from the counters every dcgm-exporter configuration has (a
+    # GPU seen only in others is still shown, without model and UUID)
+    identity_of = f'__name__=~{_q("|".join(FAST_FIELDS))}'
     return Queries(
         gpus=f'max {gpu_by} ({_matchers(selector, f"__name__=~{_q(names)}")})',
         lean=lean, lean_any=lean_any,
-        slow=(f"max by (__name__, {first}, gpu) ({_matchers(selector, slow)}) or "
-              f"max by (__name__, instance, gpu) ({_matchers(selector, slow, no_host)})"),
-        identity=(f"group {_by(host_label, *GPU_LABELS)} "
-                  f'({_matchers(selector, f"__name__=~{_q(names)}")})'),
+        slow=f"max {_by(host_label, '__name__', 'gpu')} ({_matchers(selector, slow)})",
+        identity=f"group {_by(host_label, *GPU_LABELS)} ({_matchers(selector, identity_of)})",
         node=f'max {_by(host_label, "__name__")} ({_matchers(selector, f"__name__=~{_q(nodes)}")})',
         cpu=(f'100 * (1 - avg {_by(host_label)} '
              f'(rate(node_cpu_seconds_total{_matchers(selector, _q_eq("mode", "idle"))}[1m])))'),

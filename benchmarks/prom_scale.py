@@ -529,8 +529,8 @@ def report(args: argparse.Namespace, f: dict[str, Any]) -> None:
           f"{f.get('query_paint_trace')}")
     print(f"  first refreshes (wall ms, queries): {f.get('first_refreshes')}")
     print(f"  queries per refresh: {f['queries_per_refresh']} (instant: one per moving GPU "
-          "counter, or one full GPU query every 12th refresh or for a new GPU or target; "
-          "node, CPU, up; +1 range query when new hosts appear)")
+          "counter, node, CPU, up; +2 (other counters, identities) every 12th refresh or "
+          "for a new GPU or target; +1 range query when new hosts appear)")
 
 
 if __name__ == "__main__":

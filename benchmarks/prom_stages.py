@@ -1,7 +1,9 @@
 """Where one Prometheus refresh spends its time at N hosts x 8 GPUs (default 1,000),
 stage by stage, without the UI: each query's HTTP answer (bytes, Prometheus's own
-time), decoding, building series, the model update and publishing into a real
-``Fleet`` (history, aggregates, listeners), and the whole refresh as the source runs it.
+time), ``json`` decoding (``loads_in_steps``) against the client's whole
+``query_blocking`` (fetch and parse), the model update, the whole refresh as the
+source runs it, publishing into a real ``Fleet`` (history, aggregates, listeners),
+and what one refresh allocates (tracemalloc).
 
 Stand-ins and Prometheus as in ``prom_scale.py`` (``--url`` measures against one that
 is already running; ``--serve`` starts them and prints the URL until stdin closes).
@@ -73,12 +75,12 @@ def stages(url: str, hosts: int, rounds: int) -> None:
             server.append(client.stats.server_seconds - before)
             fetch.append(t1 - t0)
             decode.append(t2 - t1)
-            build.append((t4 - t3) - (t1 - t0) - (t2 - t1))
+            build.append(t4 - t3)
             size, count = len(body), len(out)
             del data, series, out
         print(f"  {name:<23} {count:6d} series {size / 1e6:6.2f} MB  "
-              f"HTTP {ms(fetch)}  decode {ms(decode)}  "
-              f"Prometheus {ms(server)}  series {ms(build)}")
+              f"HTTP {ms(fetch)}  json {ms(decode)}  "
+              f"Prometheus {ms(server)}  query_blocking {ms(build)}")
 
     async def model_and_publish() -> None:
         work = Path(tempfile.mkdtemp(prefix="nomadlab-prom-stages-"))

@@ -92,8 +92,9 @@ def test_dcgm_counters_become_the_gpu_model(prometheus: PromServer,
     assert (seen.samples["node02"].cpu_percent, seen.samples["node02"].load1) == (None, None)
     # first sight: sparkline history came from query_range
     assert seen.backfill[("node01", 0)] and all(v == 97.0 for _, v in seen.backfill[("node01", 0)])
-    # one refresh is a handful of queries whatever the fleet size (4 + 1 backfill)
-    assert source.client is not None and source.client.stats.queries == 5
+    # one refresh is a handful of queries whatever the fleet size: a full one is 5 GPU
+    # counters, the other counters, the identities, node, CPU, up (+ 1 backfill)
+    assert source.client is not None and source.client.stats.queries == 11
 
 
 def test_values_change_targets_go_down_and_come_back(prometheus: PromServer,

@@ -142,9 +142,109 @@ def test_lean_refreshes_keep_identity_and_slow_counters_from_the_last_full_one()
     assert fleet.statuses["a"].state is HostState.DOWN  # untouched
 
 
-def test_the_lean_query_groups_by_host_label_or_target() -> None:
+def test_the_lean_queries_one_per_moving_counter_by_host_label_or_target() -> None:
     q = queries('cluster="a100"')
-    assert q.fast.startswith('max by (__name__, Hostname, gpu) ({__name__=~"DCGM_FI_DEV_GPU_UTIL|')
-    assert 'Hostname!="", cluster="a100"}) or max by (__name__, instance, gpu) (' in q.fast
-    assert "UUID" not in q.fast and "SM_CLOCK" not in q.fast
-    assert queries("", host_label="node").fast.startswith("max by (__name__, node, gpu) (")
+    assert list(q.lean) == ["DCGM_FI_DEV_GPU_UTIL", "DCGM_FI_DEV_FB_USED",
+                            "DCGM_FI_DEV_GPU_TEMP", "DCGM_FI_DEV_POWER_USAGE",
+                            "DCGM_FI_DEV_XID_ERRORS"]
+    assert q.lean["DCGM_FI_DEV_GPU_UTIL"] == (
+        'max by (Hostname, gpu) (DCGM_FI_DEV_GPU_UTIL{cluster="a100"})')
+    assert q.lean_any["DCGM_FI_DEV_GPU_UTIL"] == (
+        'max by (Hostname, instance, gpu) (DCGM_FI_DEV_GPU_UTIL{cluster="a100"})')
+    assert not any("UUID" in x or "__name__" in x for x in q.lean_any.values())
+    assert q.slow.startswith('max by (Hostname, instance, __name__, gpu) ({__name__=~"')
+    assert q.identity.startswith(
+        'group by (Hostname, instance, gpu, UUID, modelName) ({__name__=~"DCGM_FI_DEV_GPU_UTIL|')
+    assert queries("", host_label="node").lean["DCGM_FI_DEV_FB_USED"] == (
+        'max by (node, gpu) (DCGM_FI_DEV_FB_USED{})')
+
+
+def by_counter(host: str, gpu: int, **values: float | None) -> dict[str, list[S]]:
+    """A lean answer: counter -> its series, labelled by host and GPU only."""
+    return {f"DCGM_FI_DEV_{name}": [S({"Hostname": host, "gpu": str(gpu)}, value)]
+            for name, value in values.items()}
+
+
+def test_lean_answers_by_counter_keep_the_memory_total_of_the_full_refresh() -> None:
+    """The lean queries do not read the free memory (the total does not change): the
+    total is what the last full refresh read, the used memory what this one read."""
+    fleet = PromFleet("lab")
+    free = S({**util("a", 0, 0.0).labels, "__name__": "DCGM_FI_DEV_FB_FREE"}, 60000.0)
+    used = S({**util("a", 0, 0.0).labels, "__name__": "DCGM_FI_DEV_FB_USED"}, 20000.0)
+    first = fleet.update(100.0, [util("a", 0, 90.0), free, used])
+    assert first.samples["a"].gpus[0].memory_total_mib == 80000.0
+    second = fleet.update(105.0, by_counter("a", 0, GPU_UTIL=10.0, FB_USED=30000.0),
+                          full=False)
+    gpu = second.samples["a"].gpus[0]
+    assert (gpu.utilization, gpu.memory_used_mib, gpu.memory_total_mib) == (
+        10.0, 30000.0, 80000.0)
+    assert (gpu.name, gpu.uuid) == ("NVIDIA H100", "U0")
+    # used memory unknown this time: no total either (nothing to show a bar against)
+    third = fleet.update(110.0, by_counter("a", 0, GPU_UTIL=10.0), full=False)
+    assert third.samples["a"].gpus[0].memory_total_mib is None
+    assert not third.unknown_gpus
+
+
+def test_a_new_target_or_a_gpu_without_host_label_asks_for_a_full_refresh() -> None:
+    """A lean refresh reads only series with the host label, unless the last full one
+    met a GPU without it; a target `up` names that the last full refresh did not know
+    (it may have no host label) makes the next refresh a full one."""
+    fleet = PromFleet("lab")
+    up = [S({"instance": "a:9400"}, 1.0), S({"instance": "a:9100"}, 1.0)]
+    fleet.update(100.0, [util("a", 0, 90.0)], up=up)
+    hostless = [fleet.hostless]
+    same = fleet.update(105.0, by_counter("a", 0, GPU_UTIL=5.0), up=up, full=False)
+    assert not same.unknown_gpus and same.samples["a"].gpus[0].utilization == 5.0
+    new_target = [*up, S({"instance": "10.0.0.9:9400"}, 1.0)]
+    asked = fleet.update(110.0, by_counter("a", 0, GPU_UTIL=5.0), up=new_target, full=False)
+    assert asked.unknown_gpus and asked.samples == {}
+    full = fleet.update(115.0, [util("a", 0, 90.0),
+                                util(None, 0, 3.0, instance="10.0.0.9:9400")], up=new_target)
+    hostless.append(fleet.hostless)
+    assert sorted(full.samples) == ["10.0.0.9:9400", "a"] and hostless == [False, True]
+    # lean: `max by (Hostname, gpu)` puts the series without the label in one group
+    # per GPU index, with no host: skipped
+    lean = {"DCGM_FI_DEV_GPU_UTIL": [S({"Hostname": "a", "gpu": "0"}, 1.0),
+                                     S({"gpu": "0"}, 99.0)]}
+    fleet.hostless = False
+    skipped = fleet.update(118.0, lean, up=new_target, full=False)
+    assert not skipped.unknown_gpus and sorted(skipped.samples) == ["a"]
+    fleet.hostless = True
+    # lean_any: `max by (Hostname, instance, gpu)` names them by target
+    lean = {"DCGM_FI_DEV_GPU_UTIL": [
+        S({"Hostname": "a", "instance": "a:9400", "gpu": "0"}, 1.0),
+        S({"instance": "10.0.0.9:9400", "gpu": "0"}, 2.0)]}
+    later = fleet.update(120.0, lean, up=new_target, full=False)
+    assert not later.unknown_gpus and sorted(later.samples) == ["10.0.0.9:9400", "a"]
+    assert [later.samples[h].gpus[0].utilization for h in ("a", "10.0.0.9:9400")] == [1.0, 2.0]
+
+
+def test_a_full_refresh_by_counter_reads_each_gpu_identity_once() -> None:
+    """A full refresh as the source asks it: the moving counters by host and GPU, the
+    others with their name, and each GPU's UUID, model and target once."""
+    fleet = PromFleet("lab")
+    identity = [S({"Hostname": "a", "instance": "a:9400", "gpu": "0", "UUID": "U0",
+                   "modelName": "NVIDIA H100"}, 1.0),
+                S({"instance": "10.0.0.9:9400", "gpu": "0", "UUID": "U9",
+                   "modelName": "NVIDIA L40S"}, 1.0)]
+    slow = [S({"__name__": "DCGM_FI_DEV_FB_FREE", "Hostname": "a", "gpu": "0"}, 60000.0),
+            S({"__name__": "DCGM_FI_DEV_SM_CLOCK", "Hostname": "a", "gpu": "0"}, 1980.0),
+            S({"__name__": "DCGM_FI_DEV_FB_FREE", "instance": "10.0.0.9:9400", "gpu": "0"},
+              1000.0)]
+    lean = {"DCGM_FI_DEV_GPU_UTIL": [S({"Hostname": "a", "gpu": "0"}, 90.0),
+                                     S({"instance": "10.0.0.9:9400", "gpu": "0"}, 5.0)],
+            "DCGM_FI_DEV_FB_USED": [S({"Hostname": "a", "gpu": "0"}, 20000.0),
+                                    S({"instance": "10.0.0.9:9400", "gpu": "0"}, 47000.0)]}
+    up = [S({"instance": "a:9400"}, 1.0), S({"instance": "10.0.0.9:9400"}, 0.0)]
+    result = fleet.update(100.0, lean, up=up, identity=identity, slow=slow)
+    a = result.samples["a"].gpus[0]
+    assert (a.name, a.uuid, a.utilization, a.sm_clock_mhz) == ("NVIDIA H100", "U0", 90.0, 1980.0)
+    assert (a.memory_used_mib, a.memory_total_mib) == (20000.0, 80000.0)
+    other = result.samples["10.0.0.9:9400"].gpus[0]
+    assert (other.name, other.memory_total_mib) == ("NVIDIA L40S", 48000.0)
+    assert fleet.hostless is True and fleet.instance_host["a:9400"] == "a"
+    assert result.statuses["10.0.0.9:9400"].state is HostState.DOWN
+    # the next, lean refresh knows both GPUs: no full refresh asked for
+    later = fleet.update(105.0, {"DCGM_FI_DEV_GPU_UTIL": lean["DCGM_FI_DEV_GPU_UTIL"]},
+                         up=up, full=False)
+    assert not later.unknown_gpus and later.samples["a"].gpus[0].uuid == "U0"

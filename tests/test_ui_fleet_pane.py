@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import ui_data
 
+from nomadlab.core.clock import ManualClock
+from nomadlab.core.config import SourceConfig, load_config_text
+from nomadlab.core.promfleet import PromFleet
+from nomadlab.core.store import Store
+from nomadlab.remote.fleet import Fleet
 from nomadlab.ui.fleet.pane import FleetPane
 from nomadlab.ui.fleet.screen import FleetScreen
 from nomadlab.ui.fleet.table import FleetTable
@@ -83,3 +89,68 @@ async def test_narrow_pane_keeps_costs_whole(tmp_path: Path) -> None:
         for cost in ("$7.30/h", "$31.92/h", "$23.92/h"):
             assert cost in text
         assert "$…" not in text
+
+
+@dataclass(frozen=True)
+class Series:
+    labels: dict[str, str]
+    value: float | None
+
+
+def source_fleet(tmp: Path, hosts: int) -> tuple[Any, Fleet, PromFleet, ManualClock]:
+    """A Prometheus source's many hosts (8 GPUs each), the last 3 hot, 2 targets down."""
+    from nomadlab.cli.tui import build_app
+
+    clock = ManualClock(ui_data.START)
+    config = load_config_text(f'show_local = false\ndata_dir = "{tmp}"\n')
+    config.sources = [SourceConfig(name="lab", kind="prometheus", url="http://127.0.0.1:9")]
+    store = Store(config.database)
+    fleet = Fleet(config, store=store, clock=clock)
+    model = PromFleet("lab")
+    series = []
+    for h in range(hosts):
+        host = f"node{h:03d}"
+        for g in range(8):
+            labels = {"Hostname": host, "instance": f"{host}:9400", "gpu": str(g),
+                      "UUID": f"GPU-{host}-{g}", "modelName": "NVIDIA H100 80GB HBM3"}
+            hot = h >= hosts - 3 and g == 0
+            for name, value in (("DCGM_FI_DEV_GPU_UTIL", 97.0), ("DCGM_FI_DEV_FB_USED", 40000.0),
+                                ("DCGM_FI_DEV_FB_FREE", 41559.0),
+                                ("DCGM_FI_DEV_GPU_TEMP", 91.0 if hot else 60.0)):
+                series.append(Series({**labels, "__name__": name}, value))
+    up = [Series({"instance": f"node{h:03d}:9400"}, 0.0 if h in (5, 6) else 1.0)
+          for h in range(hosts)]
+    result = model.update(clock.time(), series, up=up)
+    for status in result.statuses.values():
+        fleet.publish_status(status)
+    for sample in result.samples.values():
+        fleet.publish_sample(sample)
+    app = build_app(config, clock=clock, start_fleet=False, store=store, fleet=fleet)
+    return app, fleet, model, clock
+
+
+async def test_more_hosts_than_lines_shows_the_worst_and_how_many_more(tmp_path: Path) -> None:
+    """A thousand hosts in a pane of a few lines: the worst ones (down, then hot), one
+    line each, and a last line with how many more and their states; Enter there opens
+    the fleet table, where every host is."""
+    app, fleet, _model, _clock = source_fleet(tmp_path, 300)
+    async with app.run_test(size=(160, 30)) as pilot:
+        await pilot.pause()
+        pane = app.screen.query_one(FleetPane)
+        keys = [str(k.value) for k in pane.rows]
+        assert len(keys) <= pane.size.height  # nothing scrolls out of the pane
+        assert keys[:5] == ["node005", "node006", "node297", "node298", "node299"]
+        lines = [line for line in pane_lines(app) if line.strip()]
+        assert lines[0].split()[0] == "node005" and "down" in lines[0]
+        assert lines[2].split()[0] == "node297" and "91°C" in lines[2]
+        shown = len(keys) - 1
+        assert lines[-1].split()[0] == f"+{300 - shown}"
+        assert f"{300 - shown} live" in lines[-1] and "enter: the fleet table" in lines[-1]
+        pane.focus()
+        pane.move_cursor(row=len(keys) - 1)
+        await pilot.press("enter")
+        await pilot.pause()
+        assert isinstance(app.screen, FleetScreen)
+        table = app.screen.query_one(FleetTable)
+        assert sum(1 for k in table.keys if k.startswith("h")) == 300
+        assert len(fleet.names()) == 300

@@ -48,13 +48,15 @@ NODE_FIELDS: dict[str, str] = {
     "node_memory_MemAvailable_bytes": "memory_available",
 }
 GPU_LABELS = ("gpu", "UUID", "modelName")
-# Read on every refresh; the rest (clocks, throttle reasons, copy utilization, power
-# limit) and the GPUs' identity (UUID, model, target) only on a full refresh, every
-# FULL_EVERY refreshes: at 1,000 hosts this is 40,000 small series instead of 80,000
-# with every label.
-FAST_FIELDS = ("DCGM_FI_DEV_GPU_UTIL", "DCGM_FI_DEV_FB_USED", "DCGM_FI_DEV_FB_FREE",
-               "DCGM_FI_DEV_GPU_TEMP", "DCGM_FI_DEV_POWER_USAGE", "DCGM_FI_DEV_XID_ERRORS")
+# Read on every refresh, one small query each (by host and GPU, no metric name: the
+# cheapest for Prometheus to evaluate and the fewest bytes to move and parse); the
+# rest (clocks, throttle reasons, copy utilization, power limit, free memory: the
+# total does not change) and the GPUs' identity (UUID, model, target) only on a full
+# refresh, every FULL_EVERY refreshes.
+FAST_FIELDS = ("DCGM_FI_DEV_GPU_UTIL", "DCGM_FI_DEV_FB_USED", "DCGM_FI_DEV_GPU_TEMP",
+               "DCGM_FI_DEV_POWER_USAGE", "DCGM_FI_DEV_XID_ERRORS")
 FULL_EVERY = 12
+SLOW_FIELDS = tuple(name for name in GPU_FIELDS if name not in FAST_FIELDS)
 
 
 class Sample(Protocol):
@@ -81,7 +83,15 @@ def _by(host_label: str | None, *extra: str) -> str:
 @dataclass(slots=True, frozen=True)
 class Queries:
     gpus: str  # every GPU counter with the identity labels (a full refresh)
-    fast: str  # the counters of FAST_FIELDS by host and GPU only (the other refreshes)
+    # counter of FAST_FIELDS -> its query by host and GPU only (the other refreshes):
+    # ``lean`` reads the series that carry the host label, ``lean_any`` also those
+    # that do not (by target), for a fleet where the last full refresh met such a GPU
+    lean: Mapping[str, str]
+    lean_any: Mapping[str, str]
+    # a full refresh: the lean_any queries, the other counters by name, host and GPU,
+    # and each GPU's identity (UUID, model, target) once, not once per counter
+    slow: str
+    identity: str
     node: str
     cpu: str
     up: str
@@ -94,16 +104,25 @@ def queries(selector: str = "", host_label: str | None = None) -> Queries:
     names = "|".join(GPU_FIELDS)
     nodes = "|".join(NODE_FIELDS)
     gpu_by = _by(host_label, "__name__", *GPU_LABELS)
-    fast = _q("|".join(FAST_FIELDS))
     first = host_label or DEFAULT_HOST_LABELS[0]
-    # the host label when the series has one, else the target: as PromFleet.host_of
-    name_is = f"__name__=~{fast}"
-    has_host, no_host = f'{first}!=""', f'{first}=""'
-    lean = (f"max by (__name__, {first}, gpu) ({_matchers(selector, name_is, has_host)}) or "
-            f"max by (__name__, instance, gpu) ({_matchers(selector, name_is, no_host)})")
+    # The host label when the series has one, else the target: as PromFleet.host_of.
+    # No matcher on the host label (`!=""` or `=""` makes Prometheus merge the
+    # postings of every host: it doubled its time at 1,000 hosts): ``lean`` groups the
+    # series without it into one group per GPU index with no host (PromFleet skips
+    # it); ``lean_any`` keeps the target too, a longer answer that names them all.
+    lean = {name: f"max by ({first}, gpu) ({name}{_matchers(selector)})"
+            for name in FAST_FIELDS}
+    lean_any = {name: f"max {_by(host_label, 'gpu')} ({name}{_matchers(selector)})"
+                for name in FAST_FIELDS}
+    slow = f'__name__=~{_q("|".join(SLOW_FIELDS))}'
+    # the GPUs' identity from the counters every dcgm-exporter configuration has (a
+    # GPU seen only in others is still shown, without model and UUID)
+    identity_of = f'__name__=~{_q("|".join(FAST_FIELDS))}'
     return Queries(
         gpus=f'max {gpu_by} ({_matchers(selector, f"__name__=~{_q(names)}")})',
-        fast=lean,
+        lean=lean, lean_any=lean_any,
+        slow=f"max {_by(host_label, '__name__', 'gpu')} ({_matchers(selector, slow)})",
+        identity=f"group {_by(host_label, *GPU_LABELS)} ({_matchers(selector, identity_of)})",
         node=f'max {_by(host_label, "__name__")} ({_matchers(selector, f"__name__=~{_q(nodes)}")})',
         cpu=(f'100 * (1 - avg {_by(host_label)} '
              f'(rate(node_cpu_seconds_total{_matchers(selector, _q_eq("mode", "idle"))}[1m])))'),
@@ -142,7 +161,8 @@ class Refresh:
     # hosts whose status changed (state, error): only these need publishing; the
     # others' status object is the one already published, its last_sample moved on
     changed: set[str] = field(default_factory=set)
-    unknown_gpus: bool = False  # a lean refresh met a GPU never seen: do a full one
+    # a lean refresh met a GPU or a target never seen: do a full one
+    unknown_gpus: bool = False
 
 
 class _UnknownGpu(Exception):
@@ -156,10 +176,18 @@ class _Gpu:
     name: str
     values: dict[str, float | None] = field(default_factory=dict)  # fast counters
     slow: dict[str, float | None] = field(default_factory=dict)  # from full refreshes
+    total: float | None = None  # memory, MiB: used + free as the last full refresh read
+    # the sample made from ``shown`` (this GPU's values then): a lean refresh that
+    # reads the same values gives the same sample, not a new one
+    sample: GpuSample | None = None
+    shown: dict[str, float | None] | None = None
 
 
 _MISSING_GPU = _Gpu(-1, "", "")
 _FAST_NAMES = frozenset(GPU_FIELDS[name] for name in FAST_FIELDS)
+
+
+GpuAnswer = Sequence[Sample] | Mapping[str, Sequence[Sample]]
 
 
 def _as_int(value: float | None) -> int | None:
@@ -180,6 +208,10 @@ class PromFleet:
         # (host, GPU index) -> the GPU as the last full refresh knew it (identity, and
         # the slow counters a lean refresh does not read)
         self._known: dict[tuple[str, int], _Gpu] = {}
+        # the last full refresh met a GPU series without the host label (named by its
+        # target): lean refreshes then ask for those too (Queries.lean_any)
+        self.hostless = False
+        self._targets: set[str] = set()  # every target `up` named at the last full refresh
 
     def host_of(self, labels: Mapping[str, str]) -> str | None:
         names = DEFAULT_HOST_LABELS if self.host_label is None else (self.host_label, "instance")
@@ -189,9 +221,13 @@ class PromFleet:
                 return value
         return None
 
-    def _gpus(self, series: Iterable[Sample], full: bool) -> dict[str, dict[int, _Gpu]]:
+    def _gpus(self, answer: GpuAnswer, full: bool, identity: Iterable[Sample] = (),
+              slow: Iterable[Sample] = ()) -> dict[str, dict[int, _Gpu]]:
         # The hot loop at scale (up to 10 series per GPU, 80,000 at 1,000 hosts): one
-        # dict lookup per series for its GPU, the GPU's labels read once.
+        # dict lookup per series for its GPU, the GPU's labels read once. ``answer``:
+        # series that carry their metric's name, or counter name -> its series (and
+        # ``slow``, series that carry their metric's name). ``identity``: the GPUs of a
+        # full refresh, with what identifies them.
         hosts: dict[str, dict[int, _Gpu]] = {}
         by_key: dict[tuple[str | None, str | None, str | None], _Gpu | None] = {}
         fields = GPU_FIELDS
@@ -199,22 +235,42 @@ class PromFleet:
         names = DEFAULT_HOST_LABELS if self.host_label is None else (self.host_label,
                                                                       "instance")
         first, second = names
-        for item in series:
-            labels = item.labels
-            field_name = fields.get(labels.get("__name__", ""))
-            if field_name is None:
-                continue
-            key = (labels.get(first), labels.get(second), labels.get("gpu"))
-            gpu = by_key.get(key, _MISSING_GPU)
-            if gpu is _MISSING_GPU:
-                gpu = (self._new_gpu(labels, key[0] or key[1], key[2], hosts) if full
-                       else self._lean_gpu(key[0] or key[1], key[2], hosts))
-                by_key[key] = gpu
-            if gpu is not None:
-                if full and field_name not in fast:
-                    gpu.slow[field_name] = item.value
-                else:
-                    gpu.values[field_name] = item.value
+        groups: list[tuple[str | None, Iterable[Sample]]]
+        if isinstance(answer, Mapping):
+            groups = [(fields[name], series) for name, series in answer.items()
+                      if name in fields]
+            groups.append((None, slow))
+        else:
+            groups = [(None, answer)]
+        if full:
+            self.hostless = False
+            for item in identity:  # each GPU once, with what identifies it
+                labels = item.labels
+                gpu = self._new_gpu(labels, labels.get(first) or labels.get(second),
+                                    labels.get("gpu"), hosts)
+                if gpu is not None and not labels.get(first):
+                    self.hostless = True
+        for group_field, series in groups:
+            for item in series:
+                labels = item.labels
+                field_name = group_field or fields.get(labels.get("__name__", ""))
+                if field_name is None:
+                    continue
+                key = (labels.get(first), labels.get(second), labels.get("gpu"))
+                gpu = by_key.get(key, _MISSING_GPU)
+                if gpu is _MISSING_GPU:
+                    if full:
+                        gpu = self._new_gpu(labels, key[0] or key[1], key[2], hosts)
+                        if gpu is not None and not key[0]:
+                            self.hostless = True
+                    else:
+                        gpu = self._lean_gpu(key[0] or key[1], key[2], hosts)
+                    by_key[key] = gpu
+                if gpu is not None:
+                    if full and field_name not in fast:
+                        gpu.slow[field_name] = item.value
+                    else:
+                        gpu.values[field_name] = item.value
         return hosts
 
     def _lean_gpu(self, host: str | None, gpu_label: str | None,
@@ -278,20 +334,33 @@ class PromFleet:
                 out.setdefault(host, {})["cpu"] = item.value
         return out
 
-    def update(self, now: float, gpus: Sequence[Sample], node: Sequence[Sample] = (),
+    def update(self, now: float, gpus: GpuAnswer, node: Sequence[Sample] = (),
                cpu: Sequence[Sample] = (), up: Sequence[Sample] = (), *,
-               full: bool = True) -> Refresh:
+               full: bool = True, identity: Sequence[Sample] = (),
+               slow: Sequence[Sample] = ()) -> Refresh:
         """One refresh's answers -> a sample per host with series, every host's status.
 
-        ``full``: ``gpus`` answers :attr:`Queries.gpus` (every counter, identity labels);
-        else :attr:`Queries.fast`, and a GPU never seen in a full refresh makes this
-        return at once with ``unknown_gpus`` set (nothing is changed).
+        ``full``: ``gpus`` answers :attr:`Queries.gpus` (every counter, identity labels),
+        or maps each counter of :attr:`Queries.lean_any` to its answer, with ``slow``
+        and ``identity`` answering :attr:`Queries.slow` and :attr:`Queries.identity`;
+        else it maps each counter of :attr:`Queries.lean` to its answer (or is a list
+        of series that carry their metric's name), and a GPU never seen in a full
+        refresh, or a target `up` names that the last full refresh did not know, makes
+        this return at once with ``unknown_gpus`` set (nothing is changed).
         """
         refresh = Refresh()
         if full:
             self._known = {}
+            self._targets = {i for i in (item.labels.get("instance") for item in up) if i}
+        else:
+            known, feeding = self._targets, self.instance_host
+            for item in up:
+                instance = item.labels.get("instance")
+                if instance and instance not in known and instance not in feeding:
+                    refresh.unknown_gpus = True  # a new target, maybe without host label
+                    return refresh
         try:
-            found = self._gpus(gpus, full)
+            found = self._gpus(gpus, full, identity, slow)
         except _UnknownGpu:
             refresh.unknown_gpus = True
             return refresh
@@ -307,7 +376,8 @@ class PromFleet:
                                  else (total - available) / 1048576.0),
                 memory_total_mib=None if total is None else total / 1048576.0,
                 load1=hs.get("load1"),
-                gpus=[self._gpu_sample(host, by_index[i], now) for i in sorted(by_index)],
+                gpus=[self._gpu_sample(host, by_index[i], now, full)
+                      for i in sorted(by_index)],
                 source=self.source, processes_known=False,
             )
             refresh.samples[host] = sample
@@ -341,9 +411,21 @@ class PromFleet:
             refresh.changed.add(host)
         return refresh
 
-    def _gpu_sample(self, host: str, gpu: _Gpu, now: float) -> GpuSample:
+    def _gpu_sample(self, host: str, gpu: _Gpu, now: float, full: bool) -> GpuSample:
+        if not full and gpu.sample is not None and gpu.values == gpu.shown:
+            return gpu.sample  # nothing moved: identity and slow counters are unchanged
+        gpu.sample = self._new_gpu_sample(host, gpu, now, full)
+        gpu.shown = gpu.values
+        return gpu.sample
+
+    def _new_gpu_sample(self, host: str, gpu: _Gpu, now: float, full: bool) -> GpuSample:
         v = gpu.values | gpu.slow if gpu.slow else gpu.values
-        used, free = v.get("memory_used_mib"), v.get("memory_free_mib")
+        used = v.get("memory_used_mib")
+        if full or "memory_free_mib" in gpu.values:
+            free = v.get("memory_free_mib")
+            total = gpu.total = None if used is None or free is None else used + free
+        else:  # a lean refresh does not read the free memory: the total is the same
+            total = gpu.total if used is not None else None
         xid = _as_int(v.get("xid"))
         sm, mem = v.get("sm_clock_mhz"), v.get("memory_clock_mhz")
         throttle = _as_int(v.get("throttle_reasons"))
@@ -351,7 +433,7 @@ class PromFleet:
             index=gpu.index, name=gpu.name, uuid=gpu.uuid,
             utilization=v.get("utilization"),
             memory_used_mib=used,
-            memory_total_mib=None if used is None or free is None else used + free,
+            memory_total_mib=total,
             temperature_c=v.get("temperature_c"),
             power_w=v.get("power_w"),
             power_limit_w=v.get("power_limit_w"),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 import urllib.error
 import urllib.parse
@@ -19,6 +20,10 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 MAX_BODY = 64 * 1024 * 1024  # an answer larger than this is refused, not parsed
+# Label sets kept from answers up to this size (the lean ones, a few per refresh, the
+# same hosts and GPUs each time): at most this many, then they are read anew.
+KNOWN_LABELS_TEXT = 4 * 1024 * 1024
+KNOWN_LABELS_MAX = 100_000
 
 
 class PrometheusError(Exception):
@@ -69,10 +74,14 @@ class PrometheusClient:
         self.token = token
         self.timeout = timeout
         self.stats = QueryStats()
+        self._known_labels: dict[str, dict[str, str]] = {}  # see split_vector
 
     # ------------------------------------------------------------------ HTTP
 
     def _get(self, path: str, params: Mapping[str, str]) -> Any:
+        return self._decode(self._fetch(path, params))
+
+    def _fetch(self, path: str, params: Mapping[str, str]) -> bytes:
         import urllib.request  # here: with http.client and email, ~10 ms the TUI's start skips
 
         query = urllib.parse.urlencode(params)
@@ -82,7 +91,7 @@ class PrometheusClient:
             request.add_header("Authorization", f"Bearer {self.token}")
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                body = response.read(MAX_BODY + 1)
+                body: bytes = response.read(MAX_BODY + 1)
         except urllib.error.HTTPError as exc:
             raise self._http_error(exc) from None
         except TimeoutError:
@@ -100,7 +109,7 @@ class PrometheusClient:
         if len(body) > MAX_BODY:
             raise PrometheusError(f"answer from {self.url} is larger than "
                                   f"{MAX_BODY // (1024 * 1024)} MB", kind="bad answer")
-        return self._decode(body)
+        return body
 
     def _http_error(self, exc: urllib.error.HTTPError) -> PrometheusError:
         if exc.code in (401, 403):
@@ -116,7 +125,7 @@ class PrometheusClient:
             return PrometheusError(_promql_error(data), kind="query")
         return PrometheusError(f"{self.url} answered HTTP {exc.code}", kind="bad answer")
 
-    def _decode(self, body: bytes) -> Any:
+    def _decode(self, body: bytes | str) -> Any:
         try:
             data = loads_in_steps(body)
         except ValueError:
@@ -153,10 +162,24 @@ class PrometheusClient:
         params = {"query": promql, "stats": "all"}
         if at is not None:
             params["time"] = f"{at:.3f}"
-        result = self._timed("/api/v1/query", params)
+        start = time.perf_counter()
+        try:
+            text = self._fetch("/api/v1/query", params).decode("utf-8", errors="replace")
+            # small answers (the lean ones) share their hosts' and GPUs' labels
+            known = self._known_labels if len(text) <= KNOWN_LABELS_TEXT else None
+            if known is not None and len(known) > KNOWN_LABELS_MAX:
+                known.clear()
+            fast = split_vector(text, known)
+            # the usual answer: its series read without json, the rest with it
+            result = self._decode(text if fast is None else fast[1])
+        finally:
+            self.stats.queries += 1
+            self.stats.seconds += time.perf_counter() - start
         if result.get("resultType") != "vector":
             raise PrometheusError(f"expected an instant vector, got {result.get('resultType')}",
                                   kind="bad answer")
+        if fast is not None:
+            return fast[0]
         out: list[Series] = []
         append = out.append
         for item in result.get("result") or []:
@@ -202,7 +225,7 @@ _RESULT = '"result":['
 STEP_FROM = 256 * 1024  # answers smaller than this are parsed in one go
 
 
-def loads_in_steps(body: bytes) -> Any:
+def loads_in_steps(body: bytes | str) -> Any:
     """``json.loads`` of a Prometheus answer, its ``result`` array one element at a time.
 
     ``json.loads`` is one C call that holds the GIL until it is done: on the tens of
@@ -238,6 +261,81 @@ def loads_in_steps(body: bytes) -> Any:
         return json.loads(text)
     inner["result"] = items
     return data
+
+
+# One element of an instant vector as Prometheus writes it, when no label holds a
+# character JSON escapes (then a quote inside a string is always escaped, so neither
+# the braces nor the quotes matched here can be inside a label value).
+_ELEMENT = re.compile(r'\{"metric":\{([^{}\\]*)\},"value":\[([^,\]\["]+),"([^"\\]*)"\]\}')
+_RESULT_AT = re.compile(r'"result":\[')
+
+
+def split_vector(text: str, known: dict[str, dict[str, str]] | None = None
+                 ) -> tuple[list[Series], str] | None:
+    """An instant-vector answer -> (its series, the answer with an empty result array),
+    reading each element with one regular expression match instead of ``json``. About
+    as fast as ``json.loads`` (measured: 12-18 ms against 7 ms + building the series
+    for 8,000 series), but far less memory: no dict or list per element but the
+    labels, label strings shared, and the lean answers' label sets reused from one
+    answer to the next (the full answer at 1,000 hosts: 48 MB at its peak instead of
+    144 MB). None when the answer is not laid out as Prometheus writes it, or a label
+    needs JSON unescaping: then it is for ``json`` to read.
+
+    Each element is one match (the interpreter may hand the GIL over between two),
+    and the elements must follow each other exactly, comma-separated, to the ``]``.
+    ``known``: label sets already read (their JSON text -> the labels), used and added
+    to: the same hosts and GPUs come back in every answer, their labels read once and
+    shared (they are not to be changed).
+    """
+    if not text.startswith('{"status":"success"'):
+        return None
+    found = _RESULT_AT.search(text)
+    if found is None:
+        return None
+    pos = found.end()
+    out: list[Series] = []
+    append = out.append
+    match = _ELEMENT.match
+    # Names and values repeat (a host's name in each of its GPUs' series, a GPU's
+    # UUID in each of its counters): one string each, not one per series. The
+    # timestamp is the same for every series of an instant query.
+    words: dict[str, str] = {}
+    word = words.setdefault
+    last_stamp, at = "", 0.0
+    if text.startswith("]", pos):
+        return out, text
+    while True:
+        m = match(text, pos)
+        if m is None:
+            return None
+        body, stamp, raw = m.groups()
+        labels = known.get(body) if known is not None else None
+        if labels is None:
+            labels = {}
+            if body:  # '"a":"1","b":"2"': no quote inside a name or a value
+                for pair in body[1:-1].split('","'):
+                    name, sep, label = pair.partition('":"')
+                    if not sep:
+                        return None
+                    labels[word(name, name)] = word(label, label)
+            if known is not None:
+                known[body] = labels
+        try:
+            number_ = float(raw)
+            if stamp != last_stamp:
+                last_stamp, at = stamp, float(stamp)
+        except ValueError:
+            return None
+        # NaN and infinities: unknown
+        append(Series(labels, at, number_ if number_ - number_ == 0.0 else None))
+        pos = m.end()
+        c = text[pos:pos + 1]
+        if c == ",":
+            pos += 1
+        elif c == "]":
+            return out, text[:found.end()] + text[pos:]
+        else:
+            return None
 
 
 def _labels(item: Any) -> dict[str, str]:

@@ -1,15 +1,16 @@
 """A ``[[sources]]`` entry of kind prometheus: the hosts one Prometheus knows, kept fresh.
 
-One refresh is four instant queries for the whole fleet (GPUs, node stats, node CPU,
-``up``), run together. The GPU query is a full one (every counter, with the GPUs'
-identity labels) on the first refresh and every ``FULL_EVERY``-th, and when a GPU
-shows up that the last full one did not know; in between it is the lean one (the
-counters that move, by host and GPU only): half the series, a fraction of the bytes
-to move and parse at a thousand hosts. Only hosts whose state changed have their
-status published again. Hosts seen for the first time get their sparklines from two
-range queries. A failure of the source as a whole (unreachable, 401, a PromQL error)
-is the source's state, with the reason; the hosts it fed turn stale, and nothing else
-stops.
+One refresh is a handful of instant queries for the whole fleet, run together: one
+per GPU counter that moves, by host and GPU only (no metric name, no identity labels:
+the fewest series, bytes to move and parse, and Prometheus's own time at a thousand
+hosts), node stats, node CPU and ``up``. On the first refresh, every
+``FULL_EVERY``-th, and when a GPU or a target shows up that the last full one did not
+know, two more: the other counters (clocks, power limit, free memory, ...) and each
+GPU's identity (UUID, model, target) once, not once per counter. Only
+hosts whose state changed have their status published again. Hosts seen for the
+first time get their sparklines from a range query. A failure of the source as a
+whole (unreachable, 401, a PromQL error) is the source's state, with the reason;
+the hosts it fed turn stale, and nothing else stops.
 """
 
 from __future__ import annotations
@@ -109,18 +110,27 @@ class PrometheusSource(Source):
         full = self._refreshes % FULL_EVERY == 0
         try:
             client = self._client()
-            gpus, node, cpu, up = await asyncio.gather(
-                client.query(q.gpus if full else q.fast), client.query(q.node),
-                client.query(q.cpu), client.query(q.up))
-            # Building the samples is pure and only this source touches its model: in
-            # a thread, so that keys and frames go on being handled meanwhile.
-            result = await asyncio.to_thread(self.model.update, now, gpus, node, cpu, up,
-                                             full=full)
-            if result.unknown_gpus:  # a GPU the last full refresh did not know
+
+            async def ask(full: bool) -> Refresh:
+                # every query at once: Prometheus answers one while this side reads
+                # another. A full refresh adds the slow counters and the identities.
+                lean = q.lean_any if full or self.model.hostless else q.lean
+                names = list(lean)
+                more = [q.identity, q.slow] if full else []
+                *answers, node, cpu, up = await asyncio.gather(
+                    *(client.query(x) for x in (*more, *(lean[n] for n in names))),
+                    client.query(q.node), client.query(q.cpu), client.query(q.up))
+                identity, slow = answers[:2] if full else ([], [])
+                gpus = dict(zip(names, answers[len(more):], strict=True))
+                # Building the samples is pure and only this source touches its model:
+                # in a thread, so that keys and frames go on being handled meanwhile.
+                return await asyncio.to_thread(self.model.update, now, gpus, node, cpu, up,
+                                               full=full, identity=identity, slow=slow)
+
+            result = await ask(full)
+            if result.unknown_gpus:  # a GPU or target the last full refresh did not know
                 full = True
-                gpus = await client.query(q.gpus)
-                result = await asyncio.to_thread(self.model.update, now, gpus, node, cpu,
-                                                 up, full=True)
+                result = await ask(full)
         except PrometheusError as exc:
             for status in self.model.fail_all(now, str(exc)).values():
                 self.on_status(status)

@@ -1,6 +1,11 @@
 """The fleet at a glance for the workspace: hosts worst first, and with room each
 host's GPUs under it (utilization bar, memory, temperature, the top process), worst
-first; where the pane is short, hosts that do not fit expanded stay one line each."""
+first; where the pane is short, hosts that do not fit expanded stay one line each.
+
+With more hosts than the pane has lines (a Prometheus source's thousand), it holds
+the worst hosts that fit and a last line that says how many more there are (Enter
+opens the fleet table): an update builds rows for what is on screen only, and each
+host's worst GPU is worked out again only when that host's data changed."""
 
 from __future__ import annotations
 
@@ -29,7 +34,9 @@ def mini_bars(utils: list[float | None]) -> Text:
 
 
 GPU_SEP = "\x00"  # row keys: "host" for a host, "host\x00index" for one of its GPUs
+MORE_KEY = "\x00more"  # the last row when not every host fits: how many more
 BAR = 8  # cells of a GPU's utilization bar
+UNSIZED_LINES = 40  # lines assumed before the pane knows its height
 
 
 def gpus_worst_first(sample: HostSample | None, th: Thresholds,
@@ -93,6 +100,8 @@ class FleetPane(DataTable[Text]):
         self.services = services
         self._pending = False
         self._rows: list[tuple[str, ...]] = []
+        # host -> (bridge version, its worst GPU then): recomputed when the host changed
+        self._worst: dict[str, tuple[int, fleetview.Concern | None]] = {}
 
     def on_mount(self) -> None:
         self.add_column("host", key="host")
@@ -121,18 +130,31 @@ class FleetPane(DataTable[Text]):
             self._pending = True
             self.set_timer(0.1, self.refresh_rows)
 
+    def worst(self, name: str) -> fleetview.Concern | None:
+        """The host's GPU that most needs a look, as of the host's last change."""
+        version = self.services.bridge.host_versions.get(name, 0)
+        known = self._worst.get(name)
+        if known is not None and known[0] == version:
+            return known[1]
+        fleet = self.services.fleet
+        worst = fleetview.worst_gpu(fleet.latest.get(name), self.services.config.fleet.thresholds,
+                                    fleet.costs.get(name) is not None)
+        self._worst[name] = (version, worst)
+        return worst
+
     def ordered(self) -> list[str]:
         fleet = self.services.fleet
-        th = self.services.config.fleet.thresholds
 
         def key(name: str) -> tuple[float, float, str]:
             status = fleet.statuses.get(name) or HostStatus(name, HostState.CONNECTING, 0)
-            paid = fleet.costs.get(name) is not None
-            worst = fleetview.worst_gpu(fleet.latest.get(name), th, paid)
+            worst = self.worst(name)
             rank = fleetview.STATE_ORDER.get(status.state, 9)
             return (rank, -(worst.score if worst else 0), name)
 
-        return sorted(fleet.names(), key=key)
+        names = fleet.names()
+        if len(self._worst) > len(names):  # hosts that went
+            self._worst = {n: self._worst[n] for n in names if n in self._worst}
+        return sorted(names, key=key)
 
     def _host_row(self, name: str, now: float) -> tuple[Text, ...]:
         fleet = self.services.fleet
@@ -140,7 +162,7 @@ class FleetPane(DataTable[Text]):
         status = fleet.statuses[name]
         sample = fleet.latest.get(name)
         gpus = sample.gpus if sample is not None else []
-        worst = fleetview.worst_gpu(sample, th, fleet.costs.get(name) is not None)
+        worst = self.worst(name)
         bars = mini_bars([g.utilization for g in gpus])
         room = 200  # cut again to the width the pane has
         reason = render.no_gpu_reason(status)
@@ -175,10 +197,16 @@ class FleetPane(DataTable[Text]):
         fleet = self.services.fleet
         now = self.services.clock.time()
         ordered = self.ordered()
+        lines = self.size.height or UNSIZED_LINES
+        more: tuple[Text, ...] | None = None
+        if len(ordered) > lines:  # the worst that fit, and a line for the others
+            rest = ordered[max(0, lines - 1):]
+            ordered = ordered[:max(0, lines - 1)]
+            more = self._more_row(rest)
         hosts = {name: self._host_row(name, now) for name in ordered}
         shown = [(n, len(fleet.latest[n].gpus) if n in fleet.latest and fleet.statuses[n].state
                   in (HostState.LIVE, HostState.STALE) else 0) for n in ordered]
-        expand = expanded_hosts(shown, self.size.height or len(shown))
+        expand = expanded_hosts(shown, lines - (1 if more else 0))
         under = {name: self._gpu_rows(name) for name in expand}
 
         def others(rows: list[tuple[Text, ...]]) -> int:
@@ -192,6 +220,8 @@ class FleetPane(DataTable[Text]):
         for name in ordered:
             keyed.append((name, hosts[name]))
             keyed.extend(under.get(name, []))
+        if more is not None:
+            keyed.append((MORE_KEY, more))
         # The detail column (the last) takes the width the others leave, so the pane
         # does not scroll sideways; what is cut there is text, never a figure.
         room = max(8, self.size.width - others([cells for _key, cells in keyed]))
@@ -208,8 +238,24 @@ class FleetPane(DataTable[Text]):
         if rows:
             self.move_cursor(row=min(keep, len(rows) - 1), animate=False)
 
+    def _more_row(self, rest: list[str]) -> tuple[Text, ...]:
+        """The last line when not every host fits: how many more, and in what state."""
+        statuses = self.services.fleet.statuses
+        counts: dict[str, int] = {}
+        for name in rest:
+            status = statuses.get(name)
+            state = str(status.state) if status is not None else "connecting"
+            counts[state] = counts.get(state, 0) + 1
+        label = Text(f"+{len(rest)} more", style="bold")
+        detail = Text(", ".join(f"{n} {state}" for state, n in
+                                sorted(counts.items(), key=lambda c: -c[1])), style="dim")
+        detail.append("  enter: the fleet table", style="dim italic")
+        return (label, Text(""), Text(""), Text(""), Text(""), detail)
+
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         event.stop()
         key = str(event.row_key.value) if event.row_key.value else None
+        if key == MORE_KEY:
+            key = None  # the fleet table, where every host is
         self.post_message(self.Open(key.split(GPU_SEP)[0] if key else None))
 

@@ -159,3 +159,24 @@ def test_health_from_the_wire_is_checked() -> None:
     assert h.energy_mj is None
     again = decode_health(encode_health(h))
     assert again == h
+
+
+def test_the_xid_kind_hears_any_source_through_gpu_health() -> None:
+    """`when = "xid"` reads the XID events of the GPU's health, whichever source filled
+    them (NVML's event thread over SSH here; DCGM's last-XID counter through
+    Prometheus in test_prometheus_fleet): each new event said once, GPU and code named."""
+    clock = ManualClock()
+    alerts = engine(clock, '[notify]\ndefault_rules = false\n'
+                           '[[alerts]]\nname = "xid"\nwhen = "xid"\n')
+    sick = healthy()
+    assert alerts.on_sample(sample([gpu(0, healthy()), gpu(1, sick)], clock)) == []
+    sick.xid = [XidEvent(79, clock.time())]
+    clock.advance(1)
+    [alert] = alerts.on_sample(sample([gpu(0, healthy()), gpu(1, sick)], clock))
+    assert alert.rule == "xid" and alert.message == "gpu1 reported an XID error: GPU 1 XID 79."
+    assert alert.extra["gpus"] == [1] and alert.extra["xids"] == [79]
+    clock.advance(1)
+    assert alerts.on_sample(sample([gpu(0, healthy()), gpu(1, sick)], clock)) == []
+    sick.xid = [*sick.xid, XidEvent(79, clock.time())]  # the same code again, later
+    [again] = alerts.on_sample(sample([gpu(0, healthy()), gpu(1, sick)], clock))
+    assert again.extra["xids"] == [79]

@@ -80,8 +80,10 @@ def test_dcgm_counters_become_the_gpu_model(prometheus: PromServer,
     g0 = node01.gpus[0]
     assert (g0.name, g0.uuid) == ("NVIDIA H100 80GB HBM3", "GPU-node01-0000")
     assert (g0.utilization, g0.memory_used_mib, g0.memory_total_mib) == (97.0, 40000.0, 81559.0)
-    assert (g0.temperature_c, g0.power_w, g0.xid, g0.memory_copy_util) == (71.0, 650.0, 0, 35.0)
-    assert (g0.sm_clock_mhz, g0.memory_clock_mhz, g0.throttle_reasons) == (1755.0, 2619.0, 4)
+    assert (g0.temperature_c, g0.power_w, g0.memory_copy_util) == (71.0, 650.0, 35.0)
+    h0 = g0.health
+    assert h0 is not None and h0.xid == []  # DCGM's last XID is 0: no event
+    assert (h0.sm_mhz, h0.mem_mhz, h0.throttle_mask) == (1755, 2619, 4)
     assert node01.gpus[1].utilization == 0.0
     # node_exporter on the same machine (other port) gives the host's own figures
     assert node01.load1 == 0.5
@@ -115,7 +117,8 @@ def test_values_change_targets_go_down_and_come_back(prometheus: PromServer,
                         lambda r: r and r[0]["value"][1] == "79")
     refresh(source)
     assert seen.samples["node01"].gpus[0].utilization == 12.0
-    assert seen.samples["node01"].gpus[0].xid == 79
+    health = seen.samples["node01"].gpus[0].health
+    assert health is not None and [x.code for x in health.xid or []] == [79]
     with exporters.lock:
         node.up = False
     prometheus.wait_for('up{instance="node01:9400"}', lambda r: r and r[0]["value"][1] == "0")

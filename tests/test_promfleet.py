@@ -126,8 +126,9 @@ def test_lean_refreshes_keep_identity_and_slow_counters_from_the_last_full_one()
     assert not second.unknown_gpus and second.changed == set()
     gpu = second.samples["a"].gpus[0]
     assert (gpu.name, gpu.uuid) == ("NVIDIA H100", "U0")
-    assert (gpu.utilization, gpu.xid, gpu.sm_clock_mhz, gpu.power_limit_w) == (
-        12.0, 79, 1980.0, 700.0)
+    assert gpu.health is not None
+    assert (gpu.utilization, [x.code for x in gpu.health.xid or []], gpu.health.sm_mhz,
+            gpu.power_limit_w) == (12.0, [79], 1980, 700.0)
     assert second.statuses["a"].last_sample == 105.0
     # a counter missing from this lean answer is unknown, not the last value
     third = fleet.update(110.0, [lean("DCGM_FI_DEV_XID_ERRORS", 79.0)], full=False)
@@ -238,7 +239,8 @@ def test_a_full_refresh_by_counter_reads_each_gpu_identity_once() -> None:
     up = [S({"instance": "a:9400"}, 1.0), S({"instance": "10.0.0.9:9400"}, 0.0)]
     result = fleet.update(100.0, lean, up=up, identity=identity, slow=slow)
     a = result.samples["a"].gpus[0]
-    assert (a.name, a.uuid, a.utilization, a.sm_clock_mhz) == ("NVIDIA H100", "U0", 90.0, 1980.0)
+    assert a.health is not None
+    assert (a.name, a.uuid, a.utilization, a.health.sm_mhz) == ("NVIDIA H100", "U0", 90.0, 1980)
     assert (a.memory_used_mib, a.memory_total_mib) == (20000.0, 80000.0)
     other = result.samples["10.0.0.9:9400"].gpus[0]
     assert (other.name, other.memory_total_mib) == ("NVIDIA L40S", 48000.0)

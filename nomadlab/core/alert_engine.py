@@ -71,7 +71,8 @@ class AlertEngine(LineAlerts):
         self.costs: dict[str, float | None] = dict(costs or {})
         # hosts of a [[sources]] entry not in ``costs``: that source's default
         self.source_costs: dict[str, float | None] = dict(source_costs or {})
-        self._xids: dict[tuple[str, str], int] = {}  # (host, GPU key) -> last XID said
+        # (host, GPU key) -> the newest XID event said (code, time)
+        self._xids: dict[tuple[str, str], tuple[int, float]] = {}
         from nomadlab.core.health_alerts import HealthWatch
 
         self._hosts: dict[str, _HostTrack] = {}
@@ -184,22 +185,27 @@ class AlertEngine(LineAlerts):
         rules = self._rules("xid", host)
         fresh = []
         for gpu in sample.gpus:
-            key = (host, _gpu_key(gpu.uuid, gpu.index))
-            if gpu.xid is None:
+            # The newest XID event of the GPU's health (NVML's event thread over SSH,
+            # DCGM's last-XID counter through Prometheus): said once per new event.
+            events = gpu.health.xid if gpu.health is not None else None
+            if not events:
                 continue
-            if gpu.xid and self._xids.get(key) != gpu.xid:
-                fresh.append(gpu)
-            self._xids[key] = gpu.xid
+            newest = max(events, key=lambda e: e.time)
+            key = (host, _gpu_key(gpu.uuid, gpu.index))
+            if newest.code and self._xids.get(key) != (newest.code, newest.time):
+                fresh.append((gpu.index, newest.code))
+            self._xids[key] = (newest.code, newest.time)
         out: list[Alert] = []
         if not fresh:
             return out
-        shown = ", ".join(f"GPU {g.index} XID {g.xid}" for g in fresh)
+        shown = ", ".join(f"GPU {index} XID {code}" for index, code in fresh)
         for rule in rules:
             out.append(Alert(
                 time=now, rule=rule.name, severity=rule.severity, title=f"{rule.name}: {host}",
                 message=f"{host} reported an XID error: {shown}.", host=host,
                 outcome=rule.outcome,
-                extra={"gpus": [g.index for g in fresh], "xids": [g.xid for g in fresh]},
+                extra={"gpus": [index for index, _ in fresh],
+                       "xids": [code for _, code in fresh]},
             ))
             self._fire(rule, host, now)
         return out

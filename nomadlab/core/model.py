@@ -29,13 +29,10 @@ class GpuSample:
     power_w: float | None
     power_limit_w: float | None
     processes: list[GpuProcess] = field(default_factory=list)
-    health: GpuHealth | None = None  # None: the source gives no health fields
-    # Only some sources report these (DCGM through Prometheus): None when unknown.
-    xid: int | None = None  # the last XID error the driver reported (0: none)
-    memory_copy_util: float | None = None
-    sm_clock_mhz: float | None = None
-    memory_clock_mhz: float | None = None
-    throttle_reasons: int | None = None  # NVML clocks-event reason bit mask
+    # Clocks, throttle reasons, XID events ...: None when the source gives no health
+    # fields. NVML over SSH and DCGM through Prometheus fill the same GpuHealth.
+    health: GpuHealth | None = None
+    memory_copy_util: float | None = None  # only DCGM reports it: None when unknown
 
     @property
     def memory_fraction(self) -> float | None:

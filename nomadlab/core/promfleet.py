@@ -437,11 +437,7 @@ class PromFleet:
             temperature_c=v.get("temperature_c"),
             power_w=v.get("power_w"),
             power_limit_w=v.get("power_limit_w"),
-            xid=xid,
             memory_copy_util=v.get("memory_copy_util"),
-            sm_clock_mhz=sm,
-            memory_clock_mhz=mem,
-            throttle_reasons=throttle,
             health=GpuHealth(
                 throttle_mask=throttle,
                 sm_mhz=None if sm is None else int(sm),

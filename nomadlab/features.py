@@ -9,7 +9,7 @@ A :class:`Feature` names its parts, one kind each, all typed:
 - ``pane``: its pane on the workspace (a ``[workspace] panes`` name);
 - ``commands``: its top-level CLI commands, names in ``nomadlab.cli.COMMANDS``
   (that table stays the CLI's own: ``nomadlab --version`` imports no feature);
-- ``schema``: its components of the store's migrations (``core.store.MIGRATIONS``).
+- ``schema``: its components of the store's migrations (``core.migrations.MIGRATIONS``).
 
 The app (ui/app.py: modes, keys, help, start and stop), the workspace (ui/panes.py),
 ``nomadlab`` and ``nomadlab tail`` (cli/tui.py) and ``nomadlab report`` (cli/focus.py)
@@ -94,12 +94,12 @@ class Service(Generic[S]):
 
 @dataclass(frozen=True, slots=True)
 class Schema:
-    """A feature's store schema: its components of ``core.store.MIGRATIONS``."""
+    """A feature's store schema: its components of ``core.migrations.MIGRATIONS``."""
 
     components: tuple[str, ...] = ()
 
     def migrations(self) -> dict[str, list[str]]:
-        from nomadlab.core.store import MIGRATIONS
+        from nomadlab.core.migrations import MIGRATIONS
 
         return {name: MIGRATIONS[name] for name in self.components}
 

@@ -12,6 +12,7 @@ component styles, same per-cell ``row``/``column`` meta), so the screen is the s
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import ClassVar
 
 from rich.segment import Segment
@@ -25,6 +26,12 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 PADDING = 1  # cells of padding either side of a cell, as DataTable's cell_padding
+
+
+@lru_cache(maxsize=4096)
+def _cell_meta(row: int, column: int) -> Style:
+    """The meta DataTable gives a cell (a click says which row it was on)."""
+    return Style.from_meta({"row": row, "column": column})
 
 
 class RowKey:
@@ -133,13 +140,18 @@ class PaneTable(ScrollView, can_focus=True):
         console = self.app.console
         segments: list[Segment] = []
         for x, (cell, width) in enumerate(zip(self._cells[y], self._widths, strict=False)):
-            pre = base + Style.from_meta({"row": y, "column": x}) + component
+            pre = base + _cell_meta(y, x) + component
             pad = pre + post
             segments.append(Segment(" " * PADDING, pad))
-            text = Text("\n").join([cell])  # its own style as a span, as Rich renders it
-            for segment in text.render(console):
-                segments.append(Segment(segment.text, pre + segment.style + post
-                                        if segment.style else pad))
+            if not cell.spans:  # one run in the text's own style (most cells)
+                style = console.get_style(cell.style) if cell.style else None
+                if cell.plain:
+                    segments.append(Segment(cell.plain, pre + style + post if style else pad))
+            else:
+                text = Text("\n").join([cell])  # its own style as a span, as Rich renders it
+                for segment in text.render(console):
+                    segments.append(Segment(segment.text, pre + segment.style + post
+                                            if segment.style else pad))
             room = width - 2 * PADDING - cell.cell_len
             if room > 0:
                 segments.append(Segment(" " * room, pad))

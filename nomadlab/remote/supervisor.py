@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import random
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 import asyncssh
 
@@ -28,7 +29,6 @@ from nomadlab.core.source import (
     SourceStatus,
     one_host_status,
 )
-from nomadlab.remote.session import AgentSession, CommandFailed
 from nomadlab.remote.ssh import Connector
 from nomadlab.remote.ssh_errors import (
     AuthFailed,
@@ -37,6 +37,11 @@ from nomadlab.remote.ssh_errors import (
     PassphraseNeeded,
     Unreachable,
 )
+
+if TYPE_CHECKING:
+    # The agent session (and its protocol and bootstrap modules) is imported when a
+    # host connects: the TUI makes every host's supervisor before its first frame.
+    from nomadlab.remote.session import AgentSession
 
 
 class Backoff:
@@ -223,6 +228,8 @@ class HostSupervisor(Source):
             raise SourceError(f"{host} is not {self.host.name}")
         session = self._session
         if session is None:
+            from nomadlab.remote.session import CommandFailed
+
             raise CommandFailed(f"{self.host.name} is not connected ({self.status.state})")
         return await session.request(command, timeout)
 
@@ -245,6 +252,8 @@ class HostSupervisor(Source):
         self._conn = conn
         self._connected.set()
         self._last_sample_mono = None
+        from nomadlab.remote.session import AgentSession
+
         session = AgentSession(conn, self.host.name, self, self.clock,
                                interval=self.interval, python=self.host.python)
         self._session = session

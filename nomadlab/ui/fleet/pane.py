@@ -12,13 +12,13 @@ from __future__ import annotations
 from rich.text import Text
 from textual import events
 from textual.message import Message
-from textual.widgets import DataTable
 
 from nomadlab.core import fleetview
 from nomadlab.core.config import Thresholds
 from nomadlab.core.history import BARS
 from nomadlab.core.model import GpuSample, HostSample, HostState, HostStatus
 from nomadlab.ui import render
+from nomadlab.ui.fleet.pane_table import PaneTable
 from nomadlab.ui.services import Services
 
 
@@ -87,7 +87,7 @@ def gpu_row(gpu: GpuSample, concern: fleetview.Concern, th: Thresholds,
     return cells
 
 
-class FleetPane(DataTable[Text]):
+class FleetPane(PaneTable):
     """Hosts ordered by what needs a look: problems first, then the worst GPU."""
 
     class Open(Message):
@@ -96,7 +96,7 @@ class FleetPane(DataTable[Text]):
             self.host = host
 
     def __init__(self, services: Services, *, id: str | None = None) -> None:
-        super().__init__(id=id, cursor_type="row", show_header=False)
+        super().__init__(("host", "state", "gpus", "busy", "cost", "worst"), id=id)
         self.services = services
         self._pending = False
         self._rows: list[tuple[str, ...]] = []
@@ -104,12 +104,6 @@ class FleetPane(DataTable[Text]):
         self._worst: dict[str, tuple[int, fleetview.Concern | None]] = {}
 
     def on_mount(self) -> None:
-        self.add_column("host", key="host")
-        self.add_column("state", key="state")
-        self.add_column("gpus", key="gpus")
-        self.add_column("busy", key="busy")
-        self.add_column("cost", key="cost")
-        self.add_column("worst", key="worst")
         self.services.bridge.subscribe(self._poke)
         self.set_interval(1.0, self.refresh_rows)
         if self.size.area:
@@ -232,9 +226,7 @@ class FleetPane(DataTable[Text]):
             return
         keep = self.cursor_row
         self._rows = rows
-        self.clear()
-        for key, cells in keyed:
-            self.add_row(*cells, key=key)
+        self.set_rows(keyed)
         if rows:
             self.move_cursor(row=min(keep, len(rows) - 1), animate=False)
 
@@ -252,9 +244,9 @@ class FleetPane(DataTable[Text]):
         detail.append("  enter: the fleet table", style="dim italic")
         return (label, Text(""), Text(""), Text(""), Text(""), detail)
 
-    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+    def on_pane_table_row_selected(self, event: PaneTable.RowSelected) -> None:
         event.stop()
-        key = str(event.row_key.value) if event.row_key.value else None
+        key: str | None = event.key or None
         if key == MORE_KEY:
             key = None  # the fleet table, where every host is
         self.post_message(self.Open(key.split(GPU_SEP)[0] if key else None))

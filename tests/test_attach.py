@@ -178,7 +178,10 @@ def test_tui_attach_detach_returns_to_the_fleet(tmux_host: SshServer,
         term.expect("Workspace")
         term.send(b"1")
         at = term.expect("Hosts and GPUs")
-        at = term.expect("live", after=at)  # the agent's hello arrived
+        # The host connected (the header's count; a bare "live" would also match
+        # "0/1 hosts live" while the connection, started after the first frame, is
+        # still in flight, and `a` would then rightly say "gpu1 is not connected").
+        at = term.expect("1/1 hosts live", after=at)
         term.send(b"a")
         at = term.expect("train-7", after=at)
         term.send(b"\r")

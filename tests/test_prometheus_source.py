@@ -125,7 +125,7 @@ def test_a_scheduled_full_refresh_is_shown_before_its_slow_half(
             node.model = "NVIDIA H200"
         await asyncio.to_thread(
             prometheus.wait_for, 'DCGM_FI_DEV_SM_CLOCK{Hostname="node01",gpu="0"}',
-            lambda r: r and r[0]["value"][1] == "1410")
+            lambda r: bool(r) and r[0]["value"][1] == "1410")
         await asyncio.to_thread(
             prometheus.wait_for, 'DCGM_FI_DEV_GPU_UTIL{Hostname="node01",gpu="0"}',
             lambda r: len(r) == 1 and r[0]["metric"]["modelName"] == "NVIDIA H200")
@@ -171,15 +171,15 @@ def test_values_change_targets_go_down_and_come_back(prometheus: PromServer,
         node.gpus[0].util = 12.0
         node.gpus[0].xid = 79.0
     prometheus.wait_for('DCGM_FI_DEV_GPU_UTIL{Hostname="node01",gpu="0"}',
-                        lambda r: r and r[0]["value"][1] == "12")
+                        lambda r: bool(r) and r[0]["value"][1] == "12")
     prometheus.wait_for('DCGM_FI_DEV_XID_ERRORS{Hostname="node01",gpu="0"}',
-                        lambda r: r and r[0]["value"][1] == "79")
+                        lambda r: bool(r) and r[0]["value"][1] == "79")
     refresh(source)
     assert seen.samples["node01"].gpus[0].utilization == 12.0
     assert seen.samples["node01"].gpus[0].xid == 79
     with exporters.lock:
         node.up = False
-    prometheus.wait_for('up{instance="node01:9400"}', lambda r: r and r[0]["value"][1] == "0")
+    prometheus.wait_for('up{instance="node01:9400"}', lambda r: bool(r) and r[0]["value"][1] == "0")
     refresh(source)
     down = seen.statuses["node01"]
     assert down.state is HostState.DOWN
@@ -187,7 +187,7 @@ def test_values_change_targets_go_down_and_come_back(prometheus: PromServer,
     assert seen.statuses["node02"].state is HostState.LIVE
     with exporters.lock:
         node.up = True
-    prometheus.wait_for('up{instance="node01:9400"}', lambda r: r and r[0]["value"][1] == "1")
+    prometheus.wait_for('up{instance="node01:9400"}', lambda r: bool(r) and r[0]["value"][1] == "1")
     prometheus.wait_for('DCGM_FI_DEV_GPU_UTIL{Hostname="node01"}', lambda r: len(r) == 8)
     refresh(source)
     assert seen.statuses["node01"].state is HostState.LIVE

@@ -101,7 +101,9 @@ def test_dcgm_xid_and_clocks_feed_the_health_verdict() -> None:
     assert verdict.reasons[0].startswith("XID 79")
     assert [x["code"] for x in gpu_json(gpu)["xid"]] == [79]
     again = fleet.update(110.0, [util("a", 0, 90.0), metric("DCGM_FI_DEV_XID_ERRORS", 79.0)])
-    assert [x.code for x in again.samples["a"].gpus[0].health.xid] == [79]  # not twice
+    health = again.samples["a"].gpus[0].health
+    assert health is not None and health.xid is not None
+    assert [x.code for x in health.xid] == [79]  # not twice
 
 
 def test_lean_refreshes_keep_identity_and_slow_counters_from_the_last_full_one() -> None:

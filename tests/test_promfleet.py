@@ -294,6 +294,12 @@ def test_identity_and_slow_counters_read_after_a_lean_refresh() -> None:
     assert next_lean.samples["a"].gpus[0].sm_clock_mhz == 1410.0
     assert next_lean.samples["a"].gpus[0].name == "NVIDIA H100 80GB HBM3"
     assert next_lean.samples["b"].gpus[0] is shown.samples["b"].gpus[0]
+    # the used memory moved and the free with it: same total, nothing to publish again
+    moved = fleet.update_slow(
+        [ident("a", 0, "NVIDIA H100 80GB HBM3"), ident("b", 0)],
+        [*slow("a", 0, 1410.0, free=50000.0), *slow("b", 0, 1980.0, free=10000.0)],
+        [S({"Hostname": "a", "gpu": "0"}, 30000.0), S({"Hostname": "b", "gpu": "0"}, 70000.0)])
+    assert moved.samples == {} and not moved.unknown_gpus
     # a slow counter gone is unknown, as after a full refresh
     gone = fleet.update_slow([ident("a", 0, "NVIDIA H100 80GB HBM3"), ident("b", 0)],
                              slow("a", 0, 1410.0, free=50000.0), used)

@@ -496,9 +496,13 @@ class PromFleet:
             mem_used = used_now.get(key, gpu.values.get("memory_used_mib"))
             total = (None if free is None else gpu.total if mem_used is None
                      else mem_used + free)
-            if values != gpu.slow or total != gpu.total:
-                gpu.slow, gpu.total = values, total
+            before = gpu.slow
+            # the free memory shows only through the total: it alone changes nothing
+            if total != gpu.total or any(values.get(k) != before.get(k)
+                                         for k in values.keys() | before.keys()
+                                         if k != "memory_free_mib"):
                 changed.add(key)
+            gpu.slow, gpu.total = values, total
         if not out.unknown_gpus:
             self.hostless = hostless
         by_host: dict[str, set[int]] = {}

@@ -213,8 +213,12 @@ class PrometheusSource(Source):
                                          identity, slow, used_now)
         if result.unknown_gpus:
             self._full_due = True
-        await self._publish({h: self.model.statuses[h] for h in result.samples
-                             if h in self.model.statuses}, result.samples, set())
+        if self.status.state is not SourceState.LIVE:
+            return result  # the hosts are stale now: the next good refresh shows it all
+        for count, sample in enumerate(result.samples.values(), 1):
+            self.on_sample(sample)
+            if count % PUBLISH_BATCH == 0:
+                await asyncio.sleep(0)  # let a keypress in between
         return result
 
     async def _backfill(self, hosts: set[str], now: float) -> None:

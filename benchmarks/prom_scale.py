@@ -185,14 +185,15 @@ async def client(args: argparse.Namespace) -> dict[str, Any]:
 
     source.refresh = timed_refresh
     # a scheduled full refresh's other half, read in the background after its frame:
-    # (wall ms, hosts published again)
-    background: list[tuple[int, int]] = []
+    # (the refresh it follows, wall ms with its delay, hosts published again)
+    background: list[tuple[int, int, int]] = []
     original_read_slow = source._read_slow
 
     async def timed_read_slow(client: Any) -> Any:
         began = time.perf_counter()
+        after = len(wall_cost) - 1  # the refresh it follows (in the trace below)
         result = await original_read_slow(client)
-        background.append((round(1000 * (time.perf_counter() - began)),
+        background.append((after, round(1000 * (time.perf_counter() - began)),
                            -1 if result is None else len(result.samples)))
         return result
 
@@ -340,6 +341,7 @@ async def client(args: argparse.Namespace) -> dict[str, Any]:
                                   "p99": pct([w * 1000 for w in wall_cost], 99)}
         out["queries_per_refresh"] = sorted(set(query_count))
         out["background_reads"] = list(background)
+        out["background_delay"] = source.background_delay
 
         def state() -> tuple[object, ...]:
             return (table.cursor_row, int(table.scroll_y), table.sort_key, table.query_text)
@@ -546,7 +548,8 @@ def report(args: argparse.Namespace, f: dict[str, Any]) -> None:
           "counter, node, CPU, up; +2 (other counters, identities) on the first refresh "
           "or for a new GPU or target; +1 range query when new hosts appear)")
     print("  every 12th refresh, after its frame, in the background (other counters, "
-          "identities, used memory; wall ms, hosts published again): "
+          "identities, used memory; the refresh it follows, wall ms with its "
+          f"{f.get('background_delay')}s delay, hosts published again): "
           f"{f.get('background_reads')}")
 
 

@@ -116,6 +116,7 @@ def test_a_scheduled_full_refresh_is_shown_before_its_slow_half(
     source = PrometheusSource(config, on_status=seen.status, on_sample=sample,
                               on_source=seen.source)
     source.full_every = 1  # every refresh after the first reads them again
+    source.background_delay = 0.0  # no frame to wait for here
 
     async def run() -> None:
         await source.refresh()  # the first: full, every GPU with its model before the frame

@@ -42,6 +42,7 @@ from nomadlab.remote.prometheus import PrometheusClient, PrometheusError
 BACKFILL_SECONDS = 300.0  # the fleet table's sparkline span
 BACKFILL_STEP = 10.0
 PUBLISH_BATCH = 50  # hosts published between two turns of the event loop
+BACKGROUND_DELAY = 1.0  # seconds, at most: see PrometheusSource.background_delay
 
 
 __all__ = ["PrometheusSource", "SourceState", "SourceStatus"]
@@ -79,6 +80,9 @@ class PrometheusSource(Source):
         # the identities and slow counters being read after a lean refresh, if any
         self.background: asyncio.Task[SlowRefresh | None] | None = None
         self.background_error: str | None = None  # why the last one failed, if it did
+        # seconds between a scheduled full refresh's publishing and its slow half's
+        # queries: the table paints what was published meanwhile
+        self.background_delay = min(BACKGROUND_DELAY, self.interval / 4)
         # the model is updated in worker threads: one at a time
         self._model_lock = threading.Lock()
 
@@ -164,17 +168,18 @@ class PrometheusSource(Source):
             self._set_source(SourceState.FAILED, str(exc))
             self.first_refresh.set()
             return None
+        background = (scheduled and not full
+                      and (self.background is None or self.background.done()))
+        self._refreshes = 1 if full or background else self._refreshes + 1
         if full:
-            self._refreshes, self._full_due = 1, False
-        elif scheduled and (self.background is None or self.background.done()):
-            # after this refresh's answers are in the model: they are shown first
-            self._refreshes = 1
-            self.background = asyncio.get_running_loop().create_task(self._read_slow(client))
-        else:
-            self._refreshes += 1
+            self._full_due = False
         await self._publish(result.statuses, result.samples, result.changed)
         self._set_source(SourceState.LIVE, None)
         self.first_refresh.set()
+        if background:
+            # once this refresh is published (and painted: background_delay): its
+            # frame does not share the CPU with the reading of the slow half
+            self.background = asyncio.get_running_loop().create_task(self._read_slow(client))
         if result.new_hosts and self.on_backfill is not None:
             # after the samples: the first screen does not wait for the history
             await self._backfill(set(result.new_hosts), now)
@@ -200,6 +205,7 @@ class PrometheusSource(Source):
         identities and slow counters (and the used memory, for the total), applied to
         the model when they come; the hosts they changed are published again. A failure
         leaves them as they were (the source's state is the lean refreshes' to say)."""
+        await asyncio.sleep(self.background_delay)
         q = self.queries
         used = (q.lean_any if self.model.hostless else q.lean)["DCGM_FI_DEV_FB_USED"]
         try:

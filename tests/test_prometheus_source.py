@@ -99,6 +99,68 @@ def test_dcgm_counters_become_the_gpu_model(prometheus: PromServer,
     assert source.client is not None and source.client.stats.queries == 11
 
 
+def test_a_scheduled_full_refresh_is_shown_before_its_slow_half(
+        prometheus: PromServer, exporters: StandinExporters) -> None:
+    """A scheduled full refresh shows its lean answers at once; the identities and slow
+    counters come after (in the background) and republish only the hosts they changed."""
+    node = exporters.add(busy_node("node01"))
+    exporters.add(Node("node02"))
+    prometheus.set_targets(exporters.targets())
+    scraped(prometheus, 2)
+    seen = Seen()
+    published: list[tuple[str, float]] = []
+
+    def sample(s: HostSample) -> None:
+        seen.sample(s)
+        published.append((s.host, s.time))
+
+    config = SourceConfig(name="lab", kind="prometheus", url=prometheus.url)
+    source = PrometheusSource(config, on_status=seen.status, on_sample=sample,
+                              on_source=seen.source)
+    source.full_every = 1  # every refresh after the first reads them again
+    source.background_delay = 0.0  # no frame to wait for here
+
+    async def run() -> None:
+        await source.refresh()  # the first: full, every GPU with its model before the frame
+        assert seen.samples["node01"].gpus[0].name == "NVIDIA H100 80GB HBM3"
+        with exporters.lock:
+            node.gpus[0].sm_clock = 1410.0
+            node.model = "NVIDIA H200"
+        await asyncio.to_thread(
+            prometheus.wait_for, 'DCGM_FI_DEV_SM_CLOCK{Hostname="node01",gpu="0"}',
+            lambda r: bool(r) and r[0]["value"][1] == "1410")
+        await asyncio.to_thread(
+            prometheus.wait_for, 'DCGM_FI_DEV_GPU_UTIL{Hostname="node01",gpu="0"}',
+            lambda r: len(r) == 1 and r[0]["metric"]["modelName"] == "NVIDIA H200")
+        assert source.client is not None
+        asked = source.client.stats.queries
+        published.clear()
+        shown = await source.refresh()
+        # shown from the lean queries alone: the 5 moving counters, node, CPU, up
+        assert shown is not None and source.client.stats.queries - asked == 8
+        gpu = shown.samples["node01"].gpus[0]
+        assert (gpu.name, gpu.sm_clock_mhz) == ("NVIDIA H100 80GB HBM3", 1755.0)
+        assert sorted(published) == [("node01", shown.samples["node01"].time),
+                                     ("node02", shown.samples["node02"].time)]
+        assert source.background is not None
+        slow = await source.background
+        # then the identities, the other counters and the used memory
+        assert slow is not None and not slow.unknown_gpus
+        assert source.client.stats.queries - asked == 11
+        assert published[2:] == [("node01", shown.samples["node01"].time)]  # only it changed
+        gpu = seen.samples["node01"].gpus[0]
+        assert (gpu.name, gpu.sm_clock_mhz, gpu.memory_total_mib) == (
+            "NVIDIA H200", 1410.0, 81559.0)
+        assert seen.statuses["node01"].state is HostState.LIVE
+        assert seen.sources[-1] == (SourceState.LIVE, None)
+        # the next refresh keeps what the background read
+        again = await source.refresh()
+        assert again is not None and again.samples["node01"].gpus[0].name == "NVIDIA H200"
+        await source.stop()
+
+    asyncio.run(run())
+
+
 def test_values_change_targets_go_down_and_come_back(prometheus: PromServer,
                                                      exporters: StandinExporters) -> None:
     node = exporters.add(busy_node("node01"))
@@ -112,16 +174,16 @@ def test_values_change_targets_go_down_and_come_back(prometheus: PromServer,
         node.gpus[0].util = 12.0
         node.gpus[0].xid = 79.0
     prometheus.wait_for('DCGM_FI_DEV_GPU_UTIL{Hostname="node01",gpu="0"}',
-                        lambda r: r and r[0]["value"][1] == "12")
+                        lambda r: bool(r) and r[0]["value"][1] == "12")
     prometheus.wait_for('DCGM_FI_DEV_XID_ERRORS{Hostname="node01",gpu="0"}',
-                        lambda r: r and r[0]["value"][1] == "79")
+                        lambda r: bool(r) and r[0]["value"][1] == "79")
     refresh(source)
     assert seen.samples["node01"].gpus[0].utilization == 12.0
     health = seen.samples["node01"].gpus[0].health
     assert health is not None and [x.code for x in health.xid or []] == [79]
     with exporters.lock:
         node.up = False
-    prometheus.wait_for('up{instance="node01:9400"}', lambda r: r and r[0]["value"][1] == "0")
+    prometheus.wait_for('up{instance="node01:9400"}', lambda r: bool(r) and r[0]["value"][1] == "0")
     refresh(source)
     down = seen.statuses["node01"]
     assert down.state is HostState.DOWN
@@ -129,7 +191,7 @@ def test_values_change_targets_go_down_and_come_back(prometheus: PromServer,
     assert seen.statuses["node02"].state is HostState.LIVE
     with exporters.lock:
         node.up = True
-    prometheus.wait_for('up{instance="node01:9400"}', lambda r: r and r[0]["value"][1] == "1")
+    prometheus.wait_for('up{instance="node01:9400"}', lambda r: bool(r) and r[0]["value"][1] == "1")
     prometheus.wait_for('DCGM_FI_DEV_GPU_UTIL{Hostname="node01"}', lambda r: len(r) == 8)
     refresh(source)
     assert seen.statuses["node01"].state is HostState.LIVE

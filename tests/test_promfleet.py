@@ -101,7 +101,9 @@ def test_dcgm_xid_and_clocks_feed_the_health_verdict() -> None:
     assert verdict.reasons[0].startswith("XID 79")
     assert [x["code"] for x in gpu_json(gpu)["xid"]] == [79]
     again = fleet.update(110.0, [util("a", 0, 90.0), metric("DCGM_FI_DEV_XID_ERRORS", 79.0)])
-    assert [x.code for x in again.samples["a"].gpus[0].health.xid] == [79]  # not twice
+    health = again.samples["a"].gpus[0].health
+    assert health is not None and health.xid is not None
+    assert [x.code for x in health.xid] == [79]  # not twice
 
 
 def test_lean_refreshes_keep_identity_and_slow_counters_from_the_last_full_one() -> None:
@@ -250,3 +252,63 @@ def test_a_full_refresh_by_counter_reads_each_gpu_identity_once() -> None:
     later = fleet.update(105.0, {"DCGM_FI_DEV_GPU_UTIL": lean["DCGM_FI_DEV_GPU_UTIL"]},
                          up=up, full=False)
     assert not later.unknown_gpus and later.samples["a"].gpus[0].uuid == "U0"
+
+
+def test_identity_and_slow_counters_read_after_a_lean_refresh() -> None:
+    """A scheduled full refresh is shown from its lean answers; its identities and slow
+    counters, read after, change the GPUs they name: the hosts where something changed
+    get the last sample again (same time, those GPUs made again), the others nothing,
+    the statuses nothing; a GPU or target not known asks for a full refresh."""
+    fleet = PromFleet("lab")
+
+    def ident(host: str, gpu: int, model: str = "NVIDIA H100") -> S:
+        return S({"Hostname": host, "instance": f"{host}:9400", "gpu": str(gpu),
+                  "UUID": f"U-{host}{gpu}", "modelName": model}, 1.0)
+
+    def slow(host: str, gpu: int, clock: float, free: float = 60000.0) -> list[S]:
+        by = {"Hostname": host, "instance": f"{host}:9400", "gpu": str(gpu)}
+        return [S({**by, "__name__": "DCGM_FI_DEV_SM_CLOCK"}, clock),
+                S({**by, "__name__": "DCGM_FI_DEV_FB_FREE"}, free)]
+
+    up = [S({"instance": "a:9400"}, 1.0), S({"instance": "b:9400"}, 1.0)]
+    lean = {"DCGM_FI_DEV_GPU_UTIL": [S({"Hostname": h, "gpu": "0"}, 50.0) for h in "ab"],
+            "DCGM_FI_DEV_FB_USED": [S({"Hostname": h, "gpu": "0"}, 20000.0) for h in "ab"]}
+    fleet.update(100.0, lean, up=up, identity=[ident("a", 0), ident("b", 0)],
+                 slow=[*slow("a", 0, 1980.0), *slow("b", 0, 1980.0)])
+    shown = fleet.update(105.0, lean, up=up, full=False)
+    a_before = shown.samples["a"].gpus[0]
+    assert (a_before.name, a_before.sm_clock_mhz, a_before.memory_total_mib) == (
+        "NVIDIA H100", 1980.0, 80000.0)
+    # read after: host a's GPU clocked down, its model renamed, its used memory moved
+    used = [S({"Hostname": "a", "gpu": "0"}, 30000.0), S({"Hostname": "b", "gpu": "0"}, 20000.0)]
+    later = fleet.update_slow([ident("a", 0, "NVIDIA H100 80GB HBM3"), ident("b", 0)],
+                              [*slow("a", 0, 1410.0, free=50000.0), *slow("b", 0, 1980.0)],
+                              used)
+    assert not later.unknown_gpus and sorted(later.samples) == ["a"]
+    again = later.samples["a"]
+    assert again.time == 105.0 and again.gpus[0].utilization == 50.0
+    gpu = again.gpus[0]
+    assert (gpu.name, gpu.sm_clock_mhz, gpu.memory_total_mib) == (
+        "NVIDIA H100 80GB HBM3", 1410.0, 80000.0)
+    assert fleet.statuses["a"].state is HostState.LIVE and fleet.statuses["a"].since == 100.0
+    # the next lean refresh keeps what was read; b, unchanged, keeps its sample
+    next_lean = fleet.update(110.0, lean, up=up, full=False)
+    assert next_lean.samples["a"].gpus[0].sm_clock_mhz == 1410.0
+    assert next_lean.samples["a"].gpus[0].name == "NVIDIA H100 80GB HBM3"
+    assert next_lean.samples["b"].gpus[0] is shown.samples["b"].gpus[0]
+    # the used memory moved and the free with it: same total, nothing to publish again
+    moved = fleet.update_slow(
+        [ident("a", 0, "NVIDIA H100 80GB HBM3"), ident("b", 0)],
+        [*slow("a", 0, 1410.0, free=50000.0), *slow("b", 0, 1980.0, free=10000.0)],
+        [S({"Hostname": "a", "gpu": "0"}, 30000.0), S({"Hostname": "b", "gpu": "0"}, 70000.0)])
+    assert moved.samples == {} and not moved.unknown_gpus
+    # a slow counter gone is unknown, as after a full refresh
+    gone = fleet.update_slow([ident("a", 0, "NVIDIA H100 80GB HBM3"), ident("b", 0)],
+                             slow("a", 0, 1410.0, free=50000.0), used)
+    assert sorted(gone.samples) == ["b"] and gone.samples["b"].gpus[0].sm_clock_mhz is None
+    # a GPU not known (a second one on a) or a target not known: the next one is full
+    new_gpu = fleet.update_slow([ident("a", 0), ident("a", 1), ident("b", 0)], [], used)
+    assert new_gpu.unknown_gpus
+    new_target = fleet.update_slow([ident("a", 0), ident("b", 0),
+                                    S({"instance": "10.0.0.9:9400", "gpu": "0"}, 1.0)], [])
+    assert new_target.unknown_gpus

@@ -13,7 +13,7 @@ What each DCGM exporter counter becomes is in :data:`GPU_FIELDS`.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from nomadlab.core.model import (
@@ -165,6 +165,17 @@ class Refresh:
     unknown_gpus: bool = False
 
 
+@dataclass(slots=True)
+class SlowRefresh:
+    """What the identities and slow counters read after a lean refresh changed."""
+
+    # the last refresh's sample of each host where a GPU's identity or slow counters
+    # changed, with those GPUs made again (same time): only these need publishing
+    samples: dict[str, HostSample] = field(default_factory=dict)
+    # a GPU or a target the last full refresh did not know: the next one is full
+    unknown_gpus: bool = False
+
+
 class _UnknownGpu(Exception):
     pass
 
@@ -212,6 +223,7 @@ class PromFleet:
         # target): lean refreshes then ask for those too (Queries.lean_any)
         self.hostless = False
         self._targets: set[str] = set()  # every target `up` named at the last full refresh
+        self._last_samples: dict[str, HostSample] = {}  # the last refresh's samples
 
     def host_of(self, labels: Mapping[str, str]) -> str | None:
         names = DEFAULT_HOST_LABELS if self.host_label is None else (self.host_label, "instance")
@@ -365,6 +377,7 @@ class PromFleet:
             refresh.unknown_gpus = True
             return refresh
         node_values = self._node(node, cpu)
+        self._last_samples = refresh.samples
         for host, by_index in found.items():
             hs = node_values.get(host, {})
             total = hs.get("memory_total")
@@ -410,6 +423,109 @@ class PromFleet:
             refresh.statuses[host] = status
             refresh.changed.add(host)
         return refresh
+
+    def update_slow(self, identity: Sequence[Sample], slow: Sequence[Sample],
+                    used: Sequence[Sample] = ()) -> SlowRefresh:
+        """A full refresh's other half, read after a lean refresh was shown.
+
+        ``identity``, ``slow``: the answers of :attr:`Queries.identity` and
+        :attr:`Queries.slow`; ``used``: of the ``DCGM_FI_DEV_FB_USED`` lean query, asked
+        with them (the memory total is used + free of the same moment). Each known GPU
+        takes its UUID, model and slow counters from them, as a full refresh would; a
+        GPU no longer in ``identity`` nor in the last refresh is forgotten. A GPU or
+        target not known sets ``unknown_gpus`` (the next refresh is a full one) and is
+        otherwise left alone. Returns the last refresh's samples again for the hosts
+        where something changed; statuses are not touched.
+        """
+        out = SlowRefresh()
+        names = DEFAULT_HOST_LABELS if self.host_label is None else (self.host_label,
+                                                                      "instance")
+        first, second = names
+
+        def key_of(labels: Mapping[str, str]) -> tuple[str, int] | None:
+            host = labels.get(first) or labels.get(second)
+            try:
+                index = int(labels.get("gpu") or "")
+            except ValueError:
+                return None
+            return (host, index) if host else None
+
+        known = self._known
+        changed: set[tuple[str, int]] = set()
+        named: set[tuple[str, int]] = set()
+        hostless = False
+        for item in identity:
+            labels = item.labels
+            key = key_of(labels)
+            if key is None:
+                continue
+            gpu = known.get(key)
+            instance = labels.get("instance")
+            if gpu is None or (instance and instance not in self.instance_host
+                               and instance not in self._targets):
+                out.unknown_gpus = True
+                continue
+            if instance:
+                self.instance_host[instance] = key[0]
+            named.add(key)
+            hostless = hostless or not labels.get(first)
+            uuid, name = labels.get("UUID", ""), labels.get("modelName", "")
+            if (gpu.uuid, gpu.name) != (uuid, name):
+                gpu.uuid, gpu.name = uuid, name
+                changed.add(key)
+        slow_values: dict[tuple[str, int], dict[str, float | None]] = {}
+        for item in slow:
+            labels = item.labels
+            field_name = GPU_FIELDS.get(labels.get("__name__", ""))
+            key = key_of(labels)
+            if field_name is None or field_name in _FAST_NAMES or key is None:
+                continue
+            if key not in known:
+                out.unknown_gpus = True
+                continue
+            slow_values.setdefault(key, {})[field_name] = item.value
+        used_now = {key: item.value for item in used
+                    if (key := key_of(item.labels)) is not None}
+        shown = {(host, g.index) for host, sample in self._last_samples.items()
+                 for g in sample.gpus}
+        for key in [k for k in known if k not in named and k not in shown]:
+            del known[key]
+        for key, gpu in known.items():
+            values = slow_values.get(key, {})
+            free = values.get("memory_free_mib")
+            mem_used = used_now.get(key, gpu.values.get("memory_used_mib"))
+            total = (None if free is None else gpu.total if mem_used is None
+                     else mem_used + free)
+            before = gpu.slow
+            # the free memory shows only through the total: it alone changes nothing
+            if total != gpu.total or any(values.get(k) != before.get(k)
+                                         for k in values.keys() | before.keys()
+                                         if k != "memory_free_mib"):
+                changed.add(key)
+            gpu.slow, gpu.total = values, total
+        if not out.unknown_gpus:
+            self.hostless = hostless
+        by_host: dict[str, set[int]] = {}
+        for host, index in changed:
+            known[(host, index)].sample = None  # the next refresh makes it again
+            by_host.setdefault(host, set()).add(index)
+        if by_host:  # a new dict: the last refresh's may still be being published
+            self._last_samples = dict(self._last_samples)
+        for host, indexes in by_host.items():
+            sample = self._last_samples.get(host)
+            if sample is None:
+                continue
+            gpus = []
+            for old in sample.gpus:
+                gpu = known.get((host, old.index))
+                if gpu is None or old.index not in indexes:
+                    gpus.append(old)
+                    continue
+                gpu.sample = self._new_gpu_sample(host, gpu, sample.time, False)
+                gpu.shown = gpu.values
+                gpus.append(gpu.sample)
+            out.samples[host] = self._last_samples[host] = replace(sample, gpus=gpus)
+        return out
 
     def _gpu_sample(self, host: str, gpu: _Gpu, now: float, full: bool) -> GpuSample:
         if not full and gpu.sample is not None and gpu.values == gpu.shown:

@@ -3,11 +3,14 @@
 One refresh is a handful of instant queries for the whole fleet, run together: one
 per GPU counter that moves, by host and GPU only (no metric name, no identity labels:
 the fewest series, bytes to move and parse, and Prometheus's own time at a thousand
-hosts), node stats, node CPU and ``up``. On the first refresh, every
-``FULL_EVERY``-th, and when a GPU or a target shows up that the last full one did not
-know, two more: the other counters (clocks, power limit, free memory, ...) and each
-GPU's identity (UUID, model, target) once, not once per counter. Only
-hosts whose state changed have their status published again. Hosts seen for the
+hosts), node stats, node CPU and ``up``. On the first refresh, and when a GPU or a
+target shows up that the last full one did not know, two more before anything is
+shown: the other counters (clocks, power limit, free memory, ...) and each GPU's
+identity (UUID, model, target) once, not once per counter. Every ``FULL_EVERY``-th
+refresh asks those two (and the used memory, for the total) in the background once
+its lean answers are shown: its frame does not wait for them, and the hosts where they
+changed something are published again when they come. Only hosts whose state changed
+have their status published again. Hosts seen for the
 first time get their sparklines from a range query. A failure of the source as a
 whole (unreachable, 401, a PromQL error) is the source's state, with the reason;
 the hosts it fed turn stale, and nothing else stops.
@@ -17,12 +20,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 from collections.abc import Callable
+from typing import ParamSpec, TypeVar
 
 from nomadlab.core.clock import SYSTEM_CLOCK, Clock
 from nomadlab.core.config import SourceConfig
 from nomadlab.core.model import HostSample, HostStatus
-from nomadlab.core.promfleet import FULL_EVERY, PromFleet, Refresh, history_points, queries
+from nomadlab.core.promfleet import (
+    FULL_EVERY,
+    PromFleet,
+    Refresh,
+    SlowRefresh,
+    history_points,
+    queries,
+)
 from nomadlab.core.secrets import get_secret, how_to_set
 from nomadlab.core.source import UNHEARD, Source, SourceListener, SourceState, SourceStatus
 from nomadlab.remote.prometheus import PrometheusClient, PrometheusError
@@ -30,9 +42,13 @@ from nomadlab.remote.prometheus import PrometheusClient, PrometheusError
 BACKFILL_SECONDS = 300.0  # the fleet table's sparkline span
 BACKFILL_STEP = 10.0
 PUBLISH_BATCH = 50  # hosts published between two turns of the event loop
+BACKGROUND_DELAY = 1.0  # seconds, at most: see PrometheusSource.background_delay
 
 
 __all__ = ["PrometheusSource", "SourceState", "SourceStatus"]
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 Backfill = Callable[[str, int, list[tuple[float, float]], list[tuple[float, float]]], None]
 
@@ -58,7 +74,17 @@ class PrometheusSource(Source):
         self.interval = config.refresh
         self._task: asyncio.Task[None] | None = None
         self.first_refresh = asyncio.Event()
-        self._refreshes = 0  # good refreshes so far: every FULL_EVERY-th is a full one
+        self._refreshes = 0  # good refreshes since the last full: every full_every-th
+        self.full_every = FULL_EVERY  # ... reads the identities and slow counters again
+        self._full_due = False  # the background read met a GPU or target not known
+        # the identities and slow counters being read after a lean refresh, if any
+        self.background: asyncio.Task[SlowRefresh | None] | None = None
+        self.background_error: str | None = None  # why the last one failed, if it did
+        # seconds between a scheduled full refresh's publishing and its slow half's
+        # queries: the table paints what was published meanwhile
+        self.background_delay = min(BACKGROUND_DELAY, self.interval / 4)
+        # the model is updated in worker threads: one at a time
+        self._model_lock = threading.Lock()
 
     # ------------------------------------------------------------------ as a Source
 
@@ -104,10 +130,14 @@ class PrometheusSource(Source):
             self.on_source(self.status)
 
     async def refresh(self) -> Refresh | None:
-        """One refresh: query, publish samples and statuses. None when the source failed."""
+        """One refresh: query, publish samples and statuses. None when the source failed.
+
+        A scheduled full refresh is shown from its lean answers; the identities and slow
+        counters come in :attr:`background`, published when they arrive."""
         now = self.clock.time()
         q = self.queries
-        full = self._refreshes % FULL_EVERY == 0
+        full = self._refreshes == 0 or self._full_due
+        scheduled = not full and self._refreshes % self.full_every == 0
         try:
             client = self._client()
 
@@ -124,8 +154,9 @@ class PrometheusSource(Source):
                 gpus = dict(zip(names, answers[len(more):], strict=True))
                 # Building the samples is pure and only this source touches its model:
                 # in a thread, so that keys and frames go on being handled meanwhile.
-                return await asyncio.to_thread(self.model.update, now, gpus, node, cpu, up,
-                                               full=full, identity=identity, slow=slow)
+                return await asyncio.to_thread(self._locked, self.model.update, now, gpus,
+                                               node, cpu, up, full=full,
+                                               identity=identity, slow=slow)
 
             result = await ask(full)
             if result.unknown_gpus:  # a GPU or target the last full refresh did not know
@@ -137,21 +168,63 @@ class PrometheusSource(Source):
             self._set_source(SourceState.FAILED, str(exc))
             self.first_refresh.set()
             return None
-        self._refreshes = 1 if full else self._refreshes + 1
-        changed = result.changed
-        for count, (host, status) in enumerate(result.statuses.items(), 1):
+        background = (scheduled and not full
+                      and (self.background is None or self.background.done()))
+        self._refreshes = 1 if full or background else self._refreshes + 1
+        if full:
+            self._full_due = False
+        await self._publish(result.statuses, result.samples, result.changed)
+        self._set_source(SourceState.LIVE, None)
+        self.first_refresh.set()
+        if background:
+            # once this refresh is published (and painted: background_delay): its
+            # frame does not share the CPU with the reading of the slow half
+            self.background = asyncio.get_running_loop().create_task(self._read_slow(client))
+        if result.new_hosts and self.on_backfill is not None:
+            # after the samples: the first screen does not wait for the history
+            await self._backfill(set(result.new_hosts), now)
+        return result
+
+    def _locked(self, update: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        with self._model_lock:
+            return update(*args, **kwargs)
+
+    async def _publish(self, statuses: dict[str, HostStatus], samples: dict[str, HostSample],
+                       changed: set[str]) -> None:
+        for count, (host, status) in enumerate(statuses.items(), 1):
             if host in changed:
                 self.on_status(status)
-            sample = result.samples.get(host)
+            sample = samples.get(host)
             if sample is not None:
                 self.on_sample(sample)
             if count % PUBLISH_BATCH == 0:
                 await asyncio.sleep(0)  # let a keypress in between
-        self._set_source(SourceState.LIVE, None)
-        self.first_refresh.set()
-        if result.new_hosts and self.on_backfill is not None:
-            # after the samples: the first screen does not wait for the history
-            await self._backfill(set(result.new_hosts), now)
+
+    async def _read_slow(self, client: PrometheusClient) -> SlowRefresh | None:
+        """The other half of a scheduled full refresh, off the path to the frame: the
+        identities and slow counters (and the used memory, for the total), applied to
+        the model when they come; the hosts they changed are published again. A failure
+        leaves them as they were (the source's state is the lean refreshes' to say)."""
+        await asyncio.sleep(self.background_delay)
+        q = self.queries
+        used = (q.lean_any if self.model.hostless else q.lean)["DCGM_FI_DEV_FB_USED"]
+        try:
+            identity, slow, used_now = await asyncio.gather(
+                client.query(q.identity), client.query(q.slow), client.query(used))
+        except PrometheusError as exc:
+            self.background_error = str(exc)
+            return None
+        self.background_error = None
+        result = await asyncio.to_thread(self._locked, self.model.update_slow,
+                                         identity, slow, used_now)
+        if result.unknown_gpus:
+            self._full_due = True
+        if self.status.state is not SourceState.LIVE:
+            return result  # the hosts are stale now: the next good refresh shows it all
+        for count, sample in enumerate(result.samples.values(), 1):
+            self.on_sample(sample)
+            if count % PUBLISH_BATCH == 0:
+                await asyncio.sleep(0)  # let a keypress in between
         return result
 
     async def _backfill(self, hosts: set[str], now: float) -> None:
@@ -181,6 +254,11 @@ class PrometheusSource(Source):
             self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def stop(self) -> None:
+        if self.background is not None:
+            self.background.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.background
+            self.background = None
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

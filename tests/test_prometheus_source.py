@@ -11,11 +11,16 @@ from prom import PromServer, TokenProxy, exporters, prometheus
 from standins.dcgm import Gpu, Node, StandinExporters
 
 from nomadlab.core.config import SourceConfig
-from nomadlab.core.model import HostSample, HostState, HostStatus
+from nomadlab.core.model import GpuSample, HostSample, HostState, HostStatus
 from nomadlab.remote.prometheus import PrometheusClient, PrometheusError
 from nomadlab.remote.promsource import PrometheusSource, SourceState, SourceStatus
 
 __all__ = ["exporters", "prometheus"]  # fixtures
+
+
+def sm_mhz(gpu: GpuSample) -> int | None:
+    """The GPU's SM clock, as its health holds it (DCGM_FI_DEV_SM_CLOCK)."""
+    return gpu.health.sm_mhz if gpu.health is not None else None
 
 
 class Seen:
@@ -139,7 +144,7 @@ def test_a_scheduled_full_refresh_is_shown_before_its_slow_half(
         # shown from the lean queries alone: the 5 moving counters, node, CPU, up
         assert shown is not None and source.client.stats.queries - asked == 8
         gpu = shown.samples["node01"].gpus[0]
-        assert (gpu.name, gpu.sm_clock_mhz) == ("NVIDIA H100 80GB HBM3", 1755.0)
+        assert (gpu.name, sm_mhz(gpu)) == ("NVIDIA H100 80GB HBM3", 1755.0)
         assert sorted(published) == [("node01", shown.samples["node01"].time),
                                      ("node02", shown.samples["node02"].time)]
         assert source.background is not None
@@ -149,7 +154,7 @@ def test_a_scheduled_full_refresh_is_shown_before_its_slow_half(
         assert source.client.stats.queries - asked == 11
         assert published[2:] == [("node01", shown.samples["node01"].time)]  # only it changed
         gpu = seen.samples["node01"].gpus[0]
-        assert (gpu.name, gpu.sm_clock_mhz, gpu.memory_total_mib) == (
+        assert (gpu.name, sm_mhz(gpu), gpu.memory_total_mib) == (
             "NVIDIA H200", 1410.0, 81559.0)
         assert seen.statuses["node01"].state is HostState.LIVE
         assert seen.sources[-1] == (SourceState.LIVE, None)

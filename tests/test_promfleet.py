@@ -7,8 +7,14 @@ from dataclasses import dataclass
 import pytest
 
 from nomadlab.core.config import ConfigError, load_config_text
-from nomadlab.core.model import HostState
+from nomadlab.core.model import GpuSample, HostState
 from nomadlab.core.promfleet import PromFleet, address_host, queries
+
+
+def sm_mhz(gpu: GpuSample) -> int | None:
+    """The GPU's SM clock, as its health holds it (DCGM_FI_DEV_SM_CLOCK)."""
+    return gpu.health.sm_mhz if gpu.health is not None else None
+
 
 
 @dataclass(frozen=True)
@@ -277,7 +283,7 @@ def test_identity_and_slow_counters_read_after_a_lean_refresh() -> None:
                  slow=[*slow("a", 0, 1980.0), *slow("b", 0, 1980.0)])
     shown = fleet.update(105.0, lean, up=up, full=False)
     a_before = shown.samples["a"].gpus[0]
-    assert (a_before.name, a_before.sm_clock_mhz, a_before.memory_total_mib) == (
+    assert (a_before.name, sm_mhz(a_before), a_before.memory_total_mib) == (
         "NVIDIA H100", 1980.0, 80000.0)
     # read after: host a's GPU clocked down, its model renamed, its used memory moved
     used = [S({"Hostname": "a", "gpu": "0"}, 30000.0), S({"Hostname": "b", "gpu": "0"}, 20000.0)]
@@ -288,12 +294,12 @@ def test_identity_and_slow_counters_read_after_a_lean_refresh() -> None:
     again = later.samples["a"]
     assert again.time == 105.0 and again.gpus[0].utilization == 50.0
     gpu = again.gpus[0]
-    assert (gpu.name, gpu.sm_clock_mhz, gpu.memory_total_mib) == (
+    assert (gpu.name, sm_mhz(gpu), gpu.memory_total_mib) == (
         "NVIDIA H100 80GB HBM3", 1410.0, 80000.0)
     assert fleet.statuses["a"].state is HostState.LIVE and fleet.statuses["a"].since == 100.0
     # the next lean refresh keeps what was read; b, unchanged, keeps its sample
     next_lean = fleet.update(110.0, lean, up=up, full=False)
-    assert next_lean.samples["a"].gpus[0].sm_clock_mhz == 1410.0
+    assert sm_mhz(next_lean.samples["a"].gpus[0]) == 1410.0
     assert next_lean.samples["a"].gpus[0].name == "NVIDIA H100 80GB HBM3"
     assert next_lean.samples["b"].gpus[0] is shown.samples["b"].gpus[0]
     # the used memory moved and the free with it: same total, nothing to publish again
@@ -305,7 +311,7 @@ def test_identity_and_slow_counters_read_after_a_lean_refresh() -> None:
     # a slow counter gone is unknown, as after a full refresh
     gone = fleet.update_slow([ident("a", 0, "NVIDIA H100 80GB HBM3"), ident("b", 0)],
                              slow("a", 0, 1410.0, free=50000.0), used)
-    assert sorted(gone.samples) == ["b"] and gone.samples["b"].gpus[0].sm_clock_mhz is None
+    assert sorted(gone.samples) == ["b"] and sm_mhz(gone.samples["b"].gpus[0]) is None
     # a GPU not known (a second one on a) or a target not known: the next one is full
     new_gpu = fleet.update_slow([ident("a", 0), ident("a", 1), ident("b", 0)], [], used)
     assert new_gpu.unknown_gpus

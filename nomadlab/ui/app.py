@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import gc
 import sqlite3
+import time
 from collections.abc import Callable, Iterable
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from textual import events
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.dom import DOMNode
@@ -50,6 +52,12 @@ def when_composed(screen: Screen[Any], callback: Callable[..., object],
     screen.call_later(callback, *args)
 
 
+FULL_GC_CHECK = 1.0  # s: how often the app asks whether a full collection is due
+FULL_GC_EVERY = 10.0  # s between full collections (they ran 12-20 a minute by themselves)
+FULL_GC_LATEST = 30.0  # s: made even while keys keep coming
+KEY_QUIET = 1.0  # s without a key that make a quiet moment
+
+
 class NomadApp(App[None]):
     CSS_PATH = "nomadlab.tcss"
     TITLE = "nomadlab"
@@ -67,6 +75,9 @@ class NomadApp(App[None]):
         apply_textual_patches(text_area=False)  # TextArea's: after the first frame
         super().__init__()
         self.services = services
+        self._last_key = 0.0
+        self._last_full_gc = time.monotonic()
+        self._gc_threshold: tuple[int, int, int] | None = None  # to put back at exit
 
     def _handle_exception(self, error: Exception) -> None:
         """A full disk, a read-only or damaged database while the TUI runs: exit with
@@ -115,7 +126,34 @@ class NomadApp(App[None]):
             self.notify(self.services.hint, title="Welcome", timeout=15)
         # Everything built at start-up lives as long as the app: keep the garbage
         # collector from walking it again and again (long GC pauses show as lag).
-        self.set_timer(3.0, gc.freeze)
+        self.set_timer(3.0, self._idle_full_collections)
+
+    def _idle_full_collections(self) -> None:
+        """Freeze what start-up built, then make full (generation-2) collections at
+        quiet moments instead of when an allocation happens to trip them.
+
+        With a big fleet a full collection takes 100-200 ms (benchmarks/prom_scale.py,
+        1,000 hosts), and the allocations of handling a key are what most often trip
+        one, so the pause landed on the key's frame. Generations 0 and 1 stay automatic."""
+        gc.freeze()
+        self._gc_threshold = young, middle, old = gc.get_threshold()
+        if old:  # 0: collections are off altogether; leave them so
+            gc.set_threshold(young, middle, 1_000_000_000)  # no automatic generation 2
+        self.set_interval(FULL_GC_CHECK, self._full_collection_if_idle)
+
+    def _full_collection_if_idle(self) -> None:
+        now = time.monotonic()
+        if now - self._last_full_gc < FULL_GC_EVERY:
+            return
+        if now - self._last_key < KEY_QUIET and now - self._last_full_gc < FULL_GC_LATEST:
+            return  # keys are coming: wait for a pause (but not for ever)
+        self._last_full_gc = now
+        gc.collect()
+
+    async def on_event(self, event: events.Event) -> None:
+        if isinstance(event, events.Key):
+            self._last_key = time.monotonic()
+        await super().on_event(event)
 
     def _after_first_frames(self) -> None:
         if not gc.isenabled():  # `nomadlab` turned it off until the first frame
@@ -148,6 +186,9 @@ class NomadApp(App[None]):
                 await self.open_log(name)
 
     async def on_unmount(self) -> None:
+        if self._gc_threshold is not None:  # the process may go on (tests)
+            gc.set_threshold(*self._gc_threshold)
+            self._gc_threshold = None
         s = self.services
         for service in s.feature_services():
             await service.stop()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from nomadlab.core.clock import SYSTEM_CLOCK, Clock
 from nomadlab.remote.demo.profiles import H100, H200, L40S, PROFILES, RTX4090, HostHealth
@@ -66,8 +67,8 @@ class SimulatedNvmlHealth:
 
     host: SimHost
 
-    def _state(self, handle: SimGpu) -> GpuState:
-        raise NotImplementedError
+    if TYPE_CHECKING:  # given by SimulatedNvml, which mixes this in
+        def _state(self, handle: SimGpu) -> GpuState: ...
 
     def _health(self) -> HostHealth:
         return self.host.profile.health or HostHealth()

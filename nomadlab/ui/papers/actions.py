@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import sys
 import webbrowser
+from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual import work
@@ -37,18 +38,15 @@ class PaperActions(Screen[None]):
     marked: set[int]
     shown: list[Paper]
 
-    def selected(self) -> Paper | None:
-        raise NotImplementedError
+    if TYPE_CHECKING:  # given by the screen that mixes these in
+        def selected(self) -> Paper | None: ...
 
-    def select_paper(self, paper_id: int) -> None:
-        raise NotImplementedError
+        def select_paper(self, paper_id: int) -> None: ...
 
-    def reload(self) -> None:
-        raise NotImplementedError
+        def reload(self) -> None: ...
 
-    def retry_pending(self, *, force: bool = False, ids: list[int] | None = None,
-                      loud: bool = False) -> None:
-        raise NotImplementedError
+        def retry_pending(self, *, force: bool = False, ids: list[int] | None = None,
+                          loud: bool = False) -> None: ...
 
     def _need(self) -> tuple[PaperService, Paper] | None:
         service, paper = self.service, self.selected()

@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from nomadlab.core.config import Config, load_config
 
 if TYPE_CHECKING:
+    import asyncio
+
     from nomadlab.core.clock import Clock
     from nomadlab.core.store import Store
 
@@ -136,3 +138,17 @@ def with_service(make: Callable[..., S], *errors: type[Exception]
         return wrapped
 
     return decorate
+
+
+def stop_on_signals(stop: asyncio.Event) -> None:
+    """SIGINT and SIGTERM set ``stop``, for a clean exit of a long-running command
+    (``watch``, ``exporter``). Where the loop takes no signal handlers (Windows'),
+    Ctrl-C stays Python's KeyboardInterrupt."""
+    import asyncio
+    import contextlib
+    import signal
+
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)

@@ -9,11 +9,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import signal
 import sys
 from typing import Any
 
-from nomadlab.cli.common import UserError, add_config_option, config_from
+from nomadlab.cli.common import UserError, add_config_option, config_from, stop_on_signals
 from nomadlab.core.alert_engine import AlertEngine
 from nomadlab.core.alerts import rules_for
 from nomadlab.core.config import Config
@@ -54,10 +53,7 @@ async def serve(config: Config, address: str, port: int,
     from nomadlab.remote.fleet import Fleet
 
     stop = stop or asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
+    stop_on_signals(stop)
     # hosts from [[sources]] are in a Prometheus already: not re-exported, not polled
     fleet = Fleet(config, hosts=[h.name for h in config.hosts] + (
         ["local"] if config.show_local else []))

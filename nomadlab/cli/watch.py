@@ -12,12 +12,11 @@ import argparse
 import asyncio
 import contextlib
 import os
-import signal
 import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from nomadlab.cli.common import add_config_option, config_from
+from nomadlab.cli.common import add_config_option, config_from, stop_on_signals
 from nomadlab.cli.jobs_watch import JobsWatch
 from nomadlab.core.alerts import Alert
 from nomadlab.core.config import Config
@@ -109,10 +108,7 @@ async def watch(config: Config, states: bool = False,
                 stop: asyncio.Event | None = None,
                 jobs_sleep: Callable[[float], Awaitable[None]] | None = None) -> None:
     stop = stop or asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
+    stop_on_signals(stop)
     store = Store(config.database)
     fleet = Fleet(config, store=store)
     logs = Logs(config, fleet)

@@ -16,6 +16,7 @@ from nomadlab.core.config import AlertRule, Config
 from nomadlab.core.logs import LogLine, LogStatus
 from nomadlab.core.model import HostSample, HostStatus
 from nomadlab.core.store import Store, StoreError
+from nomadlab.core.tasks import BackgroundTask
 from nomadlab.notify.notifier import Notifier
 
 log = logging.getLogger(__name__)
@@ -64,7 +65,7 @@ class AlertHub:
         self._annotators: list[Callable[[Alert], None]] = []
         self._tasks: set[asyncio.Task[None]] = set()
         self._pending: list[Alert] = []  # raised before an event loop ran: sent on start()
-        self._ticker: asyncio.Task[None] | None = None
+        self._ticker = BackgroundTask("alert hub ticker")
 
     # ------------------------------------------------------------------ wiring
 
@@ -176,8 +177,7 @@ class AlertHub:
         pending, self._pending = self._pending, []
         for alert in pending:
             self._schedule(alert)
-        if self._ticker is None:
-            self._ticker = asyncio.get_running_loop().create_task(self._tick_forever())
+        self._ticker.start(self._tick_forever)
 
     async def _tick_forever(self) -> None:
         while True:
@@ -197,11 +197,7 @@ class AlertHub:
 
     async def stop(self, timeout: float = 5.0) -> None:
         """Stop ticking; give deliveries in flight ``timeout`` seconds, then cancel them."""
-        if self._ticker is not None:
-            self._ticker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._ticker
-            self._ticker = None
+        await self._ticker.stop(timeout)
         if not await self.drain(timeout):
             for task in list(self._tasks):
                 task.cancel()

@@ -22,6 +22,7 @@ from nomadlab.core.history import FleetHistory
 from nomadlab.core.model import HostSample, HostState, HostStatus
 from nomadlab.core.source import Points, Source, SourceError, SourceStatus
 from nomadlab.core.store import Store
+from nomadlab.core.tasks import BackgroundTask
 from nomadlab.remote.hostkeys import trust_host_key
 from nomadlab.remote.sources import configured_sources
 from nomadlab.remote.ssh import Connector
@@ -86,7 +87,7 @@ class Fleet:
         self._with_processes: dict[str, HostSample] = {}  # the last that knew processes
         for source in [*built.sources, *sources]:
             self.add(source)
-        self._wake_task: asyncio.Task[None] | None = None
+        self._wake_task = BackgroundTask("fleet: watch for sleep")
         self.wake = WakeDetector(clock)
 
     def add(self, source: Source) -> None:
@@ -183,13 +184,10 @@ class Fleet:
         for source in self.sources:
             self.publish_source(source.source_status, listed=not source.one_host)
             source.start()
-        self._wake_task = asyncio.get_running_loop().create_task(self._watch_sleep())
+        self._wake_task.start(self._watch_sleep)
 
     async def stop(self) -> None:
-        if self._wake_task is not None:
-            self._wake_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._wake_task
+        await self._wake_task.stop()
         stopping = asyncio.gather(*(s.stop() for s in self.sources), return_exceptions=True)
         # Bounded: a host whose connection does not let go (seen once in ~10 SIGINTs of
         # `nomadlab exporter` on a loaded machine) must not keep the process alive.

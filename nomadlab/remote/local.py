@@ -35,6 +35,7 @@ from nomadlab.core.source import (
     SourceStatus,
     one_host_status,
 )
+from nomadlab.core.tasks import BackgroundTask
 from nomadlab.hostside import agent
 from nomadlab.remote.protocol import AgentDecoder
 
@@ -62,7 +63,7 @@ class InProcessHost:
         self.on_status = on_status
         self.on_sample = on_sample
         self.status = HostStatus(name, HostState.CONNECTING, since=clock.time())
-        self._task: asyncio.Task[None] | None = None
+        self._task = BackgroundTask()
 
     def _set(self, state: HostState, error: str | None) -> None:
         since = self.status.since if state is self.status.state else self.clock.time()
@@ -91,16 +92,10 @@ class InProcessHost:
                 self.probe.close()
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self.run(),
-                                                                name=self.status.name)
+        self._task.start(self.run, name=self.status.name)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
-            self._task = None
+        await self._task.stop()
         self.status.state = HostState.STOPPED
 
 

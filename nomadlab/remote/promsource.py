@@ -37,6 +37,7 @@ from nomadlab.core.promfleet import (
 )
 from nomadlab.core.secrets import get_secret, how_to_set
 from nomadlab.core.source import UNHEARD, Source, SourceListener, SourceState, SourceStatus
+from nomadlab.core.tasks import BackgroundTask
 from nomadlab.remote.prometheus import PrometheusClient, PrometheusError
 
 BACKFILL_SECONDS = 300.0  # the fleet table's sparkline span
@@ -72,7 +73,7 @@ class PrometheusSource(Source):
         self.status = SourceStatus(config.name, config.kind)
         self.client: PrometheusClient | None = None
         self.interval = config.refresh
-        self._task: asyncio.Task[None] | None = None
+        self._task = BackgroundTask(f"prometheus {config.name}")
         self.first_refresh = asyncio.Event()
         self._refreshes = 0  # good refreshes since the last full: every full_every-th
         self.full_every = FULL_EVERY  # ... reads the identities and slow counters again
@@ -250,8 +251,7 @@ class PrometheusSource(Source):
             await asyncio.sleep(max(0.0, self.interval - spent))
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run())
+        self._task.start(self._run)
 
     async def stop(self) -> None:
         if self.background is not None:
@@ -259,8 +259,4 @@ class PrometheusSource(Source):
             with contextlib.suppress(asyncio.CancelledError):
                 await self.background
             self.background = None
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._task.stop()

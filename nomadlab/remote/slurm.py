@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import shlex
 from collections.abc import Awaitable, Callable
@@ -33,6 +34,7 @@ from nomadlab.core.jobs.parse import (
     parse_squeue_json,
     parse_squeue_text,
 )
+from nomadlab.core.tasks import BackgroundTask
 from nomadlab.remote.ssh import Connector
 from nomadlab.remote.ssh_errors import ConnectFailure
 
@@ -312,7 +314,7 @@ class ClusterWatch:
         self.on_snapshot = on_snapshot
         self.on_events = on_events
         self.sleep = sleep
-        self._tasks: list[asyncio.Task[None]] = []
+        self._loops = [BackgroundTask(f"slurm {c.cluster.name}") for c in clients]
 
     async def _loop(self, client: ClusterClient) -> None:
         while True:
@@ -328,15 +330,11 @@ class ClusterWatch:
             await self.sleep(client.cluster.refresh)
 
     def start(self) -> None:
-        self._tasks = [asyncio.create_task(self._loop(c)) for c in self.clients]
+        for client, loop in zip(self.clients, self._loops, strict=True):
+            loop.start(functools.partial(self._loop, client))
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-        self._tasks.clear()
+        await asyncio.gather(*(loop.stop() for loop in self._loops))
         for client in self.clients:
             with contextlib.suppress(Exception):
                 await client.runner.close()

@@ -29,6 +29,7 @@ from nomadlab.core.source import (
     SourceStatus,
     one_host_status,
 )
+from nomadlab.core.tasks import BackgroundTask
 from nomadlab.remote.ssh import Connector
 from nomadlab.remote.ssh_errors import (
     AuthFailed,
@@ -80,7 +81,7 @@ class HostSupervisor(Source):
         self.backoff = Backoff(settings.backoff_initial, settings.backoff_max, rng)
         self.status = HostStatus(name=host.name, state=HostState.CONNECTING, since=clock.time())
         self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._task = BackgroundTask()
         self._conn: asyncssh.SSHClientConnection | None = None
         self._connected = asyncio.Event()
         self._session: AgentSession | None = None
@@ -169,15 +170,10 @@ class HostSupervisor(Source):
     # ------------------------------------------------------------------ the loop
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self.run(), name=self.host.name)
+        self._task.start(self.run, name=self.host.name)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
-            self._task = None
+        await self._task.stop()
         if self._conn is not None:
             self._conn.close()
         self.status = replace(self.status, state=HostState.STOPPED)

@@ -14,6 +14,7 @@ import asyncssh
 from nomadlab.core.clock import SYSTEM_CLOCK, Clock
 from nomadlab.core.config import LogConfig, TailSettings
 from nomadlab.core.logs import LogBuffer, LogLine, LogState, LogStatus
+from nomadlab.core.tasks import BackgroundTask
 from nomadlab.hostside.tailagent.output import DEFAULT_MAX_LINE
 from nomadlab.remote import bootstrap
 from nomadlab.remote.tail_links import CLOSE_WAIT, AgentPipe, Link, LinkError, LinkLost
@@ -94,7 +95,7 @@ class LogTail:
         # Which file behind the path the lines come from (LogLine.run): +1 whenever the
         # agent moves to another file (new dev/inode) or the file is truncated or goes.
         self.run = 0
-        self._task: asyncio.Task[None] | None = None
+        self._task = BackgroundTask(on_error=self._failed)
         self._waited = False  # the file did not exist: when it comes, all of it is new
 
     # ------------------------------------------------------------------ status
@@ -118,24 +119,14 @@ class LogTail:
     # ------------------------------------------------------------------ lifecycle
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(
-                self._run(), name=f"tail {self.name}")
-            self._task.add_done_callback(self._ended)
+        self._task.start(self._run, name=f"tail {self.name}")
 
-    def _ended(self, task: asyncio.Task[None]) -> None:
-        if task.cancelled():
-            return
-        exc = task.exception()
-        if exc is not None:  # a bug, or a listener that raised: visible, not silent
-            self._set(LogState.ERROR, error=f"internal error: {exc!r}", keep_file=True)
+    def _failed(self, exc: BaseException) -> None:
+        # a bug, or a listener that raised: visible, not silent
+        self._set(LogState.ERROR, error=f"internal error: {exc!r}", keep_file=True)
 
     async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await self._task.stop()
         self._set(LogState.STOPPED, keep_file=True)
 
     # ------------------------------------------------------------------ the loop

@@ -5,7 +5,6 @@ alerts, jobs) for cards with a run, run alerts moving cards, and export;
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import sqlite3
 from collections.abc import Callable
@@ -37,6 +36,7 @@ from nomadlab.core.board.runs import AlertsLike, AnnotatingAlerts, FleetLike, Lo
 from nomadlab.core.clock import SYSTEM_CLOCK, Clock
 from nomadlab.core.config import Config
 from nomadlab.core.store import Store
+from nomadlab.core.tasks import BackgroundTask
 
 if TYPE_CHECKING:
     from nomadlab.core.features import JobsLookup
@@ -57,7 +57,7 @@ class BoardService(BoardEdits):
         self.alerts = alerts
         self.jobs: JobsLookup | None = None  # job=CLUSTER:ID links; set by the app
         self.local_changes = 0  # writes by this process (data_version misses those)
-        self._task: asyncio.Task[None] | None = None
+        self._watcher = BackgroundTask("board: follow running logs")
         self._unhook: Callable[[], None] | None = None
         if alerts is not None:
             if isinstance(alerts, AnnotatingAlerts):
@@ -77,8 +77,7 @@ class BoardService(BoardEdits):
         except sqlite3.Error as exc:
             log.warning("deleted cards not purged: %s", exc)
         self.follow_running_logs()
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._watch())
+        self._watcher.start(self._watch)
 
     async def _watch(self) -> None:
         token = self.change_token()
@@ -90,11 +89,7 @@ class BoardService(BoardEdits):
                 self.follow_running_logs()
 
     async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._watcher.stop()
         if self._unhook is not None:
             self._unhook()
             self._unhook = None

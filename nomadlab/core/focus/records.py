@@ -27,10 +27,9 @@ from nomadlab.core.focus.model import (
     Session,
 )
 from nomadlab.core.store import Store
+from nomadlab.core.tasks import BackgroundTask
 
-if TYPE_CHECKING:  # asyncio is imported where used: `focus status --short` is sync
-    import asyncio
-
+if TYPE_CHECKING:
     from nomadlab.core.features import BoardActivity, PaperActivity
 
 log = logging.getLogger(__name__)
@@ -55,8 +54,8 @@ class FocusRecords:
         self._key: tuple[int, int] | None = None  # (data_version, total_changes) of the cache
         self._open: Session | None = None
         self._claimed_key: tuple[int, int] | None = None
-        self._ticker: asyncio.Task[None] | None = None
-        self._releasing: asyncio.Task[None] | None = None
+        self._ticker = BackgroundTask("focus ticker")
+        self._releasing = BackgroundTask("focus: release held alerts")
 
     def link(self, *, board: BoardActivity | None = None,
              papers: PaperActivity | None = None) -> None:

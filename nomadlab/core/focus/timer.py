@@ -3,7 +3,6 @@ the block: the hold policy for alerts and the end-of-session notice."""
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import sqlite3
 from typing import TYPE_CHECKING, Any
@@ -249,15 +248,15 @@ class FocusTimer(FocusRecords):
         notifier = self.alerts.notifier if self.alerts is not None else None
         if notifier is None or not notifier.held or self.holding():
             return
-        if self._releasing is not None and not self._releasing.done():
+        if self._releasing.running:
             return
         import asyncio
 
         try:
-            loop = asyncio.get_running_loop()
+            asyncio.get_running_loop()
         except RuntimeError:
-            return
-        self._releasing = loop.create_task(notifier.release())
+            return  # a command outside the app: nothing to release into
+        self._releasing.start(notifier.release)
 
     def poll(self) -> list[Alert]:
         """One tick: complete a session whose time is up, send its end notice (once,
@@ -314,11 +313,9 @@ class FocusTimer(FocusRecords):
 
     async def start(self) -> None:
         """Tick every ``tick_every`` seconds while the app runs."""
-        import asyncio
-
-        if self._ticker is None:
+        if not self._ticker.running:
             self.poll()
-            self._ticker = asyncio.get_running_loop().create_task(self._tick_forever())
+            self._ticker.start(self._tick_forever)
 
     async def _tick_forever(self) -> None:
         import asyncio
@@ -328,12 +325,5 @@ class FocusTimer(FocusRecords):
             self.poll()
 
     async def stop(self) -> None:
-        import asyncio
-
-        for task in (self._ticker, self._releasing):
-            if task is not None and not task.done():
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-        self._ticker = None
-        self._releasing = None
+        await self._ticker.stop()
+        await self._releasing.stop()

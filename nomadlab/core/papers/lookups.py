@@ -179,17 +179,10 @@ class PaperLookups(PaperRecords):
 
     async def start(self) -> None:
         """Fill in pending papers by itself while the TUI runs."""
-        if self._task is None:
-            self._task = asyncio.create_task(self._loop(), name="papers-metadata")
+        self._filler.start(self._loop)
 
     async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            try:
-                await asyncio.wait_for(task, timeout=2.0)
-            except (TimeoutError, asyncio.CancelledError):
-                pass
+        await self._filler.stop(timeout=2.0)
 
     async def _loop(self) -> None:
         first = True

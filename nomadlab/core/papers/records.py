@@ -3,7 +3,6 @@ paper) and the change events; the base of :class:`~nomadlab.core.papers.service.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sqlite3
 from collections.abc import Callable, Iterable
@@ -32,6 +31,7 @@ from nomadlab.core.papers.model import (
     stored_meta,
 )
 from nomadlab.core.store import Store
+from nomadlab.core.tasks import BackgroundTask
 
 
 class PaperRecords:
@@ -48,7 +48,7 @@ class PaperRecords:
         self.poll_interval = poll_interval
         self.version = 0  # bumped by every change made through this service
         self._listeners: list[Callable[[], None]] = []
-        self._task: asyncio.Task[None] | None = None
+        self._filler = BackgroundTask("papers-metadata")
         self._refreshing = False
         self.last_report: FillReport | None = None
 

@@ -10,7 +10,6 @@ process on these files (see DemoFleet), so the whole log path is the real one.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import math
 import random
 import time
@@ -18,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from nomadlab.core.clock import Clock
+from nomadlab.core.tasks import BackgroundTask
 
 STEP_EVERY = 0.5  # seconds of demo time between step lines of a running job
 FAIL_AFTER = 150.0  # the failing run dies this long into the demo
@@ -91,7 +91,7 @@ class DemoLogs:
                 kind = "fails"
             path = base / host / "train.log"
             self.runs.append(RunLog(host, path, kind, random.Random(f"{seed}:{index}")))
-        self._task: asyncio.Task[None] | None = None
+        self._task = BackgroundTask("demo logs")
 
     def paths(self) -> dict[str, Path]:
         return {run.host: run.path for run in self.runs}
@@ -120,12 +120,7 @@ class DemoLogs:
 
     def start(self) -> None:
         self.prepare()
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self.run())
+        self._task.start(self.run)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._task.stop()

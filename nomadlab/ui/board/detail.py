@@ -13,7 +13,6 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
-from textual.screen import ModalScreen
 from textual.widgets import Label, Markdown, Static
 
 from nomadlab.core.board import BoardService
@@ -31,6 +30,7 @@ from nomadlab.core.board.model import (
 from nomadlab.core.durations import compact
 from nomadlab.ui import render
 from nomadlab.ui.board.cards import live_text
+from nomadlab.ui.board.dialogs import BoardDialog
 from nomadlab.ui.store_watch import watch_store
 
 _MD_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
@@ -157,18 +157,10 @@ def detail_sections(card: Card, history: CardHistory, live: LiveState | None, *,
     return top, bottom
 
 
-class CardDetail(ModalScreen[str | None]):
+class CardDetail(BoardDialog[str | None]):
     """Everything about one card; e edits, c copies as Markdown, o opens its log."""
 
     DEFAULT_CSS = """
-    CardDetail .board-dialog {
-        width: 110;
-        max-width: 95%;
-        height: 90%;
-        border: thick $accent;
-        background: $surface;
-        padding: 0 1;
-    }
     CardDetail #d-body {
         height: 1fr;
     }

@@ -8,7 +8,7 @@ the app suspended while it runs. The card's detail is in detail.py.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from rich.text import Text
 from textual.app import ComposeResult, SuspendNotSupported
@@ -33,6 +33,25 @@ from nomadlab.core.board.model import (
 from nomadlab.ui import render
 from nomadlab.ui.editor import run_editor
 
+ResultT = TypeVar("ResultT")
+
+
+class BoardDialog(ModalScreen[ResultT]):
+    """The box of the board's large dialogs (the card form, the card detail): one
+    look, defined once. Its content sits in a ``Vertical(classes="board-dialog")``."""
+
+    DEFAULT_CSS = """
+    BoardDialog .board-dialog {
+        width: 110;
+        max-width: 95%;
+        height: 90%;
+        border: thick $accent;
+        background: $surface;
+        padding: 0 1;
+    }
+    """
+
+
 # --------------------------------------------------------------------------- the form
 
 
@@ -50,18 +69,10 @@ def form_fields(card: Card) -> dict[str, Any]:
             "failed": card.failed}
 
 
-class CardForm(ModalScreen[CardFormResult | None]):
+class CardForm(BoardDialog[CardFormResult | None]):
     """New card or edit: ctrl+s saves, esc cancels, ctrl+e opens $EDITOR."""
 
     DEFAULT_CSS = """
-    CardForm .board-dialog {
-        width: 110;
-        max-width: 95%;
-        height: 90%;
-        border: thick $accent;
-        background: $surface;
-        padding: 0 1;
-    }
     CardForm #form-body {
         height: 1fr;
     }
@@ -293,4 +304,4 @@ class BoardPicker(ModalScreen[str | None]):
         self.dismiss(None)
 
 
-__all__ = ["BoardPicker", "CardForm", "CardFormResult", "form_fields"]
+__all__ = ["BoardDialog", "BoardPicker", "CardForm", "CardFormResult", "form_fields"]

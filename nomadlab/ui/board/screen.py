@@ -3,8 +3,12 @@
 Columns side by side (as many as fit, at least 26 cells each: at 80 columns three
 show and the view follows the cursor); each card shows its title, tags, metrics,
 its run's live state (GPU utilization of its process, last log line, time running)
-and whether the run failed. Keys are vim-like (see BINDINGS, ``?`` lists them); those
-that change cards are its base class's, in actions.py.
+and whether the run failed. Keys are vim-like (see BINDINGS, ``?`` lists them).
+
+This module keeps the layout and the loading: the columns, the cards in them, the
+bar. The rest is in its base classes, one job each: the cursor and the window of
+columns shown (cursor.py), the filter, boards and archive (views.py), the keys that
+change cards (actions.py).
 
 Other writers (another TUI, ``nomadlab board ...``, run alerts) are seen within a
 second: the screen hears the store's change broadcast (nomadlab.ui.store_watch) and
@@ -16,17 +20,15 @@ change goes through the service, which rereads the card inside its transaction.
 from __future__ import annotations
 
 from rich.text import Text
-from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.widgets import Footer, Input, OptionList, Static
+from textual.widgets import Footer, Input, Static
 
 from nomadlab.core.board import BoardService
 from nomadlab.core.board.model import (
     ARCHIVE,
     Card,
     LiveState,
-    matches,
 )
 from nomadlab.core.durations import compact
 from nomadlab.ui import render
@@ -34,23 +36,19 @@ from nomadlab.ui.board.actions import CardActions
 from nomadlab.ui.board.cards import (
     BoardColumn,
     BoardColumns,
-    CardList,
     Line,
     card_text,
     header_text,
 )
-from nomadlab.ui.board.dialogs import (
-    BoardPicker,
-)
+from nomadlab.ui.board.cursor import BoardCursor
+from nomadlab.ui.board.pane import STATE_KEY
+from nomadlab.ui.board.views import BoardViews
 from nomadlab.ui.services import Services
 from nomadlab.ui.statusbar import StatusBar
 from nomadlab.ui.store_watch import watch_store
 
-STATE_KEY = "board.current"
-MIN_COLUMN_WIDTH = 26
 
-
-class BoardScreen(CardActions):
+class BoardScreen(BoardCursor, BoardViews, CardActions):
     TITLE = "Board"
     AUTO_FOCUS = None  # the cursor's column takes focus once the columns are there
     DEFAULT_CSS = """
@@ -304,200 +302,3 @@ class BoardScreen(CardActions):
             text.append(" " * gap)
             text.append_text(hint)
         self.query_one("#board-bar", Line).set_text(text)
-
-    # ------------------------------------------------------------------ the cursor
-
-    def place_window(self) -> None:
-        """Show as many columns as fit (26 cells or more each), the cursor's among them."""
-        count = len(self.columns)
-        if not count:
-            return
-        width = self.size.width or self.app.size.width
-        fit = max(1, min(count, width // MIN_COLUMN_WIDTH))
-        start, _ = self._window
-        if self.col_index < start:
-            start = self.col_index
-        elif self.col_index >= start + fit:
-            start = self.col_index - fit + 1
-        start = max(0, min(start, count - fit))
-        self._window = (start, fit)
-        for index, column in enumerate(self.columns):
-            shown = start <= index < start + fit
-            if column.display != shown:
-                column.display = shown
-            column.set_class(index == start + fit - 1, "last")
-            column.set_class(index == self.col_index, "current")
-            column.list.set_class(index == self.col_index, "current")
-
-    def on_resize(self, event: events.Resize) -> None:
-        self.place_window()
-        if self.columns:
-            self.reload()
-
-    def current_list(self) -> CardList | None:
-        if not self.columns:
-            return None
-        self.col_index = max(0, min(self.col_index, len(self.columns) - 1))
-        return self.columns[self.col_index].list
-
-    def focus_current(self) -> None:
-        """The board takes the focus (the cursor's column shows as the current one)."""
-        board = self.query_one("#board-columns", BoardColumns)
-        if self.focused is not board:
-            board.focus()
-
-    def selected(self) -> Card | None:
-        cards = self.current_list()
-        return cards.highlighted_card() if cards is not None else None
-
-    def on_option_list_option_highlighted(self, event: OptionList.OptionHighlighted) -> None:
-        if isinstance(event.option_list, CardList) and event.option_list is self.current_list():
-            card = event.option_list.highlighted_card()
-            if card is not None:
-                self.cursor = card.id
-
-    def on_card_list_picked(self, event: CardList.Picked) -> None:
-        """A click on a card: its column becomes the current one."""
-        for index, column in enumerate(self.columns):
-            if column.list is event.cards:
-                self.col_index = index
-                self.place_window()
-        self.focus_current()
-
-    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
-        if isinstance(event.option_list, CardList):
-            event.stop()
-            card = event.option_list.highlighted_card()
-            if card is not None:
-                self.cursor = card.id
-            self.action_open_card()
-
-    def focus_column(self, index: int, row: int | None = None) -> None:
-        """Make column ``index`` the current one (at ``row`` when given)."""
-        if not self.columns:
-            return
-        self.col_index = max(0, min(index, len(self.columns) - 1))
-        cards = self.columns[self.col_index].list
-        if row is not None and cards.cards:
-            cards.highlighted = max(0, min(row, len(cards.cards) - 1))
-        card = cards.highlighted_card()
-        self.cursor = card.id if card is not None else self.cursor
-        self.place_window()
-        self.focus_current()
-        self.update_bar(self._shown_count)
-
-    def focus_card(self, card_id: int) -> bool:
-        for index, column in enumerate(self.columns):
-            if column.list.highlight_card(card_id):
-                self.cursor = card_id
-                self.focus_column(index)
-                return True
-        return False
-
-    def select_card(self, card_id: int) -> None:
-        """Show this card (its board, the archive, no filter hiding it) under the cursor."""
-        service = self.service
-        if service is None:
-            return
-        card = service.card(card_id)
-        if card is None:
-            self.notify(f"No card #{card_id}", severity="warning")
-            return
-        self.cursor = card_id
-        if self.query_text and not matches(card, self.query_text):
-            self._set_filter("")
-        if card.column == ARCHIVE:
-            self.show_archive = True
-        if card.board != self.board:
-            self.board = card.board
-            self.services.store.set_state(STATE_KEY, self.board, service.clock.time())
-        self._pending = card_id
-        self.call_later(self.rebuild)
-
-    # ------------------------------------------------------------------ actions: cursor
-
-    def action_cursor_column(self, delta: int) -> None:
-        cards = self.current_list()
-        row = cards.highlighted if cards is not None else 0
-        self.focus_column(self.col_index + delta, row if row is not None else 0)
-
-    def action_cursor_card(self, delta: int) -> None:
-        cards = self.current_list()
-        if cards is None or not cards.cards:
-            return
-        self.focus_current()
-        index = cards.highlighted if cards.highlighted is not None else 0
-        cards.highlighted = max(0, min(index + delta, len(cards.cards) - 1))
-
-    def action_cursor_end(self, direction: int) -> None:
-        cards = self.current_list()
-        if cards is not None and cards.cards:
-            cards.highlighted = 0 if direction < 0 else len(cards.cards) - 1
-
-
-    # ------------------------------------------------------------------ filter, boards
-
-    def action_filter(self) -> None:
-        box = self.query_one("#board-filter", Input)
-        box.add_class("shown")
-        box.can_focus = True
-        box.value = self.query_text
-        box.focus()
-
-    def _set_filter(self, text: str) -> None:
-        self.query_text = text.strip()
-        box = self.query_one("#board-filter", Input)
-        if not self.query_text and not box.has_focus:
-            self._hide_filter(box)
-
-    def on_input_changed(self, event: Input.Changed) -> None:
-        if event.input.id == "board-filter":
-            self.query_text = event.value.strip()
-            self.reload()
-
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        if event.input.id == "board-filter":
-            self.focus_current()
-            if not self.query_text:
-                self._hide_filter(event.input)
-
-    def action_clear_filter(self) -> None:
-        box = self.query_one("#board-filter", Input)
-        if not self.query_text and not box.has_class("shown"):
-            return
-        box.value = ""
-        self.query_text = ""
-        self.focus_current()
-        self._hide_filter(box)
-        self.reload()
-
-    def _hide_filter(self, box: Input) -> None:
-        box.remove_class("shown")
-        box.can_focus = False
-
-    def action_switch_board(self) -> None:
-        service = self.service
-        if service is None:
-            return
-        boards = [(b.name, sum(service.counts(b.name).values())) for b in service.boards()]
-
-        def picked(name: str | None) -> None:
-            if name is None or name == self.board:
-                return
-            self.board = name
-            self.cursor = None
-            self.col_index = 0
-            self._window = (0, 1)
-            self.services.store.set_state(STATE_KEY, name, service.clock.time())
-            self.call_later(self.rebuild)
-            self.notify(f"Board: {render.clean(name)}", timeout=2)
-
-        self.app.push_screen(BoardPicker(boards, self.board), picked)
-
-    async def action_toggle_archive(self) -> None:
-        self.show_archive = not self.show_archive
-        await self.rebuild()
-        if self.show_archive and self.columns:
-            self.focus_column(len(self.columns) - 1, 0)
-        else:
-            self.focus_current()

@@ -42,7 +42,8 @@ def ms(values: list[float]) -> str:
 
 def stages(url: str, hosts: int, rounds: int) -> None:
     from nomadlab.core.config import SourceConfig, load_config_text
-    from nomadlab.core.promfleet import PromFleet, queries
+    from nomadlab.core.promfleet import PromFleet
+    from nomadlab.core.promql import queries
     from nomadlab.core.store import Store
     from nomadlab.remote.fleet import Fleet
     from nomadlab.remote.prometheus import PrometheusClient, loads_in_steps

@@ -8,7 +8,8 @@ import pytest
 
 from nomadlab.core.config import ConfigError, load_config_text
 from nomadlab.core.model import GpuSample, HostState
-from nomadlab.core.promfleet import PromFleet, address_host, queries
+from nomadlab.core.promfleet import PromFleet, address_host
+from nomadlab.core.promql import queries
 
 
 def sm_mhz(gpu: GpuSample) -> int | None:

@@ -27,14 +27,8 @@ from typing import ParamSpec, TypeVar
 from nomadlab.core.clock import SYSTEM_CLOCK, Clock
 from nomadlab.core.config import SourceConfig
 from nomadlab.core.model import HostSample, HostStatus
-from nomadlab.core.promfleet import (
-    FULL_EVERY,
-    PromFleet,
-    Refresh,
-    SlowRefresh,
-    history_points,
-    queries,
-)
+from nomadlab.core.promfleet import PromFleet, Refresh, SlowRefresh, history_points
+from nomadlab.core.promql import FULL_EVERY, queries
 from nomadlab.core.secrets import get_secret, how_to_set
 from nomadlab.core.source import UNHEARD, Source, SourceListener, SourceState, SourceStatus
 from nomadlab.core.tasks import BackgroundTask

@@ -19,7 +19,7 @@ from rich.text import Text
 from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.widgets import Footer, Input, OptionList, Static
+from textual.widgets import Input, OptionList, Static
 
 from nomadlab.core.board import BoardService
 from nomadlab.core.board.model import (
@@ -42,6 +42,7 @@ from nomadlab.ui.board.cards import (
 from nomadlab.ui.board.dialogs import (
     BoardPicker,
 )
+from nomadlab.ui.footer import Footer
 from nomadlab.ui.services import Services
 from nomadlab.ui.statusbar import StatusBar
 from nomadlab.ui.store_watch import watch_store

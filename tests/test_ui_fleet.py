@@ -185,7 +185,7 @@ async def test_enter_on_fleet_pane_opens_that_host(tmp_path: Path) -> None:
 @pytest.mark.parametrize("size", [(80, 24), (160, 48)])
 def test_snapshot_fleet(snap_compare, tmp_path: Path, size: tuple[int, int]) -> None:  # type: ignore[no-untyped-def]
     app, _fleet, _clock = ui_data.build(tmp_path)
-    assert snap_compare(app, press=["1"], terminal_size=size)
+    assert snap_compare(app, run_before=ui_data.open_fleet_screen, terminal_size=size)
 
 
 @pytest.mark.parametrize("size", [(80, 24), (160, 48)])

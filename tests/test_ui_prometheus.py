@@ -110,4 +110,4 @@ async def test_real_prometheus_hosts_reach_the_screen(
 
 def test_snapshot_mixed_fleet(snap_compare, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     app, _fleet, _clock = mixed(tmp_path)
-    assert snap_compare(app, press=["1"], terminal_size=(160, 48))
+    assert snap_compare(app, run_before=ui_data.open_fleet_screen, terminal_size=(160, 48))

@@ -89,8 +89,6 @@ async def test_a_feature_screen_first_shown_makes_the_services(tmp_path: Path) -
 
 
 async def test_the_footer_shows_the_keys_of_the_focused_pane(tmp_path: Path) -> None:
-    from textual.widgets._footer import FooterKey
-
     from nomadlab.ui.footer import Footer
 
     app = deferred_app(tmp_path)
@@ -99,11 +97,14 @@ async def test_the_footer_shows_the_keys_of_the_focused_pane(tmp_path: Path) -> 
         footer = app.screen.query_one(Footer)
 
         def shown() -> list[str]:
-            return [key.description for key in footer.query(FooterKey)]
+            return [key.description for key in footer.drawn()]
 
         first = shown()
         assert {"Quit", "Help", "Next pane", "Maximise", "Layout"} <= set(first)
         assert len(first) == len(set(first))  # each key once
+        line = footer.render().plain
+        assert " q Quit " in line and " ? Help " in line and line.rstrip().endswith("palette")
+        assert len(line) == 160
         for _ in range(3):  # focus through the panes and back: the same keys, once each
             await pilot.press("tab")
             await pilot.pause()
@@ -111,6 +112,21 @@ async def test_the_footer_shows_the_keys_of_the_focused_pane(tmp_path: Path) -> 
         await pilot.pause()
         assert isinstance(app.focused, FleetPane)
         assert shown() == first
+
+
+async def test_a_click_on_a_footer_key_presses_it(tmp_path: Path) -> None:
+    from nomadlab.ui.footer import Footer
+    from nomadlab.ui.help import HelpScreen
+
+    app = deferred_app(tmp_path)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.pause()
+        footer = app.screen.query_one(Footer)
+        assert not footer.children  # one widget draws every key
+        help_key = next(key for key in footer.drawn() if key.description == "Help")
+        await pilot.click(Footer, offset=(help_key.start + 1, 0))
+        await pilot.pause()
+        assert isinstance(app.screen, HelpScreen)
 
 
 def test_a_tui_that_cannot_start_leaves_garbage_collection_on(

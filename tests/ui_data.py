@@ -110,3 +110,18 @@ def build(tmp: Path):  # type: ignore[no-untyped-def]
     feed(fleet, clock)
     app = build_app(cfg, clock=clock, start_fleet=False, store=store, fleet=fleet)
     return app, fleet, clock
+
+
+async def open_fleet_screen(pilot) -> None:  # type: ignore[no-untyped-def]
+    """Press 1 and wait (bounded) until the processes pane shows the selected host, as
+    a user sees the fleet screen once it has settled (the pane fills a frame after the
+    table's rows are laid out)."""
+    from nomadlab.ui.fleet.processes import ProcessTable
+
+    await pilot.press("1")
+    for _ in range(100):
+        tables = pilot.app.screen.query(ProcessTable)
+        if tables and "·" in str(tables.first().border_title or ""):
+            return
+        await pilot.pause()
+    raise AssertionError("the processes pane never showed the selected host")

@@ -118,10 +118,9 @@ class NomadApp(App[None]):
             hub.notifier.add_sink(self._alert_sink)
             if (settings.bell or settings.desktop) and not self.is_headless:
                 hub.notifier.add_sink(terminal_sink(self._write_terminal))
-        # After the first frames are painted (the screen, then the footer, which
-        # fills in after a refresh of its own): starting 50 connections (and what
-        # their first statuses set off) would otherwise delay them.
-        self.call_after_refresh(self.call_after_refresh, self._after_first_frames)
+        # After the first frame is painted (the screen with its footer): starting 50
+        # connections (and what their first statuses set off) would otherwise delay it.
+        self.call_after_refresh(self._after_first_frames)
         if self.services.hint:
             self.notify(self.services.hint, title="Welcome", timeout=15)
         # Everything built at start-up lives as long as the app: keep the garbage

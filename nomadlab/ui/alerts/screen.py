@@ -9,11 +9,12 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Static
 
 from nomadlab.core.alert_lines import ends_traceback, traceback_tail
 from nomadlab.core.alerts import Alert, clean_text
 from nomadlab.ui import render
+from nomadlab.ui.footer import Footer
 from nomadlab.ui.navigate import navigator
 from nomadlab.ui.services import Services
 from nomadlab.ui.statusbar import StatusBar

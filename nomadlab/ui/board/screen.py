@@ -22,7 +22,7 @@ from __future__ import annotations
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.widgets import Footer, Input, Static
+from textual.widgets import Input, Static
 
 from nomadlab.core.board import BoardService
 from nomadlab.core.board.model import (
@@ -43,6 +43,7 @@ from nomadlab.ui.board.cards import (
 from nomadlab.ui.board.cursor import BoardCursor
 from nomadlab.ui.board.pane import STATE_KEY
 from nomadlab.ui.board.views import BoardViews
+from nomadlab.ui.footer import Footer
 from nomadlab.ui.services import Services
 from nomadlab.ui.statusbar import StatusBar
 from nomadlab.ui.store_watch import watch_store

@@ -6,9 +6,10 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from nomadlab.ui.fleet import health_view
+from nomadlab.ui.footer import Footer
 from nomadlab.ui.services import Services
 from nomadlab.ui.statusbar import StatusBar
 

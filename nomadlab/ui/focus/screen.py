@@ -16,7 +16,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import DataTable, Digits, Footer, Static
+from textual.widgets import DataTable, Digits, Static
 
 from nomadlab.core.durations import countdown, total
 from nomadlab.core.focus import (
@@ -37,6 +37,7 @@ from nomadlab.ui.focus.text import (
     next_block,
     total_text,
 )
+from nomadlab.ui.footer import Footer
 from nomadlab.ui.services import Services
 from nomadlab.ui.statusbar import StatusBar
 

@@ -11,7 +11,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
 from textual.widget import Widget
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Static
 
 from nomadlab.core.config import FOCUS_KINDS
 from nomadlab.core.durations import countdown, total
@@ -29,6 +29,7 @@ from nomadlab.ui import render
 from nomadlab.ui.confirm import ConfirmScreen
 from nomadlab.ui.focus.dialogs import FormDialog
 from nomadlab.ui.focus.text import KIND_STYLE, focus_of, lead
+from nomadlab.ui.footer import Footer
 from nomadlab.ui.services import Services
 from nomadlab.ui.statusbar import StatusBar
 

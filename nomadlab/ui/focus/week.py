@@ -11,7 +11,7 @@ from textual.containers import Horizontal
 from textual.geometry import Size
 from textual.screen import Screen
 from textual.widget import Widget
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from nomadlab.core.durations import total
 from nomadlab.core.focus import RETRO_PROMPTS, Days, FocusService
@@ -19,6 +19,7 @@ from nomadlab.core.focus.report import DayRow, WeekReport, energy_line, week_rep
 from nomadlab.ui import render
 from nomadlab.ui.focus.dialogs import FormDialog
 from nomadlab.ui.focus.text import focus_of, lead
+from nomadlab.ui.footer import Footer
 from nomadlab.ui.services import Services
 from nomadlab.ui.statusbar import StatusBar
 

@@ -12,12 +12,13 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import Footer, Input, Static
+from textual.widgets import Input, Static
 
 from nomadlab.core.jobs.model import Job
 from nomadlab.remote.slurm import SlurmError
 from nomadlab.ui import render
 from nomadlab.ui.confirm import ConfirmScreen
+from nomadlab.ui.footer import Footer
 from nomadlab.ui.jobs.dialogs import JobDetail, JobGpus
 from nomadlab.ui.jobs.table import JobsTable, partitions_text
 from nomadlab.ui.navigate import navigator

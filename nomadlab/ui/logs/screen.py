@@ -7,11 +7,12 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Input
+from textual.widgets import DataTable, Input
 
 from nomadlab.core.alerts import LINE_LIMIT, Alert, clean_text
 from nomadlab.core.logs import LogBuffer, LogLine, LogState, LogStatus
 from nomadlab.ui import render
+from nomadlab.ui.footer import Footer
 from nomadlab.ui.logs.dialogs import OpenLogScreen
 from nomadlab.ui.logs.view import LogView
 from nomadlab.ui.services import Services

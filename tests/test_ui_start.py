@@ -139,3 +139,59 @@ def test_a_tui_that_cannot_start_leaves_garbage_collection_on(
     assert main(["--config", str(config)]) == 2  # under pytest stdin is no terminal
     assert "needs a terminal" in capsys.readouterr().err
     assert gc.isenabled()
+
+
+# What the first frame of `nomadlab` must not wait for: the SSH library itself, how
+# hosts are resolved and their keys checked, the log follower and the agents it ships,
+# webhooks and notify-send, and the feature services (made after the frame).
+NOT_BEFORE_THE_FIRST_FRAME = (
+    "asyncssh.connection", "nomadlab.remote.sshconfig", "nomadlab.remote.ssh_target",
+    "nomadlab.remote.hostkeys", "nomadlab.remote.tail_follow", "nomadlab.remote.tail_links",
+    "nomadlab.remote.bootstrap", "nomadlab.hostside.agent", "nomadlab.notify.webhooks",
+    "nomadlab.notify.desktop", "nomadlab.notify.terminal", "nomadlab.core.secrets",
+    "nomadlab.core.board", "nomadlab.core.papers", "nomadlab.core.focus",
+)
+
+
+def test_the_first_frame_loads_only_what_it_draws(tmp_path: Path) -> None:
+    """`nomadlab` with hosts configured paints the workspace (hosts listed, footer keys)
+    without importing what only connecting, following a log or alerting needs."""
+    import subprocess
+    import sys
+
+    config = tmp_path / "config.toml"
+    config.write_text(f'data_dir = "{tmp_path / "data"}"\nshow_local = false\n'
+                      + "".join(f'[[hosts]]\nname = "gpu-{i}"\nhostname = "127.0.0.1"\n'
+                                f"port = 9\n" for i in range(3)))
+    code = (
+        "import asyncio, sys\n"
+        "from nomadlab.core import lazyimport\n"
+        "lazyimport.defer('asyncssh')\n"
+        "from nomadlab.cli.tui import build_app\n"
+        "from nomadlab.core.config import load_config\n"
+        "from nomadlab.ui.footer import Footer\n"
+        f"app = build_app(load_config({str(config)!r}), start_fleet=False,"
+        " defer_features=True)\n"
+        # What was loaded when the app, its first frame painted, asks for the features:
+        "install = app.services.feature_installer\n"
+        "def installer():\n"
+        "    keys = [k.description for k in app.screen.query_one(Footer).drawn()]\n"
+        "    print('KEYS', *keys)\n"
+        "    print('LOADED', *sorted(sys.modules))\n"
+        "    return install()\n"
+        "app.services.feature_installer = installer\n"
+        "async def main():\n"
+        "    async with app.run_test(size=(160, 48)) as pilot:\n"
+        "        await pilot.pause()\n"
+        "asyncio.run(main())\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=120, check=False)
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = dict(line.split(" ", 1) for line in result.stdout.splitlines()
+                 if line.startswith(("KEYS ", "LOADED ")))
+    assert "Quit" in lines["KEYS"].split()
+    loaded = lines["LOADED"].split()
+    wrong = [m for m in loaded
+             if any(m == p or m.startswith(p + ".") for p in NOT_BEFORE_THE_FIRST_FRAME)]
+    assert wrong == [], " ".join(wrong)

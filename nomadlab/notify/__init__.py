@@ -35,29 +35,70 @@ webhook that still fails is reported as an alert of its own (rule "delivery fail
 which goes to the local channels only, so a broken webhook cannot loop.
 """
 
-from nomadlab.notify.channels import LOCAL_CHANNELS, SINK_CHANNELS, Sink
-from nomadlab.notify.desktop import notify_send, notify_send_available
-from nomadlab.notify.hub import AlertHub
-from nomadlab.notify.notifier import Notifier
-from nomadlab.notify.redaction import redact, secret_forms
-from nomadlab.notify.terminal import (
-    bell,
-    terminal_notification,
-    terminal_sink,
-    terminal_style,
-    tmux_wrap,
-)
-from nomadlab.notify.webhooks import (
-    TELEGRAM_API,
-    TELEGRAM_API_ENV,
-    DeliveryError,
-    HttpRequest,
-    alert_payload,
-    alert_text,
-    build_request,
-    iso_time,
-    send_request,
-)
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from nomadlab.notify.channels import LOCAL_CHANNELS, SINK_CHANNELS, Sink
+    from nomadlab.notify.desktop import notify_send, notify_send_available
+    from nomadlab.notify.hub import AlertHub
+    from nomadlab.notify.notifier import Notifier
+    from nomadlab.notify.redaction import redact, secret_forms
+    from nomadlab.notify.terminal import (
+        bell,
+        terminal_notification,
+        terminal_sink,
+        terminal_style,
+        tmux_wrap,
+    )
+    from nomadlab.notify.webhooks import (
+        TELEGRAM_API,
+        TELEGRAM_API_ENV,
+        DeliveryError,
+        HttpRequest,
+        alert_payload,
+        alert_text,
+        build_request,
+        iso_time,
+        send_request,
+    )
+
+# The names below are imported on first use (PEP 562): importing one module of the
+# package (the hub, for the TUI) does not import webhooks, notify-send and the rest.
+_WHERE = {
+    "AlertHub": "nomadlab.notify.hub",
+    "DeliveryError": "nomadlab.notify.webhooks",
+    "HttpRequest": "nomadlab.notify.webhooks",
+    "LOCAL_CHANNELS": "nomadlab.notify.channels",
+    "Notifier": "nomadlab.notify.notifier",
+    "SINK_CHANNELS": "nomadlab.notify.channels",
+    "Sink": "nomadlab.notify.channels",
+    "TELEGRAM_API": "nomadlab.notify.webhooks",
+    "TELEGRAM_API_ENV": "nomadlab.notify.webhooks",
+    "alert_payload": "nomadlab.notify.webhooks",
+    "alert_text": "nomadlab.notify.webhooks",
+    "bell": "nomadlab.notify.terminal",
+    "build_request": "nomadlab.notify.webhooks",
+    "iso_time": "nomadlab.notify.webhooks",
+    "notify_send": "nomadlab.notify.desktop",
+    "notify_send_available": "nomadlab.notify.desktop",
+    "redact": "nomadlab.notify.redaction",
+    "secret_forms": "nomadlab.notify.redaction",
+    "send_request": "nomadlab.notify.webhooks",
+    "terminal_notification": "nomadlab.notify.terminal",
+    "terminal_sink": "nomadlab.notify.terminal",
+    "terminal_style": "nomadlab.notify.terminal",
+    "tmux_wrap": "nomadlab.notify.terminal",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
 
 __all__ = [
     "LOCAL_CHANNELS",

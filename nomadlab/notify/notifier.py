@@ -16,17 +16,10 @@ from nomadlab.core.alerts import (
 )
 from nomadlab.core.clock import SYSTEM_CLOCK, Clock
 from nomadlab.core.config import AlertRule, NotifySettings, WebhookConfig
-from nomadlab.core.secrets import get_secret, how_to_set
 from nomadlab.notify.channels import LOCAL_CHANNELS, SINK_CHANNELS, Sink
-from nomadlab.notify.desktop import notify_send, notify_send_available
-from nomadlab.notify.redaction import redact
-from nomadlab.notify.webhooks import (
-    TELEGRAM_API,
-    TELEGRAM_API_ENV,
-    DeliveryError,
-    build_request,
-    send_request,
-)
+
+# notify-send, webhooks (urllib), secrets (keyring) and redaction are imported when an
+# alert first goes out that way: the TUI paints its first frame without them.
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +79,8 @@ class Notifier:
         return os.environ if self.environ is None else self.environ
 
     def _telegram_api(self) -> str:
+        from nomadlab.notify.webhooks import TELEGRAM_API, TELEGRAM_API_ENV
+
         return self.telegram_api or self._env().get(TELEGRAM_API_ENV) or TELEGRAM_API
 
     def _holding(self) -> bool:
@@ -153,6 +148,8 @@ class Notifier:
                         sink(channel, alert)
                     except Exception:
                         log.exception("alert sink %r failed", channel)
+        from nomadlab.notify.desktop import notify_send, notify_send_available
+
         jobs = []
         if "notify_send" in channels and notify_send_available(self._env()):
             jobs.append(notify_send(alert.title, alert.message, alert.severity,
@@ -171,6 +168,10 @@ class Notifier:
 
     async def send_webhook(self, hook: WebhookConfig, alert: Alert) -> bool:
         """One webhook, with retries. True when it was delivered; failures are reported."""
+        from nomadlab.core.secrets import get_secret, how_to_set
+        from nomadlab.notify.redaction import redact
+        from nomadlab.notify.webhooks import DeliveryError, build_request, send_request
+
         env = self._env()
         secret = await asyncio.to_thread(get_secret, hook.secret, env)
         if secret is None:
@@ -209,6 +210,8 @@ class Notifier:
 
     async def _failed(self, hook: WebhookConfig, alert: Alert, reason: str,
                       secrets: list[str]) -> None:
+        from nomadlab.notify.redaction import redact
+
         reason = redact(reason, secrets)
         log.warning("alert %r not delivered to %s: %s", alert.title, hook.name, reason)
         now = self.clock.time()

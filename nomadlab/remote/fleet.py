@@ -23,7 +23,6 @@ from nomadlab.core.model import HostSample, HostState, HostStatus
 from nomadlab.core.source import Points, Source, SourceError, SourceStatus
 from nomadlab.core.store import Store
 from nomadlab.core.tasks import BackgroundTask
-from nomadlab.remote.hostkeys import trust_host_key
 from nomadlab.remote.sources import configured_sources
 from nomadlab.remote.ssh import Connector
 from nomadlab.remote.ssh_keys import KeyStore
@@ -234,6 +233,8 @@ class Fleet:
         status = self.statuses.get(name)
         if status is None or status.hostkey is None:
             raise ValueError(f"{name} is not waiting on a host key")
+        from nomadlab.remote.hostkeys import trust_host_key
+
         trust_host_key(status.hostkey)  # refuses a changed key
         for other, st in self.statuses.items():
             if st.hostkey is not None and st.hostkey.line == status.hostkey.line:

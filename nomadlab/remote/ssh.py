@@ -17,13 +17,12 @@ import asyncio
 import os
 import socket
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncssh
 
 from nomadlab.core.config import HostConfig, SshSettings
 from nomadlab.core.model import HostKeyInfo
-from nomadlab.remote.hostkeys import host_key_client, host_key_info, read_known_hosts
 from nomadlab.remote.ssh_errors import (
     AuthFailed,
     ConnectFailure,
@@ -40,7 +39,12 @@ from nomadlab.remote.ssh_keys import (
     key_id,
     with_certificates,
 )
-from nomadlab.remote.ssh_target import Target, parse_jump, resolve_target_async
+
+if TYPE_CHECKING:
+    from nomadlab.remote.ssh_target import Target
+
+# How a host is resolved (ssh_config) and host keys checked are imported on the first
+# connection: a TUI paints its first frame before any.
 
 
 class Connector:
@@ -58,6 +62,8 @@ class Connector:
     # ---- jump hosts
 
     def _jump_host(self, spec: str) -> HostConfig:
+        from nomadlab.remote.ssh_target import parse_jump
+
         return self.hosts.get(spec) or parse_jump(spec)
 
     async def acquire_bastion(self, spec: str) -> asyncssh.SSHClientConnection:
@@ -109,6 +115,8 @@ class Connector:
                       tunnel: asyncssh.SSHClientConnection | None = None
                       ) -> asyncssh.SSHClientConnection:
         """Connect ``host`` (through its jump host, acquired here, when it has one)."""
+        from nomadlab.remote.ssh_target import resolve_target_async
+
         target = await resolve_target_async(host, self.settings)
         what = label or ""
         bastion_spec = target.jump if tunnel is None else None
@@ -234,6 +242,8 @@ class Connector:
                             tunnel: asyncssh.SSHClientConnection | None,
                             keys: OfferedKeys, proxy: _Proxy | None
                             ) -> asyncssh.SSHClientConnection:
+        from nomadlab.remote.hostkeys import host_key_client, host_key_info, read_known_hosts
+
         settings = self.settings
         locked = keys.locked
         if locked and not keys.offered:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from dataclasses import replace
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import asyncssh
 
@@ -35,9 +35,13 @@ from nomadlab.core.logs import LogLine, LogState, LogStatus
 from nomadlab.core.model import LOCAL_HOST
 from nomadlab.hostside.tailagent.output import DEFAULT_MAX_LINE
 from nomadlab.remote.fleet import Fleet
-from nomadlab.remote.tail_complete import complete_local, complete_sftp
-from nomadlab.remote.tail_follow import LogTail
-from nomadlab.remote.tail_links import CLOSE_WAIT, Link, LocalLink, MissingLink, RemoteLink
+
+if TYPE_CHECKING:
+    from nomadlab.remote.tail_follow import LogTail
+    from nomadlab.remote.tail_links import Link
+
+# The follower, its links and path completion are imported when a log is first
+# followed or completed: a TUI with no [[logs]] paints its first frame without them.
 
 COMPLETE_TIMEOUT = 5.0
 
@@ -87,6 +91,8 @@ class Logs:
     # ------------------------------------------------------------------ tails
 
     def _link(self, host: str) -> Link:
+        from nomadlab.remote.tail_links import LocalLink, MissingLink, RemoteLink
+
         if host == LOCAL_HOST:
             return LocalLink()
         supervisor = self.fleet.supervisors.get(host) if self.fleet is not None else None
@@ -95,6 +101,8 @@ class Logs:
         return RemoteLink(supervisor)
 
     def _add(self, log: LogConfig) -> LogTail:
+        from nomadlab.remote.tail_follow import LogTail
+
         tail = LogTail(log, self.config.tail, self._link(log.host), self.clock,
                        on_lines=self._lines, on_status=self._status, max_line=self.max_line,
                        heartbeat=self.heartbeat, heartbeat_timeout=self.heartbeat_timeout,
@@ -114,6 +122,12 @@ class Logs:
         await asyncio.gather(*(t.stop() for t in self.tails.values()), return_exceptions=True)
         if self._closing:
             await asyncio.gather(*self._closing, return_exceptions=True)
+        if self._sftp:
+            await self._close_sftp()
+
+    async def _close_sftp(self) -> None:
+        from nomadlab.remote.tail_links import CLOSE_WAIT
+
         for _conn, sftp in self._sftp.values():
             sftp.exit()
         for _conn, sftp in self._sftp.values():
@@ -163,6 +177,8 @@ class Logs:
                                       partial: str) -> tuple[list[str], str | None]:
         """Completions, and why there are none when the host could not be asked
         (not connected, no SFTP, a timeout); the reason is None when it answered."""
+        from nomadlab.remote.tail_complete import complete_local, complete_sftp
+
         if host == LOCAL_HOST:
             return await asyncio.to_thread(complete_local, partial), None
         try:

@@ -20,7 +20,6 @@ from textual.screen import Screen
 from nomadlab.core import lazyimport
 from nomadlab.core.store import describe_error
 from nomadlab.features import FEATURES
-from nomadlab.notify.terminal import terminal_sink
 from nomadlab.ui import render
 from nomadlab.ui.services import Services
 from nomadlab.ui.textual_patches import apply as apply_textual_patches
@@ -117,6 +116,8 @@ class NomadApp(App[None]):
             settings = self.services.config.notify
             hub.notifier.add_sink(self._alert_sink)
             if (settings.bell or settings.desktop) and not self.is_headless:
+                from nomadlab.notify.terminal import terminal_sink
+
                 hub.notifier.add_sink(terminal_sink(self._write_terminal))
         # After the first frame is painted (the screen with its footer): starting 50
         # connections (and what their first statuses set off) would otherwise delay it.

@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from nomadlab.core.focus import FocusService
     from nomadlab.core.papers import PaperService
     from nomadlab.core.store import Store
-    from nomadlab.notify import AlertHub
+    from nomadlab.notify.hub import AlertHub
     from nomadlab.remote.fleet import Fleet
     from nomadlab.remote.jobs_service import JobsService
     from nomadlab.remote.tail import Logs

@@ -33,7 +33,7 @@ from nomadlab.features import (
     FeatureContext,
     install_services,
 )
-from nomadlab.notify import AlertHub
+from nomadlab.notify.hub import AlertHub
 from nomadlab.remote.fleet import Fleet
 from nomadlab.remote.jobs_service import JobsService
 from nomadlab.remote.tail import Logs

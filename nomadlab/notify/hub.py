@@ -7,8 +7,9 @@ import contextlib
 import logging
 import sqlite3
 from collections.abc import Callable, Iterable, Mapping
+from functools import cached_property
+from typing import TYPE_CHECKING
 
-from nomadlab.core.alert_engine import AlertEngine
 from nomadlab.core.alert_store import AlertLog
 from nomadlab.core.alerts import Alert, rules_for
 from nomadlab.core.clock import SYSTEM_CLOCK, Clock
@@ -21,6 +22,9 @@ from nomadlab.notify.notifier import Notifier
 
 log = logging.getLogger(__name__)
 
+
+if TYPE_CHECKING:
+    from nomadlab.core.alert_engine import AlertEngine
 
 class AlertHub:
     """The alert engine, the alert log and the notifier, wired together.
@@ -47,8 +51,7 @@ class AlertHub:
             costs = {**config.hosts_cost,
                      **{h.name: h.hourly_cost for h in config.hosts if h.hourly_cost is not None}}
             costs.update({h.name: None for h in config.hosts if h.name not in costs})
-        self.engine = AlertEngine(self.rules, clock, costs,
-                                  {s.name: s.hourly_cost for s in config.sources})
+        self._costs = costs
         self.log = AlertLog(store, clock) if store is not None else None
         self.notifier = notifier if notifier is not None else Notifier(
             config.notify, self.rules, hold=hold, clock=clock)
@@ -66,6 +69,15 @@ class AlertHub:
         self._tasks: set[asyncio.Task[None]] = set()
         self._pending: list[Alert] = []  # raised before an event loop ran: sent on start()
         self._ticker = BackgroundTask("alert hub ticker")
+
+    @cached_property
+    def engine(self) -> AlertEngine:
+        """The rules' state, made at the first event (its module, and the health
+        rules', are imported then: the TUI paints its first frame without them)."""
+        from nomadlab.core.alert_engine import AlertEngine
+
+        return AlertEngine(self.rules, self.clock, self._costs,
+                           {s.name: s.hourly_cost for s in self.config.sources})
 
     # ------------------------------------------------------------------ wiring
 

@@ -25,7 +25,7 @@ from nomadlab.remote.fleet import Fleet
 from nomadlab.remote.slurm import ClusterClient, ClusterWatch, SlurmError, make_clients
 
 if TYPE_CHECKING:
-    from nomadlab.notify import AlertHub
+    from nomadlab.notify.hub import AlertHub
 
 
 class JobsService:

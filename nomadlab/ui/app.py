@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import gc
+import logging
 import sqlite3
 import time
 from collections.abc import Callable, Iterable
@@ -27,6 +28,8 @@ from nomadlab.ui.textual_patches import css_is_current
 
 if TYPE_CHECKING:
     from nomadlab.core.alerts import Alert
+
+log = logging.getLogger(__name__)
 
 # The modes: home, then each feature's full screen (nomadlab/features.py).
 FEATURE_BY_MODE = {feature.key: feature for feature in FEATURES}
@@ -72,8 +75,15 @@ class NomadApp(App[None]):
         # Two fixes to Textual 8.2.8 (partial line updates cropped on both sides, keys
         # in order in inputs): installed here, when an app starts, not on import.
         apply_textual_patches(text_area=False)  # TextArea's: after the first frame
+        # The first screen is the initial mode's own (Textual's DEFAULT_MODE, read once
+        # by App.__init__): not a default screen switched away from, which made, styled
+        # and restyled a screen more before the first frame.
+        self.DEFAULT_MODE = services.initial_mode  # type: ignore[misc]
         super().__init__()
+        for mode in MODES:
+            self.add_mode(mode, partial(self._mode_screen, mode))
         self.services = services
+        self._database_failed = False
         self._last_key = 0.0
         self._last_full_gc = time.monotonic()
         self._gc_threshold: tuple[int, int, int] | None = None  # to put back at exit
@@ -81,11 +91,17 @@ class NomadApp(App[None]):
     def _handle_exception(self, error: Exception) -> None:
         """A full disk, a read-only or damaged database while the TUI runs: exit with
         the one clear line the CLI gives (core/store.describe_error), status 2, not a
-        traceback. Anything else is Textual's to report."""
+        traceback. Anything else is Textual's to report, except what follows from the
+        database error while the app stops (a screen whose mount it broke cannot be
+        mounted on): that goes to the debug log."""
         if isinstance(error, sqlite3.Error):
             path = self.services.store.path
+            self._database_failed = True
             self._return_code = 2
             self.exit(return_code=2, message=f"nomadlab: {describe_error(error, path)}")
+            return
+        if self._database_failed:
+            log.debug("after the database error: %r", error)
             return
         super()._handle_exception(error)
 
@@ -104,13 +120,11 @@ class NomadApp(App[None]):
 
     def _mode_screen(self, mode: str) -> Screen[None]:
         screen = self._make(mode)
-        css_is_current(self, screen)  # no re-parse of the whole stylesheet for it
+        # no re-parse of the whole stylesheet for it
+        css_is_current(self, screen, first=mode == self.DEFAULT_MODE)
         return screen
 
     def on_mount(self) -> None:
-        for mode in MODES:
-            self.add_mode(mode, partial(self._mode_screen, mode))
-        self.switch_mode(self.services.initial_mode)
         hub = self.services.alerts
         if hub is not None:
             settings = self.services.config.notify

@@ -137,7 +137,7 @@ def _whole_cells(strip: Any, left: int, right: int) -> tuple[int, int]:
     return left, right
 
 
-def css_is_current(app: App[Any], screen: Screen[Any]) -> None:
+def css_is_current(app: App[Any], screen: Screen[Any], *, first: bool = False) -> None:
     """Tell Textual that a new mode screen with no CSS of its own needs no re-parse of
     the stylesheet. Textual 8.2.8 re-parses every CSS source twice on the first switch
     to a mode (``App._init_mode`` and ``App.switch_mode`` compare the screen's CSS
@@ -145,8 +145,19 @@ def css_is_current(app: App[Any], screen: Screen[Any]) -> None:
     start-up after its imports, for rules that were parsed a moment before. The new
     screen's widgets get their styles when they mount, as on any screen; a theme
     change still re-parses (it moves the app's count on). Only on the release the
-    patches are for; elsewhere nothing changes."""
+    patches are for; elsewhere nothing changes.
+
+    ``first``: the app's first screen (its initial mode, Textual's DEFAULT_MODE), made
+    at the app's Compose, before the refresh that the theme queued has run. That
+    refresh would re-parse the stylesheet with the theme's variables and style the
+    App node, from which the screen's widgets inherit (their text colour); here the
+    variables are set and the App node styled at once, so the screen's widgets, styled
+    as they mount, inherit the theme's colours (the snapshots are the same pixels as
+    with a default screen first) and the stylesheet is parsed once, not three times."""
     if applied() and not screen.CSS and not screen.css_path:
+        if first:
+            app.stylesheet.set_variables(app.get_css_variables())
+            app.stylesheet.update(app, animate=False)
         screen._css_update_count = app._css_update_count
 
 

@@ -15,7 +15,7 @@ from nomadlab.core.durations import countdown as format_clock
 
 
 class HeldAlerts(Protocol):
-    """The part of the notifier focus needs (nomadlab.notify.Notifier): the hold
+    """The part of the notifier focus needs (nomadlab.notify.notifier.Notifier): the hold
     policy it sets, the alerts it holds, and their release."""
 
     hold: Callable[[], bool] | None
@@ -27,7 +27,7 @@ class HeldAlerts(Protocol):
 
 
 class AlertOutlet(Protocol):
-    """Where focus sends its notices (nomadlab.notify.AlertHub, passed in by the
+    """Where focus sends its notices (nomadlab.notify.hub.AlertHub, passed in by the
     cli/tui wiring: core never imports notify)."""
 
     @property

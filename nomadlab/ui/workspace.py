@@ -7,6 +7,8 @@ switcher. The layout is remembered between runs.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -14,7 +16,7 @@ from textual.containers import Container, Horizontal, Vertical
 from textual.dom import DOMNode
 from textual.screen import Screen
 from textual.widget import Widget
-from textual.widgets import Static, Tab, Tabs
+from textual.widgets import Static
 
 from nomadlab.core.config import LAYOUTS
 from nomadlab.ui.fleet.pane import FleetPane
@@ -23,6 +25,9 @@ from nomadlab.ui.navigate import navigator
 from nomadlab.ui.panes import PANES, PaneKind
 from nomadlab.ui.services import Services
 from nomadlab.ui.statusbar import StatusBar
+
+if TYPE_CHECKING:
+    from textual.widgets import Tabs
 
 LAYOUT_STATE_KEY = "workspace.layout"
 
@@ -141,6 +146,8 @@ class WorkspaceScreen(Screen[None]):
             return
         if self.narrow:
             self.current = min(self.current, len(self.kinds) - 1)
+            from textual.widgets import Tab, Tabs  # only a narrow terminal shows them
+
             tabs = Tabs(*[Tab(f"{k.number} {k.title}", id=f"tab-{k.key}") for k in self.kinds],
                         active=f"tab-{self.kinds[self.current].key}", id="switcher")
             await holder.mount(tabs)

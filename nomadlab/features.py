@@ -106,6 +106,7 @@ class Schema:
 
 @dataclass(frozen=True, slots=True)
 class Feature:
+    """A feature and its parts: its screen, service, pane, CLI commands and store schema."""
     key: str  # its name: the app's mode, the pane's config name
     title: str  # "Board": the screen's and the pane's title
     mode_key: str  # the key that opens its screen ("3"), shown in the pane's border

@@ -15,6 +15,7 @@ from nomadlab.core.store import Store
 
 @dataclass(slots=True)
 class _Acc:
+    """One GPU's sums over the current minute, written as one row when the minute ends."""
     host: str
     uuid: str
     index: int

@@ -72,6 +72,8 @@ def severity_at_least(severity: str, minimum: str) -> bool:
 
 @dataclass(slots=True, kw_only=True)
 class Alert:
+    """An alert as raised, stored and delivered: rule, severity, title and message, what it is
+    about."""
     id: int | None = None  # set when stored
     time: float  # wall clock
     rule: str

@@ -19,6 +19,7 @@ MJ_PER_KWH = 3.6e9
 
 @dataclass(slots=True, frozen=True)
 class HostEnergy:
+    """A host's energy over a period: kWh and their cost."""
     host: str
     kwh: float
     cost: float | None  # None: no kwh_price for this host

@@ -29,6 +29,7 @@ STATE_ORDER = {
 
 @dataclass(slots=True, frozen=True)
 class Concern:
+    """Why a host or GPU needs attention, with a score to sort by (higher first)."""
     score: float  # higher: needs a look sooner
     text: str
 
@@ -143,6 +144,7 @@ def host_matches(query: str, name: str, sample: HostSample | None, tags: Iterabl
 
 @dataclass(slots=True, frozen=True)
 class FreeGpus:
+    """The free GPUs of one host: their indices, names and memory."""
     host: str
     indices: tuple[int, ...]
     names: tuple[str, ...]

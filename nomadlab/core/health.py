@@ -38,6 +38,7 @@ LOAD_UTILIZATION = 10.0  # % above which a GPU is "under load" (PCIe links train
 
 @dataclass(slots=True, frozen=True)
 class Assessment:
+    """A GPU's health state and the reasons for it."""
     state: str  # ok | warn | fail
     reasons: list[str] = field(default_factory=list)  # worst first
 

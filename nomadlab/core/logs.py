@@ -34,6 +34,7 @@ class LogState(enum.StrEnum):
 
 @dataclass(slots=True)
 class LogStatus:
+    """A followed log's state: the file followed, lines read, the last error."""
     name: str
     host: str
     path: str  # as configured (may be a glob, may start with ~)

@@ -10,6 +10,7 @@ from nomadlab.core.durations import compact
 
 @dataclass(slots=True, frozen=True)
 class GpuProcess:
+    """A process using a GPU: its pid, user, command line and GPU memory."""
     pid: int
     user: str
     command: str
@@ -19,6 +20,7 @@ class GpuProcess:
 
 @dataclass(slots=True)
 class GpuSample:
+    """One GPU at one moment: utilization, memory, temperature, power, its processes and health."""
     index: int
     name: str
     uuid: str
@@ -49,6 +51,8 @@ class GpuSample:
 
 @dataclass(slots=True)
 class HostSample:
+    """One host at one moment: its CPU and memory, and every GPU; ``source`` says where it came
+    from."""
     host: str
     time: float  # wall clock, seconds since the epoch (the host's clock when remote)
     cpu_percent: float | None
@@ -126,6 +130,7 @@ class HostKeyInfo:
 
 @dataclass(slots=True)
 class HostStatus:
+    """A host's connection state, since when, and what went wrong (error, retry time, host key)."""
     name: str
     state: HostState
     since: float  # wall clock when this state began

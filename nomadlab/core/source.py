@@ -36,6 +36,8 @@ class SourceState(enum.StrEnum):
 
 @dataclass(slots=True)
 class SourceStatus:
+    """A source of many hosts (Prometheus, a demo): its state, error, host count and last
+    refresh."""
     name: str
     kind: str
     state: SourceState = SourceState.CONNECTING

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 @dataclass(slots=True, frozen=True)
 class XidInfo:
+    """What an XID error code means, what to do about it, and how bad it is."""
     code: int
     meaning: str  # short, lower case: "fell off the bus"
     action: str  # one sentence: what to do

@@ -31,6 +31,7 @@ BUILDERS: dict[str, Callable[[SourceConfig, Clock], Source]] = {
 
 @dataclass(slots=True)
 class SourceSet:
+    """The sources a config makes, and the SSH supervisors among them by host name."""
     sources: list[Source] = field(default_factory=list)
     # SSH hosts by name: the ones other channels (log tails, tmux, jobs) ride on
     ssh: dict[str, HostSupervisor] = field(default_factory=dict)

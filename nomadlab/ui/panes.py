@@ -13,6 +13,7 @@ from nomadlab.features import FEATURES, PanePart
 
 @dataclass(frozen=True, slots=True)
 class PaneKind:
+    """A kind of workspace pane: its key and title, the screen it opens, how it is built."""
     key: str  # config name: fleet, logs, focus, papers, board, jobs
     title: str
     mode: str  # the full screen it opens (and its number key)

@@ -109,6 +109,8 @@ class LatencyProbe:
 
 @dataclass
 class Services:
+    """What the UI is given: config, store, fleet, logs, alerts, the feature services, and the
+    bridges."""
     config: Config
     store: Store
     fleet: Fleet

@@ -24,7 +24,9 @@ same binding, found the same way (the focused widget's bindings come first).
 
 Start-up: :func:`css_is_current` spares a new mode screen with no CSS of its own
 Textual's two re-parses of the whole stylesheet on the first switch to its mode (the
-app calls it for each mode screen it makes).
+app calls it for each mode screen it makes); the app's first screen (made at the app's
+Compose) gets the theme's variables and a styled App at once, and its first resume
+does not restyle the widgets styled as they mounted a moment before.
 
 Nothing happens on import: the app calls :func:`apply` when it starts
 (``NomadApp.__init__``); :func:`remove` puts Textual's own code back (the tests render
@@ -158,7 +160,25 @@ def css_is_current(app: App[Any], screen: Screen[Any], *, first: bool = False) -
         if first:
             app.stylesheet.set_variables(app.get_css_variables())
             app.stylesheet.update(app, animate=False)
+            screen._nomadlab_styled_at_mount = True  # type: ignore[attr-defined]
         screen._css_update_count = app._css_update_count
+
+
+def _first_resume_keeps_styles(original: Any) -> Any:
+    """``Screen._on_screen_resume`` that, for the app's first screen (marked by
+    :func:`css_is_current`), does not restyle every node on that first resume: the
+    screen was made at the app's Compose and each of its widgets was styled as it
+    mounted, a moment before, with the same stylesheet (a third of the CSS work
+    before the first frame). Later resumes, and every other screen, restyle as
+    Textual does."""
+
+    def _on_screen_resume(self: Screen[Any], event: events.ScreenResume) -> None:
+        if self.__dict__.pop("_nomadlab_styled_at_mount", False):
+            event.refresh_styles = False
+        original(self, event)
+
+    _on_screen_resume._nomadlab = True  # type: ignore[attr-defined]
+    return _on_screen_resume
 
 
 def _bindings_first(original: Any) -> Any:
@@ -223,6 +243,8 @@ def apply(*, text_area: bool = True) -> bool:
         _render_segments._nomadlab = True  # type: ignore[attr-defined]
         _replace(ChopsUpdate, "render_segments", _render_segments)
         _replace(LayoutUpdate, "render_segments", _render_layout)
+        _replace(Screen, "_on_screen_resume",
+                 _first_resume_keeps_styles(Screen.__dict__["_on_screen_resume"]))
     widgets: list[type[Widget]] = [Input]
     if text_area:
         from textual.widgets import TextArea

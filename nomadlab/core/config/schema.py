@@ -16,6 +16,7 @@ RESERVED_HOST_NAMES = ("local",)
 
 @dataclass(slots=True)
 class HostConfig:
+    """A ``[[hosts]]`` entry: a GPU machine reached over SSH, and what it costs."""
     name: str
     hostname: str
     user: str | None = None
@@ -32,6 +33,8 @@ class HostConfig:
 
 @dataclass(slots=True)
 class SshSettings:
+    """``[ssh]``: timeouts, keepalives, reconnect backoff, and which ssh_config and known_hosts
+    files to read."""
     connect_timeout: float = 15.0
     login_timeout: float = 30.0
     keepalive_interval: float = 10.0
@@ -46,6 +49,8 @@ class SshSettings:
 
 @dataclass(slots=True)
 class Thresholds:
+    """``[fleet.thresholds]``: when a GPU's temperature, memory or power is a warning, and what
+    counts as free."""
     temperature_warn: float = 80.0
     temperature_crit: float = 88.0
     memory_warn: float = 85.0  # percent
@@ -57,6 +62,8 @@ class Thresholds:
 
 @dataclass(slots=True)
 class FleetSettings:
+    """``[fleet]``: how often hosts sample, how much history is kept, when a host is stale, the
+    table's sort."""
     interval: float = 1.0
     history: float = 600.0  # seconds of sparkline history kept per GPU
     stale_after: float | None = None  # default: max(5 s, 3 intervals)
@@ -73,6 +80,8 @@ class FleetSettings:
 
 @dataclass(slots=True)
 class WorkspaceConfig:
+    """``[workspace]``: which panes the home screen shows, their layout and sizes, and when it
+    turns narrow."""
     panes: list[str] = field(default_factory=lambda: list(DEFAULT_PANES))
     layout: str = "main-left"
     main: str = "fleet"
@@ -85,6 +94,7 @@ class WorkspaceConfig:
 
 @dataclass(slots=True)
 class LogConfig:
+    """A ``[[logs]]`` entry: a training log to follow on a host."""
     name: str
     host: str  # a [[hosts]] name, or "local"
     path: str  # may start with ~ and may be a glob (the newest match is followed)
@@ -93,6 +103,7 @@ class LogConfig:
 
 @dataclass(slots=True)
 class TailSettings:
+    """``[tail]``: how many lines a log view shows and keeps, and how often a tail polls."""
     lines: int = 500  # lines from the end of a file when a tail starts
     max_lines: int = 100_000  # lines kept in memory per log
     poll: float = 0.2  # how often the host checks the file for new data
@@ -108,6 +119,8 @@ WEBHOOK_KINDS = ("json", "slack", "discord", "ntfy", "telegram")
 
 @dataclass(slots=True)
 class AlertRule:
+    """An ``[[alerts]]`` rule: when it fires (``when`` and its parameters), how loud, and where
+    it goes."""
     name: str
     when: str  # one of ALERT_KINDS
     severity: str = "warning"
@@ -125,6 +138,8 @@ class AlertRule:
 
 @dataclass(slots=True)
 class WebhookConfig:
+    """A ``[[notify.webhooks]]`` entry: a webhook by kind, its secret's name (never the secret
+    itself)."""
     name: str
     kind: str  # one of WEBHOOK_KINDS
     secret: str  # keyring entry (or NOMADLAB_SECRET_<NAME> variable) holding URL or token
@@ -135,6 +150,8 @@ class WebhookConfig:
 
 @dataclass(slots=True)
 class NotifySettings:
+    """``[notify]``: the local channels, the severity that reaches them, webhooks and their
+    retries."""
     default_rules: bool = True
     toast: bool = True
     bell: bool = True
@@ -159,6 +176,7 @@ class BoardConfig:
 
 @dataclass(slots=True)
 class BoardSettings:
+    """``[board]``: the default board, the editor for card notes, and each board's columns."""
     default: str = "main"  # the board shown first
     editor: str | None = None  # for long text fields; default $VISUAL, $EDITOR, then vi
     finished_column: str = "Evaluation"  # where a "finished" run alert moves its card
@@ -167,6 +185,7 @@ class BoardSettings:
 
 @dataclass(slots=True)
 class PapersSettings:
+    """``[papers]``: the arXiv and Crossref endpoints, the weekly cap, and the review day."""
     arxiv_api: str = "https://export.arxiv.org/api/query"
     crossref_api: str = "https://api.crossref.org/works"
     weekly_cap: int = 2  # papers started per ISO week
@@ -178,6 +197,7 @@ class PapersSettings:
 
 @dataclass(slots=True)
 class FocusPreset:
+    """A focus preset: a named session length (a 4-hour block, a 90-minute sprint)."""
     name: str
     minutes: float
     kind: str = "deep"  # deep | sprint | pomodoro | light: deep guards against alerts
@@ -193,6 +213,7 @@ DEFAULT_PRESETS = (
 
 @dataclass(slots=True)
 class FocusSettings:
+    """``[focus]``: the presets, the daily target, when a day starts, and the retro's day."""
     presets: list[FocusPreset] = field(default_factory=lambda: list(DEFAULT_PRESETS))
     daily_target_hours: float = 4.0
     day_starts: str = "04:00"  # a session before this belongs to the previous day
@@ -235,6 +256,8 @@ class SourceConfig:
 
 @dataclass(slots=True)
 class Config:
+    """The whole config, every section with its defaults; ``source`` is the file it came from
+    (None: none)."""
     source: Path | None = None  # None: defaults, no file
     show_local: bool = True
     data_dir: Path = field(default_factory=paths.data_dir)

@@ -22,6 +22,7 @@ GROWTH = (("procs", 24), ("hist", 16), ("name", 20), ("util_bar", 10), ("health"
 
 @dataclass(frozen=True, slots=True)
 class Columns:
+    """The fleet table's column widths for a terminal width (0: the column is left out)."""
     name: int
     util_bar: int
     hist: int  # 0: no column

@@ -143,13 +143,16 @@ def test_a_tui_that_cannot_start_leaves_garbage_collection_on(
 
 # What the first frame of `nomadlab` must not wait for: the SSH library itself, how
 # hosts are resolved and their keys checked, the log follower and the agents it ships,
-# webhooks and notify-send, and the feature services (made after the frame).
+# webhooks and notify-send, the alert engine and the GPU health rules (no event and no
+# GPU yet), a narrow terminal's tabs, and the feature services (made after the frame).
 NOT_BEFORE_THE_FIRST_FRAME = (
     "asyncssh.connection", "nomadlab.remote.sshconfig", "nomadlab.remote.ssh_target",
     "nomadlab.remote.hostkeys", "nomadlab.remote.tail_follow", "nomadlab.remote.tail_links",
-    "nomadlab.remote.bootstrap", "nomadlab.hostside.agent", "nomadlab.notify.webhooks",
+    "nomadlab.remote.bootstrap", "nomadlab.hostside", "nomadlab.notify.webhooks",
     "nomadlab.notify.desktop", "nomadlab.notify.terminal", "nomadlab.core.secrets",
+    "nomadlab.core.alert_engine", "nomadlab.core.health", "nomadlab.core.xid",
     "nomadlab.core.board", "nomadlab.core.papers", "nomadlab.core.focus",
+    "textual.widgets._tabs",
 )
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from nomadlab.core import health
 from nomadlab.core.config import Thresholds
 from nomadlab.core.model import GpuSample, HostSample, HostState, HostStatus
 
@@ -35,6 +34,8 @@ class Concern:
 
 
 def gpu_concern(gpu: GpuSample, th: Thresholds, paid: bool) -> Concern:
+    from nomadlab.core import health  # with the first GPU (XID table and all)
+
     verdict = health.assess(gpu)
     if verdict is not None and verdict.state == health.FAIL:
         return Concern(6, f"GPU{gpu.index} {verdict.first}")

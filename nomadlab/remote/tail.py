@@ -33,7 +33,6 @@ from nomadlab.core.clock import SYSTEM_CLOCK, Clock
 from nomadlab.core.config import Config, LogConfig
 from nomadlab.core.logs import LogLine, LogState, LogStatus
 from nomadlab.core.model import LOCAL_HOST
-from nomadlab.hostside.tailagent.output import DEFAULT_MAX_LINE
 from nomadlab.remote.fleet import Fleet
 
 if TYPE_CHECKING:
@@ -56,12 +55,12 @@ class Logs:
     """Every followed log: the configured ones and those opened ad hoc."""
 
     def __init__(self, config: Config, fleet: Fleet | None, clock: Clock = SYSTEM_CLOCK, *,
-                 max_line: int = DEFAULT_MAX_LINE, heartbeat: float = 10.0,
+                 max_line: int | None = None, heartbeat: float = 10.0,
                  heartbeat_timeout: float = 60.0, retry: float = 3.0) -> None:
         self.config = config
         self.fleet = fleet
         self.clock = clock
-        self.max_line = max_line
+        self.max_line = max_line  # None: the tail agent's own default (DEFAULT_MAX_LINE)
         self.heartbeat = heartbeat
         self.heartbeat_timeout = heartbeat_timeout
         self.retry = retry
@@ -101,10 +100,12 @@ class Logs:
         return RemoteLink(supervisor)
 
     def _add(self, log: LogConfig) -> LogTail:
+        from nomadlab.hostside.tailagent.output import DEFAULT_MAX_LINE
         from nomadlab.remote.tail_follow import LogTail
 
+        max_line = self.max_line if self.max_line is not None else DEFAULT_MAX_LINE
         tail = LogTail(log, self.config.tail, self._link(log.host), self.clock,
-                       on_lines=self._lines, on_status=self._status, max_line=self.max_line,
+                       on_lines=self._lines, on_status=self._status, max_line=max_line,
                        heartbeat=self.heartbeat, heartbeat_timeout=self.heartbeat_timeout,
                        retry=self.retry)
         self.tails[log.name] = tail

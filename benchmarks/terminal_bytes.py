@@ -146,10 +146,12 @@ def main() -> None:
             print("nvitop is not installed (pip install -e .[bench]): measuring nomadlab only")
         else:
             runs.append(Run("nvitop --interval 1", [sys.executable, "-m", "nvitop",
-                                                    "--interval", "1"], expect=b"H100"))
+                                                    "--interval", "1"],
+                            # each GPU's memory total (at 160 columns nvitop shows no names)
+                            expect=b"79.65GiB"))
             if not args.quick:
                 runs.append(Run("nvitop (default interval, 2 s)",
-                                [sys.executable, "-m", "nvitop"], expect=b"H100"))
+                                [sys.executable, "-m", "nvitop"], expect=b"79.65GiB"))
         if args.runs:
             wanted = [w.strip() for w in args.runs.split(",")]
             runs = [r for r in runs if any(w in r.label for w in wanted)]

@@ -165,3 +165,40 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if item.get_closest_marker("slurm") is not None:
             item.add_marker(pytest.mark.xdist_group("slurm"))
+    spread_order(items)
+
+
+# Tests that run for long on their own (about a minute in the suite): started first, so
+# the other workers fill the rest of the run around them instead of the run ending with
+# one of them running alone. A prefix of the node id.
+LONG_FIRST = ("tests/test_readme_commands.py::test_every_readme_command_runs_on_a_busy_machine",)
+
+
+def spread_order(items: list[pytest.Item]) -> None:
+    """The order tests are handed to xdist workers in: the long ones first, then every
+    module's tests spread evenly over the run (a test's key is its place in its module,
+    0 to 1) rather than module after module. Modules of one kind wait on the same things:
+    run one after another, the ten Prometheus ones kept all workers waiting on scrape
+    intervals while a core stood idle, and the UI modules then all competed for CPU.
+    A module with a module-scoped fixture stays in one piece (its fixture is built once
+    per worker that runs it). The order is the same on every worker (xdist requires it)."""
+    modules: dict[str, list[pytest.Item]] = {}
+    for item in items:
+        modules.setdefault(item.nodeid.split("::")[0], []).append(item)
+    keys: dict[str, tuple[int, float]] = {}
+    for members in modules.values():
+        whole = any(
+            getattr(definition, "scope", "function") in ("module", "class", "package")
+            for member in members
+            for definition in _fixture_defs(member))
+        for place, item in enumerate(members):
+            first = 0 if any(item.nodeid.startswith(p) for p in LONG_FIRST) else 1
+            keys[item.nodeid] = (first, 0.5 if whole else place / len(members))
+    items.sort(key=lambda item: keys[item.nodeid])
+
+
+def _fixture_defs(item: pytest.Item) -> list[object]:
+    info = getattr(item, "_fixtureinfo", None)
+    if info is None:
+        return []
+    return [d for defs in info.name2fixturedefs.values() for d in defs]

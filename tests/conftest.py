@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -39,8 +40,19 @@ def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.fixture(scope="session")
 def fake_nvml_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The stand-in libnvidia-ml.so.1, compiled once per test session."""
-    return build_fake_nvml(tmp_path_factory.mktemp("nvml"))
+    """The stand-in libnvidia-ml.so.1, compiled once per test run: under pytest-xdist the
+    first worker to need it compiles it (under a lock) and the others load that build."""
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # this run's, shared by its workers
+    built = root / "nvml-shared"
+    with (root / "nvml-shared.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not built.is_dir():
+            staging = root / f"nvml-staging-{os.getpid()}"
+            build_fake_nvml(staging)
+            staging.rename(built)
+    return built
 
 
 @pytest.fixture(scope="session")

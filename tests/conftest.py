@@ -180,10 +180,21 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     spread_order(items)
 
 
-# Tests that run for long on their own (about a minute in the suite): started first, so
-# the other workers fill the rest of the run around them instead of the run ending with
-# one of them running alone. A prefix of the node id.
-LONG_FIRST = ("tests/test_readme_commands.py::test_every_readme_command_runs_on_a_busy_machine",)
+# The longest tests (a minute, then 10-17 s each in a full run on 2 cores; most of it
+# waiting on scrapes, sshd, a second process): started first, longest first, so the
+# other workers fill the run around them instead of the run ending with one of them
+# running alone. A prefix of the node id; a name that no longer matches costs nothing.
+LONG_FIRST = (
+    "tests/test_readme_commands.py::test_every_readme_command_runs_on_a_busy_machine",
+    "tests/test_prometheus_source.py::test_dcgm_counters_become_the_gpu_model",
+    "tests/test_openlog.py::test_demo_hosts_complete_paths_over_sftp",
+    "tests/test_prometheus_source.py::test_a_target_removed_goes_stale",
+    "tests/test_ui_logs.py::test_split_view_and_open_host_path",
+    "tests/test_prometheus_fleet.py::test_status_json_mixes_ssh_and_prometheus_hosts",
+    "tests/test_board_concurrency.py::test_the_tui_edits_while_another_process_moves_the_card",
+    "tests/test_prometheus_exporter.py::test_exporter_round_trip_through_prometheus",
+    "tests/test_openlog.py::test_hostile_remote_names_are_shown_visibly",
+)
 
 
 def spread_order(items: list[pytest.Item]) -> None:
@@ -204,7 +215,8 @@ def spread_order(items: list[pytest.Item]) -> None:
             for member in members
             for definition in _fixture_defs(member))
         for place, item in enumerate(members):
-            first = 0 if any(item.nodeid.startswith(p) for p in LONG_FIRST) else 1
+            first = next((rank for rank, prefix in enumerate(LONG_FIRST)
+                          if item.nodeid.startswith(prefix)), len(LONG_FIRST))
             keys[item.nodeid] = (first, 0.5 if whole else place / len(members))
     items.sort(key=lambda item: keys[item.nodeid])
 

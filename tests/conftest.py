@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import fcntl
+import gc
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -39,8 +41,19 @@ def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.fixture(scope="session")
 def fake_nvml_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The stand-in libnvidia-ml.so.1, compiled once per test session."""
-    return build_fake_nvml(tmp_path_factory.mktemp("nvml"))
+    """The stand-in libnvidia-ml.so.1, compiled once per test run: under pytest-xdist the
+    first worker to need it compiles it (under a lock) and the others load that build."""
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # this run's, shared by its workers
+    built = root / "nvml-shared"
+    with (root / "nvml-shared.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not built.is_dir():
+            staging = root / f"nvml-staging-{os.getpid()}"
+            build_fake_nvml(staging)
+            staging.rename(built)
+    return built
 
 
 @pytest.fixture(scope="session")
@@ -151,6 +164,14 @@ def anyio_backend() -> str:
 
 
 os.environ.setdefault("TEXTUAL_ANIMATIONS", "none")
+# A test process runs dozens of Textual apps one after another, and a full (generation
+# 2) collection walks all the objects they leave behind (Strips and their caches): at
+# Python's default of one young collection per 700 allocations, full collections were
+# a quarter of a UI test worker's CPU. One per 10,000 makes full collections about 20
+# times rarer (test_board_ui + test_papers_ui + test_focus_ui in one process: 59 -> 44
+# CPU-s, peak memory 196 -> 262 MB; 5,000 and 20,000 both did worse). This process only:
+# the nomadlab processes the tests start keep Python's defaults.
+gc.set_threshold(10_000, *gc.get_threshold()[1:])
 # Snapshots and clocks in the UI show local time: make it the same everywhere.
 os.environ["TZ"] = "UTC"
 import time as _time  # noqa: E402
@@ -165,3 +186,52 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if item.get_closest_marker("slurm") is not None:
             item.add_marker(pytest.mark.xdist_group("slurm"))
+    spread_order(items)
+
+
+# The longest tests (a minute, then 10-17 s each in a full run on 2 cores; most of it
+# waiting on scrapes, sshd, a second process): started first, longest first, so the
+# other workers fill the run around them instead of the run ending with one of them
+# running alone. A prefix of the node id; a name that no longer matches costs nothing.
+LONG_FIRST = (
+    "tests/test_readme_commands.py::test_every_readme_command_runs_on_a_busy_machine",
+    "tests/test_prometheus_source.py::test_dcgm_counters_become_the_gpu_model",
+    "tests/test_openlog.py::test_demo_hosts_complete_paths_over_sftp",
+    "tests/test_prometheus_source.py::test_a_target_removed_goes_stale",
+    "tests/test_ui_logs.py::test_split_view_and_open_host_path",
+    "tests/test_prometheus_fleet.py::test_status_json_mixes_ssh_and_prometheus_hosts",
+    "tests/test_board_concurrency.py::test_the_tui_edits_while_another_process_moves_the_card",
+    "tests/test_prometheus_exporter.py::test_exporter_round_trip_through_prometheus",
+    "tests/test_openlog.py::test_hostile_remote_names_are_shown_visibly",
+)
+
+
+def spread_order(items: list[pytest.Item]) -> None:
+    """The order tests are handed to xdist workers in: the long ones first, then every
+    module's tests spread evenly over the run (a test's key is its place in its module,
+    0 to 1) rather than module after module. Modules of one kind wait on the same things:
+    run one after another, the ten Prometheus ones kept all workers waiting on scrape
+    intervals while a core stood idle, and the UI modules then all competed for CPU.
+    A module with a module-scoped fixture stays in one piece (its fixture is built once
+    per worker that runs it). The order is the same on every worker (xdist requires it)."""
+    modules: dict[str, list[pytest.Item]] = {}
+    for item in items:
+        modules.setdefault(item.nodeid.split("::")[0], []).append(item)
+    keys: dict[str, tuple[int, float]] = {}
+    for members in modules.values():
+        whole = any(
+            getattr(definition, "scope", "function") in ("module", "class", "package")
+            for member in members
+            for definition in _fixture_defs(member))
+        for place, item in enumerate(members):
+            first = next((rank for rank, prefix in enumerate(LONG_FIRST)
+                          if item.nodeid.startswith(prefix)), len(LONG_FIRST))
+            keys[item.nodeid] = (first, 0.5 if whole else place / len(members))
+    items.sort(key=lambda item: keys[item.nodeid])
+
+
+def _fixture_defs(item: pytest.Item) -> list[object]:
+    info = getattr(item, "_fixtureinfo", None)
+    if info is None:
+        return []
+    return [d for defs in info.name2fixturedefs.values() for d in defs]

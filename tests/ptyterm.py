@@ -161,11 +161,37 @@ class PtyTerm:
         self.close()
 
 
+# The hog's loop. It spins, and measures what share of a CPU its spinning got: at most
+# N/(N+2) on N CPUs means at least N+1 other tasks want to run, so the machine is
+# overloaded without the hog (e.g. the rest of the suite on the other xdist workers);
+# then it rests, probing now and then, and spins again as soon as there is room. So
+# the machine is always busy, and the hog adds no load where there is already too much
+# (in a full run on 2 cores, a plain busy loop took ~25 s of CPU from the other tests).
+_HOG = """
+import os, time
+SPIN, PROBE, REST = 0.2, 0.05, 0.3
+CROWDED = (os.cpu_count() or 1) / ((os.cpu_count() or 1) + 2)
+def spin(seconds):
+    start, cpu = time.monotonic(), time.process_time()
+    while time.monotonic() - start < seconds:
+        pass
+    return (time.process_time() - cpu) / (time.monotonic() - start)
+while True:
+    if spin(SPIN) <= CROWDED:
+        while True:
+            time.sleep(REST)
+            if spin(PROBE) > CROWDED:
+                break
+"""
+
+
 class CpuHog:
-    """A busy loop in a child process: a loaded machine, as where the races show."""
+    """A busy loop in a child process: a loaded machine, as where the races show. It
+    keeps every CPU busy, and steps back only while the machine is overloaded without
+    it (see _HOG)."""
 
     def __init__(self) -> None:
-        self.process = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+        self.process = subprocess.Popen([sys.executable, "-c", _HOG])
 
     def stop(self) -> None:
         self.process.kill()

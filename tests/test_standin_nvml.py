@@ -46,9 +46,10 @@ def err(fn, *args):
 """
 
 
-@pytest.fixture(scope="module")
-def lib_dir(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
-    return standin.build_fake_nvml(tmp_path_factory.mktemp("fake_nvml"))
+@pytest.fixture
+def lib_dir(fake_nvml_dir: pathlib.Path) -> pathlib.Path:
+    """The run's build of fake_nvml.c (conftest: compiled once, by standin.build_fake_nvml)."""
+    return fake_nvml_dir
 
 
 def run_nvml(

@@ -36,7 +36,8 @@ def _find(name: str) -> str | None:
 
 
 def require_slurm() -> dict[str, str]:
-    found = {name: _find(name) for name in (*DAEMONS, "sbatch", "squeue", "sinfo", "scontrol")}
+    found = {name: _find(name) for name in (*DAEMONS, "sbatch", "squeue", "sinfo", "scontrol",
+                                             "scancel")}
     missing = [name for name, path in found.items() if path is None]
     problem = ""
     if missing:
@@ -168,6 +169,24 @@ class SlurmCluster:
         self.stop()
         raise RuntimeError("Slurm did not become ready within 30 s: " + self.logs())
 
+    def _end_jobs(self, limit: float = 15.0) -> None:
+        """Cancel every job and wait (bounded) until none is left, while the daemons
+        still run: a job's slurmstepd outlives a slurmd stopped under it (it was left
+        running, idle, after every test run)."""
+        if not self.procs or any(proc.poll() is not None for proc in self.procs):
+            return
+        env = self.command_env()
+        deadline = time.monotonic() + limit
+        while time.monotonic() < deadline:
+            out = subprocess.run([self.bins["squeue"], "-h", "-o", "%i"], env=env,
+                                 capture_output=True, text=True, check=False)
+            jobs = out.stdout.split()
+            if out.returncode != 0 or not jobs:
+                return
+            subprocess.run([self.bins["scancel"], "--full", *jobs], env=env,
+                           capture_output=True, check=False)
+            time.sleep(0.2)
+
     def logs(self) -> str:
         parts = []
         for name in ("daemons.log", "slurmctld.log", "slurmd.log", "munged.log"):
@@ -210,6 +229,7 @@ class SlurmCluster:
         raise AssertionError(f"job {job} stayed {state or 'unknown'}, wanted {states}")
 
     def stop(self) -> None:
+        self._end_jobs()
         for proc in reversed(self.procs):
             if proc.poll() is None:
                 proc.terminate()

@@ -26,7 +26,9 @@ Start-up: :func:`css_is_current` spares a new mode screen with no CSS of its own
 Textual's two re-parses of the whole stylesheet on the first switch to its mode (the
 app calls it for each mode screen it makes); the app's first screen (made at the app's
 Compose) gets the theme's variables and a styled App at once, and its first resume
-does not restyle the widgets styled as they mounted a moment before.
+does not restyle the widgets styled as they mounted a moment before; no frame is
+rendered while the app holds a batch (Textual would drop it), the screen is refreshed
+when the batch ends instead.
 
 Nothing happens on import: the app calls :func:`apply` when it starts
 (``NomadApp.__init__``); :func:`remove` puts Textual's own code back (the tests render
@@ -164,6 +166,41 @@ def css_is_current(app: App[Any], screen: Screen[Any], *, first: bool = False) -
         screen._css_update_count = app._css_update_count
 
 
+def _no_render_in_a_batch(original: Any) -> Any:
+    """``Screen._compositor_refresh`` that does not render an update while the app holds
+    a batch (``App._display`` drops what is rendered then): it asks for one refresh
+    when the batch ends instead (:func:`_end_batch_refreshes`). At start the app's
+    Compose, Resize and Mount run in a batch and the first screen lays itself out
+    inside it, so Textual rendered the whole first frame (a third of the Textual work
+    before the first paint) and threw it away; the same on every mode switch
+    (``delay_update``)."""
+
+    def _compositor_refresh(self: Screen[Any]) -> None:
+        app = self.app
+        if app._batch_count and not app.is_inline and self is app.screen:
+            app._nomadlab_refresh_after_batch = self  # type: ignore[attr-defined]
+            return
+        original(self)
+
+    _compositor_refresh._nomadlab = True  # type: ignore[attr-defined]
+    return _compositor_refresh
+
+
+def _end_batch_refreshes(original: Any) -> Any:
+    """``App._end_batch`` that, when the last batch ends, refreshes the screen whose
+    refresh :func:`_no_render_in_a_batch` held back (in the screen's own task)."""
+
+    def _end_batch(self: App[Any]) -> None:
+        original(self)
+        if not self._batch_count:
+            screen = self.__dict__.pop("_nomadlab_refresh_after_batch", None)
+            if screen is not None and screen is self.screen:
+                screen.call_later(screen._compositor_refresh)
+
+    _end_batch._nomadlab = True  # type: ignore[attr-defined]
+    return _end_batch
+
+
 def _first_resume_keeps_styles(original: Any) -> Any:
     """``Screen._on_screen_resume`` that, for the app's first screen (marked by
     :func:`css_is_current`), does not restyle every node on that first resume: the
@@ -245,6 +282,9 @@ def apply(*, text_area: bool = True) -> bool:
         _replace(LayoutUpdate, "render_segments", _render_layout)
         _replace(Screen, "_on_screen_resume",
                  _first_resume_keeps_styles(Screen.__dict__["_on_screen_resume"]))
+        _replace(Screen, "_compositor_refresh",
+                 _no_render_in_a_batch(Screen.__dict__["_compositor_refresh"]))
+        _replace(App, "_end_batch", _end_batch_refreshes(App.__dict__["_end_batch"]))
     widgets: list[type[Widget]] = [Input]
     if text_area:
         from textual.widgets import TextArea

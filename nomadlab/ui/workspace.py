@@ -66,6 +66,10 @@ class PaneFrame(Vertical):
 
 class WorkspaceScreen(Screen[None]):
     TITLE = "Workspace"
+    # No automatic focus: arrange_panes focuses the pane it should (Textual's default,
+    # "*", queried every widget for the first focusable one at the screen's first
+    # resume, then our focus moved it again: two focus changes and restyles).
+    AUTO_FOCUS = ""
     BINDINGS = [
         Binding("tab", "focus_pane(1)", "Next pane"),
         Binding("shift+tab", "focus_pane(-1)", "Prev pane", show=False),

@@ -144,7 +144,8 @@ def test_a_tui_that_cannot_start_leaves_garbage_collection_on(
 # What the first frame of `nomadlab` must not wait for: the SSH library itself, how
 # hosts are resolved and their keys checked, the log follower and the agents it ships,
 # webhooks and notify-send, the alert engine and the GPU health rules (no event and no
-# GPU yet), a narrow terminal's tabs, and the feature services (made after the frame).
+# GPU yet), a narrow terminal's tabs, the log viewer (no [[logs]] in this config), and
+# the feature services (made after the frame).
 NOT_BEFORE_THE_FIRST_FRAME = (
     "asyncssh.connection", "nomadlab.remote.sshconfig", "nomadlab.remote.ssh_target",
     "nomadlab.remote.hostkeys", "nomadlab.remote.tail_follow", "nomadlab.remote.tail_links",
@@ -152,7 +153,7 @@ NOT_BEFORE_THE_FIRST_FRAME = (
     "nomadlab.notify.desktop", "nomadlab.notify.terminal", "nomadlab.core.secrets",
     "nomadlab.core.alert_engine", "nomadlab.core.health", "nomadlab.core.xid",
     "nomadlab.core.board", "nomadlab.core.papers", "nomadlab.core.focus",
-    "textual.widgets._tabs",
+    "textual.widgets._tabs", "nomadlab.ui.logs.view", "nomadlab.ui.logtext",
 )
 
 
@@ -198,3 +199,33 @@ def test_the_first_frame_loads_only_what_it_draws(tmp_path: Path) -> None:
     wrong = [m for m in loaded
              if any(m == p or m.startswith(p + ".") for p in NOT_BEFORE_THE_FIRST_FRAME)]
     assert wrong == [], " ".join(wrong)
+
+
+async def test_the_log_pane_shows_a_followed_log_once_there_is_one(tmp_path: Path) -> None:
+    """The workspace's log pane makes its viewer when a log is there to show (not
+    before the first frame): the followed file's lines appear, then the new ones."""
+    from nomadlab.core.config import load_config_text
+    from nomadlab.ui.logs.pane import LogPane
+
+    log = tmp_path / "train.log"
+    log.write_text("step=1 loss=3.20\n")
+    config = load_config_text(
+        f'data_dir = "{tmp_path / "data"}"\nshow_local = true\n'
+        f'[[logs]]\nname = "train"\nhost = "local"\npath = "{log}"\n'
+        '[tail]\npoll = 0.05\n')
+    app = build_app(config, defer_features=True)
+
+    async def shown(pilot, text: str) -> bool:  # type: ignore[no-untyped-def]
+        for _ in range(200):  # bounded: the local tail polls every 0.05 s
+            pane = app.screen.query_one(LogPane)
+            if pane.view is not None and text in app.export_screenshot():
+                return True
+            await pilot.pause(0.05)
+        return False
+
+    async with app.run_test(size=(160, 48)) as pilot:
+        assert await shown(pilot, "step=1")
+        assert "train" in app.export_screenshot()
+        with log.open("a") as f:
+            f.write("step=2 loss=2.90\n")
+        assert await shown(pilot, "step=2")

@@ -115,10 +115,12 @@ class WorkspaceScreen(Screen[None]):
             bar.update_text()  # the focus timer, if one runs
 
     def on_screen_resume(self) -> None:
-        from nomadlab.ui.logs.view import LogView
+        # By CSS type name: the viewer's module is imported once a log pane made one.
+        for view in self.query("LogView"):
+            from nomadlab.ui.logs.view import LogView
 
-        for view in self.query(LogView):
-            view.catch_up()
+            if isinstance(view, LogView):
+                view.catch_up()
 
     def _is_narrow(self, width: int, height: int) -> bool:
         ws = self.services.config.workspace

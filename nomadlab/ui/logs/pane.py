@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import Static
 
 from nomadlab.core.logs import LogLine, LogStatus
 from nomadlab.ui import render
-from nomadlab.ui.logs.view import LogView
 from nomadlab.ui.services import Services
+
+if TYPE_CHECKING:
+    from nomadlab.ui.logs.view import LogView
 
 
 class LogPane(Vertical):
@@ -21,13 +25,29 @@ class LogPane(Vertical):
     def __init__(self, services: Services) -> None:
         super().__init__()
         self.services = services
-        self.view = LogView(compact=True)
+        # The viewer (and its module) is made when there is a log to show: a workspace
+        # without [[logs]] paints its first frame without it.
+        self.view: LogView | None = None
+        self._view_coming = False
         self.pinned = services.config.workspace.log
         self.name_shown: str | None = None
 
     def compose(self) -> ComposeResult:
         yield Static("", id="log-pane-title", markup=False)
-        yield self.view
+
+    async def _make_view(self) -> None:
+        from nomadlab.ui.logs.view import LogView
+
+        view = LogView(compact=True)
+        await self.mount(view)
+        self.view = view
+        self._view_coming = False
+        self._show(self.name_shown)
+
+    def _show(self, name: str | None) -> None:
+        logs = self.services.logs
+        if self.view is not None and logs is not None and name in logs.tails:
+            self.view.show(name, logs.tails[name].buffer)
 
     def on_mount(self) -> None:
         self.services.log_bridge.subscribe(self._on_lines, self._on_status)
@@ -48,7 +68,11 @@ class LogPane(Vertical):
         if name not in logs.tails or name == self.name_shown:
             return
         self.name_shown = name
-        self.view.show(name, logs.tails[name].buffer)
+        if self.view is not None:
+            self._show(name)
+        elif not self._view_coming:  # shows the log chosen by then, once mounted
+            self._view_coming = True
+            self.call_later(self._make_view)
         self._title()
 
     def _quiet(self, seconds: float = 30.0) -> bool:
@@ -77,7 +101,7 @@ class LogPane(Vertical):
         if self.pinned is None and name != self.name_shown and lines and self._quiet():
             self._choose(name)  # the shown log went quiet: follow the active one
             return
-        if name == self.name_shown:
+        if name == self.name_shown and self.view is not None:
             self.view.add_lines(lines)
 
     def _on_status(self, status: LogStatus) -> None:

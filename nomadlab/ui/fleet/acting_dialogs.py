@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual import work
@@ -15,6 +16,9 @@ from textual.widgets import DataTable, Input, Label, Static
 from nomadlab.ui import render
 from nomadlab.ui.confirm import ConfirmScreen
 from nomadlab.ui.services import Services
+
+if TYPE_CHECKING:
+    from asyncssh import SSHClientConnection
 
 
 def confirm_signal(host: str, pid: int, user: str, command: str, *, signal: str = "TERM",
@@ -101,14 +105,20 @@ class TmuxSessions(ModalScreen[str | None]):
     def _note(self, text: str, style: str = "dim") -> None:
         self.query_one("#tmux-note", Static).update(render.safe(text, style))
 
-    @work(exclusive=True, group="tmux")
-    async def load(self) -> None:
-        from nomadlab.remote.tmux import list_sessions
-
+    def _connection(self) -> SSHClientConnection | None:
+        """The host's live SSH connection; None (and says so) when it has none."""
         supervisor = self.services.fleet.supervisors.get(self.host)
         conn = supervisor.connection if supervisor is not None else None
         if conn is None:
             self._note(f"{self.host} is not connected.", "bold red")
+        return conn
+
+    @work(exclusive=True, group="tmux")
+    async def load(self) -> None:
+        from nomadlab.remote.tmux import list_sessions
+
+        conn = self._connection()
+        if conn is None:
             return
         try:
             sessions = await list_sessions(conn)
@@ -158,10 +168,8 @@ class TmuxSessions(ModalScreen[str | None]):
     async def create(self, name: str) -> None:
         from nomadlab.remote.tmux import new_session
 
-        supervisor = self.services.fleet.supervisors.get(self.host)
-        conn = supervisor.connection if supervisor is not None else None
+        conn = self._connection()
         if conn is None:
-            self._note(f"{self.host} is not connected.", "bold red")
             return
         try:
             await new_session(conn, name)

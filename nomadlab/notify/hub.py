@@ -20,11 +20,11 @@ from nomadlab.core.store import Store, StoreError
 from nomadlab.core.tasks import BackgroundTask
 from nomadlab.notify.notifier import Notifier
 
-log = logging.getLogger(__name__)
-
-
 if TYPE_CHECKING:
     from nomadlab.core.alert_engine import AlertEngine
+
+log = logging.getLogger(__name__)
+
 
 class AlertHub:
     """The alert engine, the alert log and the notifier, wired together.
